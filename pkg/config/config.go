@@ -1,0 +1,159 @@
+// Package config reads typed settings from the environment.
+//
+// A service builds one Reader over its getenv function, reads every field
+// with a default and a range, and then calls Err once. Every bad value is
+// collected (not just the first), and each error names the variable, the value
+// and what would have been accepted, because a wrong variable is the most
+// common first error a user of these samples makes.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Error is a single invalid or missing environment variable.
+type Error struct {
+	Name  string // the variable, e.g. "PORT"
+	Value string // what was set ("" when missing)
+	Want  string // what would be accepted
+}
+
+func (e *Error) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("config: %s is required: want %s", e.Name, e.Want)
+	}
+	return fmt.Sprintf("config: %s=%q is invalid: want %s", e.Name, e.Value, e.Want)
+}
+
+// IsConfig reports whether err contains a configuration error; programs exit
+// with status 2 for those.
+func IsConfig(err error) bool {
+	var ce *Error
+	return errors.As(err, &ce)
+}
+
+// Reader reads variables through getenv and collects errors.
+type Reader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+// New returns a Reader over getenv (os.Getenv in main, a map in tests).
+func New(getenv func(string) string) *Reader {
+	return &Reader{getenv: getenv}
+}
+
+// Err returns every error collected so far, joined, or nil.
+func (r *Reader) Err() error { return errors.Join(r.errs...) }
+
+// Fail records a custom error for name, for cross-field validation.
+func (r *Reader) Fail(name, value, want string) {
+	r.errs = append(r.errs, &Error{Name: name, Value: value, Want: want})
+}
+
+func (r *Reader) lookup(name string) (string, bool) {
+	v := strings.TrimSpace(r.getenv(name))
+	return v, v != ""
+}
+
+// String returns the variable or def when unset.
+func (r *Reader) String(name, def string) string {
+	if v, ok := r.lookup(name); ok {
+		return v
+	}
+	return def
+}
+
+// Required returns the variable and records an error when it is unset.
+func (r *Reader) Required(name, want string) string {
+	v, ok := r.lookup(name)
+	if !ok {
+		r.Fail(name, "", want)
+	}
+	return v
+}
+
+// OneOf returns the variable (case-insensitive match, returned in its
+// canonical spelling) or def; anything else is an error.
+func (r *Reader) OneOf(name, def string, allowed ...string) string {
+	v, ok := r.lookup(name)
+	if !ok {
+		return def
+	}
+	if i := slices.IndexFunc(allowed, func(a string) bool { return strings.EqualFold(a, v) }); i >= 0 {
+		return allowed[i]
+	}
+	r.Fail(name, v, "one of "+strings.Join(allowed, ", "))
+	return def
+}
+
+// Int returns an integer in [lo, hi] or def.
+func (r *Reader) Int(name string, def, lo, hi int) int {
+	v, ok := r.lookup(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		r.Fail(name, v, fmt.Sprintf("an integer from %d to %d", lo, hi))
+		return def
+	}
+	return n
+}
+
+// Duration returns a Go duration ("1.5s", "250ms") in [lo, hi] or def.
+func (r *Reader) Duration(name string, def, lo, hi time.Duration) time.Duration {
+	return r.duration(name, def, lo, hi, false)
+}
+
+// Seconds is like Duration but also accepts a bare number of seconds ("60",
+// "0.5"), the form the original shell samples used.
+func (r *Reader) Seconds(name string, def, lo, hi time.Duration) time.Duration {
+	return r.duration(name, def, lo, hi, true)
+}
+
+func (r *Reader) duration(name string, def, lo, hi time.Duration, bare bool) time.Duration {
+	v, ok := r.lookup(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil && bare {
+		var f float64
+		if f, err = strconv.ParseFloat(v, 64); err == nil {
+			d = time.Duration(f * float64(time.Second))
+		}
+	}
+	if err != nil || d < lo || d > hi {
+		want := fmt.Sprintf("a Go duration from %s to %s", lo, hi)
+		if bare {
+			want = fmt.Sprintf("seconds or a Go duration from %s to %s", lo, hi)
+		}
+		r.Fail(name, v, want)
+		return def
+	}
+	return d
+}
+
+// URL returns an absolute http(s) URL or def; required when def is "".
+func (r *Reader) URL(name, def string) string {
+	v, ok := r.lookup(name)
+	if !ok {
+		if def == "" {
+			r.Fail(name, "", "an absolute http(s) URL")
+		}
+		return def
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		r.Fail(name, v, "an absolute http(s) URL")
+		return def
+	}
+	return v
+}

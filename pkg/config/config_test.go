@@ -1,0 +1,70 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestReaderParsesAndRejects(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		read    func(r *Reader) any
+		want    any
+		wantErr string // substring; "" means no error
+	}{
+		{"int default", nil, func(r *Reader) any { return r.Int("N", 10, 1, 100) }, 10, ""},
+		{"int set", map[string]string{"N": " 42 "}, func(r *Reader) any { return r.Int("N", 10, 1, 100) }, 42, ""},
+		{"int not a number", map[string]string{"N": "ten"}, func(r *Reader) any { return r.Int("N", 10, 1, 100) }, 10, `N="ten" is invalid: want an integer from 1 to 100`},
+		{"int below range", map[string]string{"N": "0"}, func(r *Reader) any { return r.Int("N", 10, 1, 100) }, 10, "from 1 to 100"},
+		{"int above range", map[string]string{"N": "101"}, func(r *Reader) any { return r.Int("N", 10, 1, 100) }, 10, "from 1 to 100"},
+		{"duration", map[string]string{"D": "250ms"}, func(r *Reader) any { return r.Duration("D", time.Second, 0, time.Minute) }, 250 * time.Millisecond, ""},
+		{"duration bare number refused", map[string]string{"D": "5"}, func(r *Reader) any { return r.Duration("D", time.Second, 0, time.Minute) }, time.Second, "a Go duration"},
+		{"seconds bare number", map[string]string{"D": "60"}, func(r *Reader) any { return r.Seconds("D", time.Second, 0, time.Hour) }, time.Minute, ""},
+		{"seconds fraction", map[string]string{"D": "0.5"}, func(r *Reader) any { return r.Seconds("D", time.Second, 0, time.Hour) }, 500 * time.Millisecond, ""},
+		{"seconds go duration", map[string]string{"D": "2m"}, func(r *Reader) any { return r.Seconds("D", time.Second, 0, time.Hour) }, 2 * time.Minute, ""},
+		{"seconds negative", map[string]string{"D": "-1"}, func(r *Reader) any { return r.Seconds("D", time.Second, 0, time.Hour) }, time.Second, "seconds or a Go duration"},
+		{"one of canonical", map[string]string{"F": "TEXT"}, func(r *Reader) any { return r.OneOf("F", "json", "json", "text") }, "text", ""},
+		{"one of unknown", map[string]string{"F": "xml"}, func(r *Reader) any { return r.OneOf("F", "json", "json", "text") }, "json", "one of json, text"},
+		{"required missing", nil, func(r *Reader) any { return r.Required("QUEUE_URL", "an SQS queue URL") }, "", "QUEUE_URL is required"},
+		{"url ok", map[string]string{"U": "http://x:8080"}, func(r *Reader) any { return r.URL("U", "") }, "http://x:8080", ""},
+		{"url relative", map[string]string{"U": "x:8080"}, func(r *Reader) any { return r.URL("U", "") }, "", "absolute http(s) URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := New(env(tt.env))
+			if got := tt.read(r); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+			err := r.Err()
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("error %v, want it to contain %q", err, tt.wantErr)
+			case tt.wantErr != "" && !IsConfig(err):
+				t.Fatalf("IsConfig(%v) = false", err)
+			}
+		})
+	}
+}
+
+func TestReaderReportsEveryBadVariable(t *testing.T) {
+	r := New(env(map[string]string{"A": "x", "B": "y"}))
+	r.Int("A", 1, 0, 9)
+	r.Duration("B", time.Second, 0, time.Minute)
+	err := r.Err()
+	for _, name := range []string{"A=", "B="} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("error %v does not name %s", err, name)
+		}
+	}
+	var ce *Error
+	if !errors.As(err, &ce) {
+		t.Fatal("joined error does not unwrap to *Error")
+	}
+}

@@ -1,0 +1,439 @@
+// Package cwexporter is an OpenTelemetry metric exporter that publishes one
+// request-rate metric to Amazon CloudWatch with PutMetricData.
+//
+// It exists for the "CloudWatch-direct" variant of the KEDA autoscaling
+// sample: KEDA's aws-cloudwatch trigger runs
+//
+//	SELECT AVG(RequestPerSecond) FROM MyApiNamespace
+//
+// so every pod has to publish its own request rate, tagged with a Host
+// dimension, into that namespace. The original seed did this with an
+// EventListener that called PutMetricData once per second per pod. Here the
+// rate is derived from the OpenTelemetry HTTP server histogram that the
+// service records anyway (otelhttp's http.server.request.duration) and pushed
+// once per OTel export interval, in one batched PutMetricData call, by a
+// metric.PeriodicReader that the caller creates (the reader, not this
+// package, honours OTEL_METRIC_EXPORT_INTERVAL / OTEL_METRIC_EXPORT_TIMEOUT).
+//
+// The exporter is hand-written because there is no maintained Go
+// OpenTelemetry exporter that writes CloudWatch metrics with PutMetricData:
+// the OpenTelemetry Collector's awsemf exporter writes Embedded Metric Format
+// log events to CloudWatch Logs instead, which needs a collector (or an
+// agent) and a log group, and is not what this variant demonstrates.
+//
+// # What is published
+//
+// Each Export publishes exactly one datum
+//
+//	Namespace:  Config.Namespace            (default "MyApiNamespace")
+//	MetricName: Config.MetricName           (default "RequestPerSecond")
+//	Dimensions: [{Host, Config.Host}]       (default "local"; pass POD_NAME)
+//	Unit:       Count/Second
+//	Value:      requests in the window / window length in seconds
+//	Timestamp:  end of the window
+//
+// The exporter asks the SDK for delta temporality, so each collection carries
+// only the requests since the previous one and the data point's
+// [StartTime, Time) is exactly that collection window.
+//
+// Create the reader as metric.NewPeriodicReader(exp) (optionally with
+// WithInterval) and do not set WithMaxExportBatchSize: split batches would be
+// exported separately, each publishing a partial rate (or a 0 for batches
+// without the source metric).
+//
+// # Idle windows
+//
+// With delta temporality the SDK drops a stream that received no
+// measurements in the window, so "no requests since the last export" shows
+// up as the source metric being absent from the ResourceMetrics (or present
+// without data points, as an external producer might send it). That is
+// indistinguishable from "no request was ever made", and in both cases the
+// true request rate of this pod is 0. The exporter therefore publishes 0
+// (timestamped with the current time, since the window is unknown and does
+// not matter for a zero rate) whenever the source metric is absent. This lets
+// KEDA see the rate fall when traffic stops, and makes idle pods count in the
+// per-pod AVG. The flip side is that a misspelled Config.SourceMetric also
+// publishes a steady 0, so keep its default unless you changed the
+// instrumentation.
+package cwexporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+)
+
+// Defaults applied by New to zero-valued Config fields.
+const (
+	DefaultNamespace    = "MyApiNamespace"
+	DefaultMetricName   = "RequestPerSecond"
+	DefaultHost         = "local"
+	DefaultSourceMetric = "http.server.request.duration"
+)
+
+// HostDimension is the name of the only dimension attached to the datum.
+const HostDimension = "Host"
+
+// Retry settings used by NewClient.
+const (
+	ClientMaxAttempts = 5
+	ClientMaxBackoff  = 5 * time.Second
+)
+
+// CloudWatch limits (PutMetricData API reference).
+const (
+	maxNamespaceLen      = 255
+	maxMetricNameLen     = 255
+	maxDimensionValueLen = 1024
+
+	// maxDatumsPerCall is the per-request limit on metrics (MetricData plus
+	// EntityMetricData).
+	maxDatumsPerCall = 1000
+	// maxPayloadBytes is the 1 MB request size limit, read conservatively as
+	// 10^6 bytes and applied to the uncompressed body.
+	maxPayloadBytes = 1_000_000
+)
+
+// PutMetricDataAPI is the subset of the CloudWatch client used by the
+// exporter. *cloudwatch.Client satisfies it.
+type PutMetricDataAPI interface {
+	PutMetricData(ctx context.Context, params *cloudwatch.PutMetricDataInput, optFns ...func(*cloudwatch.Options)) (*cloudwatch.PutMetricDataOutput, error)
+}
+
+var _ PutMetricDataAPI = (*cloudwatch.Client)(nil)
+
+// Config configures an Exporter. Zero-valued string fields take the
+// Default* values.
+type Config struct {
+	// Client publishes the data; required. Use NewClient to build one with
+	// the recommended retry settings.
+	Client PutMetricDataAPI
+	// Namespace is the CloudWatch namespace.
+	Namespace string
+	// MetricName is the CloudWatch metric name.
+	MetricName string
+	// Host is the value of the Host dimension; the caller passes the pod
+	// name (POD_NAME).
+	Host string
+	// SourceMetric is the OTel instrument whose count is turned into a rate:
+	// a histogram (its data point Count is the number of requests) or a sum.
+	SourceMetric string
+}
+
+// NewClient returns a CloudWatch client whose standard retryer makes up to
+// ClientMaxAttempts attempts with exponential jittered backoff capped at
+// ClientMaxBackoff. Throttling, 5xx and connection errors are retried by the
+// SDK; the retry sleeps honour the context passed to Export. optFns are
+// applied after the retryer is set, so they may override it. Note that an
+// explicit AWS_MAX_ATTEMPTS / max_attempts in awsCfg still takes precedence
+// over ClientMaxAttempts, as it does for every SDK client.
+func NewClient(awsCfg aws.Config, optFns ...func(*cloudwatch.Options)) *cloudwatch.Client {
+	fns := make([]func(*cloudwatch.Options), 0, len(optFns)+1)
+	fns = append(fns, func(o *cloudwatch.Options) {
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = ClientMaxAttempts
+			so.MaxBackoff = ClientMaxBackoff
+		})
+	})
+	fns = append(fns, optFns...)
+	return cloudwatch.NewFromConfig(awsCfg, fns...)
+}
+
+// Exporter is a sdkmetric.Exporter that publishes the request rate of one
+// source metric to CloudWatch. Create it with New.
+type Exporter struct {
+	client       PutMetricDataAPI
+	namespace    string
+	metricName   string
+	host         string
+	sourceMetric string
+
+	// now timestamps the zero datum published when the source metric is
+	// absent. It is a field (not a package variable) so tests can pin it.
+	now func() time.Time
+
+	shutdown atomic.Bool
+}
+
+var _ sdkmetric.Exporter = (*Exporter)(nil)
+
+// New validates cfg, applies defaults and returns an Exporter.
+func New(cfg Config) (*Exporter, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("cwexporter: Config.Client is required")
+	}
+	e := &Exporter{
+		client:       cfg.Client,
+		namespace:    orDefault(cfg.Namespace, DefaultNamespace),
+		metricName:   orDefault(cfg.MetricName, DefaultMetricName),
+		host:         orDefault(cfg.Host, DefaultHost),
+		sourceMetric: orDefault(cfg.SourceMetric, DefaultSourceMetric),
+		now:          time.Now,
+	}
+	if err := validate(e.namespace, e.metricName, e.host, e.sourceMetric); err != nil {
+		return nil, fmt.Errorf("cwexporter: invalid config: %w", err)
+	}
+	return e, nil
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// validate checks the values against CloudWatch's documented constraints so
+// that a misconfiguration fails at start-up instead of on every export.
+func validate(namespace, metricName, host, sourceMetric string) error {
+	var errs []error
+	switch {
+	case strings.TrimSpace(namespace) == "":
+		errs = append(errs, errors.New("namespace must contain a non-whitespace character"))
+	case len(namespace) > maxNamespaceLen:
+		errs = append(errs, fmt.Errorf("namespace is %d characters, CloudWatch allows at most %d", len(namespace), maxNamespaceLen))
+	case !printableASCII(namespace):
+		errs = append(errs, fmt.Errorf("namespace %q must be printable ASCII", namespace))
+	case strings.HasPrefix(namespace, ":"):
+		errs = append(errs, fmt.Errorf("namespace %q must not start with ':'", namespace))
+	case strings.HasPrefix(namespace, "AWS/"):
+		errs = append(errs, fmt.Errorf("namespace %q: the AWS/ prefix is reserved for AWS services", namespace))
+	}
+	switch n := utf8.RuneCountInString(metricName); {
+	case strings.TrimSpace(metricName) == "":
+		errs = append(errs, errors.New("metric name must contain a non-whitespace character"))
+	case n > maxMetricNameLen:
+		errs = append(errs, fmt.Errorf("metric name is %d characters, CloudWatch allows at most %d", n, maxMetricNameLen))
+	}
+	switch {
+	case strings.TrimSpace(host) == "":
+		errs = append(errs, errors.New("host (Host dimension value) must contain a non-whitespace character"))
+	case len(host) > maxDimensionValueLen:
+		errs = append(errs, fmt.Errorf("host (Host dimension value) is %d characters, CloudWatch allows at most %d", len(host), maxDimensionValueLen))
+	case !printableASCII(host):
+		errs = append(errs, fmt.Errorf("host (Host dimension value) %q must be printable ASCII", host))
+	}
+	if strings.TrimSpace(sourceMetric) == "" {
+		errs = append(errs, errors.New("source metric name must not be blank"))
+	}
+	return errors.Join(errs...)
+}
+
+// printableASCII reports whether s has only ASCII characters and no ASCII
+// control characters, which CloudWatch rejects in namespaces and dimensions.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// Temporality returns delta for every instrument kind, so each export
+// carries only what was recorded since the previous one.
+func (*Exporter) Temporality(sdkmetric.InstrumentKind) metricdata.Temporality {
+	return metricdata.DeltaTemporality
+}
+
+// Aggregation returns the SDK's default aggregation.
+func (*Exporter) Aggregation(k sdkmetric.InstrumentKind) sdkmetric.Aggregation {
+	return sdkmetric.DefaultAggregationSelector(k)
+}
+
+// Export publishes the request rate found in rm with one PutMetricData call.
+// See the package documentation for what is published when the source metric
+// is absent. Nothing is published if the source data points carry no usable
+// time window. Errors are returned (the periodic reader hands them to
+// otel.Handle); the context's deadline bounds all retries.
+func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) error {
+	if e.shutdown.Load() {
+		return fmt.Errorf("cwexporter: %w", sdkmetric.ErrExporterShutdown)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("cwexporter: export: %w", err)
+	}
+
+	w, err := findWindow(rm, e.sourceMetric)
+	if err != nil {
+		return fmt.Errorf("cwexporter: %w", err)
+	}
+	var value float64
+	ts := e.now()
+	if w.points > 0 {
+		var ok bool
+		if value, ok = w.rate(); !ok {
+			// No window to divide by (missing or zero-length timestamps);
+			// the SDK does not produce this for delta data. Publishing a
+			// guess would be worse than skipping one interval.
+			return nil
+		}
+		ts = w.end
+	}
+	if math.IsNaN(value) || math.IsInf(value, 0) {
+		// CloudWatch rejects NaN and ±Inf.
+		return fmt.Errorf("cwexporter: rate of %q is not finite: %v", e.sourceMetric, value)
+	}
+	return e.publish(ctx, []types.MetricDatum{e.datum(value, ts)})
+}
+
+func (e *Exporter) datum(value float64, ts time.Time) types.MetricDatum {
+	return types.MetricDatum{
+		MetricName: aws.String(e.metricName),
+		Unit:       types.StandardUnitCountSecond,
+		Dimensions: []types.Dimension{{Name: aws.String(HostDimension), Value: aws.String(e.host)}},
+		Value:      aws.Float64(value),
+		Timestamp:  aws.Time(ts),
+	}
+}
+
+// publish sends data in as few PutMetricData calls as the per-call limits
+// allow (one call for the single datum published today).
+func (e *Exporter) publish(ctx context.Context, data []types.MetricDatum) error {
+	budget := maxPayloadBytes - requestOverhead(e.namespace)
+	batches := chunk(data, maxDatumsPerCall, budget, datumSize)
+	var errs []error
+	for i, batch := range batches {
+		_, err := e.client.PutMetricData(ctx, &cloudwatch.PutMetricDataInput{
+			Namespace:  aws.String(e.namespace),
+			MetricData: batch,
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cwexporter: PutMetricData %s (batch %d/%d, %d datums): %w",
+				e.namespace, i+1, len(batches), len(batch), err))
+			if ctx.Err() != nil {
+				break // later batches would fail the same way
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ForceFlush is a no-op: the exporter holds no data between exports.
+func (*Exporter) ForceFlush(ctx context.Context) error {
+	return ctx.Err()
+}
+
+// Shutdown marks the exporter as shut down; later Export calls return an
+// error wrapping sdkmetric.ErrExporterShutdown. It is idempotent.
+func (e *Exporter) Shutdown(context.Context) error {
+	e.shutdown.Store(true)
+	return nil
+}
+
+// window is what one collection says about the source metric.
+type window struct {
+	points int           // data points of the source metric seen
+	count  float64       // requests (histogram Count) or sum of Sum values
+	width  time.Duration // widest StartTime..Time among the data points
+	end    time.Time     // latest Time among the data points
+}
+
+// rate returns count per second of the window, or false if there is no
+// positive window to divide by.
+func (w window) rate() (float64, bool) {
+	if w.width <= 0 {
+		return 0, false
+	}
+	return w.count / w.width.Seconds(), true
+}
+
+// findWindow sums the source metric's data points across all scopes and
+// attribute sets (routes, methods, status codes).
+func findWindow(rm *metricdata.ResourceMetrics, name string) (window, error) {
+	var w window
+	if rm == nil {
+		return w, nil
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != name {
+				continue
+			}
+			var err error
+			switch d := m.Data.(type) {
+			case metricdata.Histogram[float64]:
+				err = addHistogram(&w, d.Temporality, d.DataPoints)
+			case metricdata.Histogram[int64]:
+				err = addHistogram(&w, d.Temporality, d.DataPoints)
+			case metricdata.ExponentialHistogram[float64]:
+				err = addExpHistogram(&w, d.Temporality, d.DataPoints)
+			case metricdata.ExponentialHistogram[int64]:
+				err = addExpHistogram(&w, d.Temporality, d.DataPoints)
+			case metricdata.Sum[int64]:
+				err = addSum(&w, d.Temporality, d.DataPoints)
+			case metricdata.Sum[float64]:
+				err = addSum(&w, d.Temporality, d.DataPoints)
+			default:
+				err = fmt.Errorf("source metric %q has unsupported data type %T (want a histogram or sum)", name, m.Data)
+			}
+			if err != nil {
+				return window{}, fmt.Errorf("source metric %q (scope %q): %w", name, sm.Scope.Name, err)
+			}
+		}
+	}
+	return w, nil
+}
+
+// errCumulative is returned for cumulative data, whose counts span the whole
+// process lifetime and cannot be turned into a current rate. The exporter
+// requests delta temporality, so this only happens with external producers.
+var errCumulative = errors.New("cumulative temporality is not supported, the exporter needs delta data")
+
+func addHistogram[N int64 | float64](w *window, t metricdata.Temporality, pts []metricdata.HistogramDataPoint[N]) error {
+	if t != metricdata.DeltaTemporality {
+		return errCumulative
+	}
+	for _, p := range pts {
+		w.add(float64(p.Count), p.StartTime, p.Time)
+	}
+	return nil
+}
+
+func addExpHistogram[N int64 | float64](w *window, t metricdata.Temporality, pts []metricdata.ExponentialHistogramDataPoint[N]) error {
+	if t != metricdata.DeltaTemporality {
+		return errCumulative
+	}
+	for _, p := range pts {
+		w.add(float64(p.Count), p.StartTime, p.Time)
+	}
+	return nil
+}
+
+func addSum[N int64 | float64](w *window, t metricdata.Temporality, pts []metricdata.DataPoint[N]) error {
+	if t != metricdata.DeltaTemporality {
+		return errCumulative
+	}
+	for _, p := range pts {
+		w.add(float64(p.Value), p.StartTime, p.Time)
+	}
+	return nil
+}
+
+func (w *window) add(count float64, start, end time.Time) {
+	w.points++
+	w.count += count
+	if end.After(w.end) {
+		w.end = end
+	}
+	// StartTime is optional for sums; a zero one would yield a bogus
+	// decades-long window.
+	if start.IsZero() || end.IsZero() {
+		return
+	}
+	if d := end.Sub(start); d > w.width {
+		w.width = d
+	}
+}

@@ -1,0 +1,43 @@
+// Package logging builds the slog.Logger every service uses from LOG_LEVEL
+// and LOG_FORMAT.
+package logging
+
+import (
+	"io"
+	"log/slog"
+
+	"github.com/keda-eks-samples/workloads/pkg/config"
+)
+
+// Config selects the level and format of the log.
+type Config struct {
+	Level  slog.Level // LOG_LEVEL: debug, info, warn, error (default info)
+	Format string     // LOG_FORMAT: json or text (default json)
+}
+
+// Read reads LOG_LEVEL and LOG_FORMAT.
+func Read(r *config.Reader) Config {
+	var c Config
+	switch r.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error") {
+	case "debug":
+		c.Level = slog.LevelDebug
+	case "warn":
+		c.Level = slog.LevelWarn
+	case "error":
+		c.Level = slog.LevelError
+	default:
+		c.Level = slog.LevelInfo
+	}
+	c.Format = r.OneOf("LOG_FORMAT", "json", "json", "text")
+	return c
+}
+
+// New returns a logger writing to w, tagged with the service name.
+func (c Config) New(w io.Writer, service string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.Level}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
+	if c.Format == "text" {
+		h = slog.NewTextHandler(w, opts)
+	}
+	return slog.New(h).With("service", service)
+}

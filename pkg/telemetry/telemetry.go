@@ -1,0 +1,93 @@
+// Package telemetry sets up OpenTelemetry metrics from the standard OTEL_*
+// environment variables only; code never names an endpoint.
+//
+// OTEL_METRICS_EXPORTER picks the exporter through autoexport: otlp,
+// prometheus, console, none, and cloudwatch (registered here, see
+// cloudwatch.go). When neither OTEL_METRICS_EXPORTER nor an OTLP endpoint is
+// set, metrics are recorded in process and exported nowhere.
+//
+// The SDK and autoexport read OTEL_* from the process environment themselves,
+// not through a service's getenv; tests that set them use t.Setenv.
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"go.opentelemetry.io/contrib/exporters/autoexport"
+
+	"github.com/keda-eks-samples/workloads/pkg/config"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+)
+
+// Telemetry owns the meter provider of one run of a service.
+type Telemetry struct {
+	provider *sdkmetric.MeterProvider
+	exporter string
+}
+
+// Setup builds the meter provider. service is the default service.name;
+// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override it. extra carries
+// the settings of exporters that need more than OTEL_* (CloudWatch).
+func Setup(ctx context.Context, log *slog.Logger, service string, extra ...Option) (*Telemetry, error) {
+	res, err := resource.New(ctx,
+		resource.WithAttributes(semconv.ServiceName(service)),
+		resource.WithTelemetrySDK(),
+		resource.WithFromEnv(), // after the default name, so OTEL_SERVICE_NAME wins
+	)
+	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
+		return nil, fmt.Errorf("telemetry resource: %w", err)
+	}
+	// Export failures surface through the SDK's global handler; route them
+	// into the service's structured log rather than the stdlib logger.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		log.Warn("telemetry export failed", "err", err)
+	}))
+
+	opts := []sdkmetric.Option{sdkmetric.WithResource(res)}
+	name := os.Getenv("OTEL_METRICS_EXPORTER")
+	if name == "" && os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") == "" {
+		name = "none" // nothing configured: keep metrics local (contract default)
+	} else {
+		for _, o := range extra {
+			ctx = o(ctx)
+		}
+		reader, err := autoexport.NewMetricReader(ctx)
+		if err != nil {
+			if config.IsConfig(err) { // e.g. the cloudwatch exporter's AWS_REGION
+				return nil, err
+			}
+			// A bad OTEL_* value is a configuration error: exit 2, named.
+			return nil, errors.Join(&config.Error{Name: "OTEL_METRICS_EXPORTER", Value: name,
+				Want: "otlp, prometheus, console, none or cloudwatch, with valid OTEL_EXPORTER_* settings"},
+				fmt.Errorf("telemetry: %w", err))
+		}
+		if name == "" {
+			name = "otlp"
+		}
+		opts = append(opts, sdkmetric.WithReader(reader))
+	}
+	log.Info("metrics", "exporter", name)
+	return &Telemetry{provider: sdkmetric.NewMeterProvider(opts...), exporter: name}, nil
+}
+
+// Exporter is the exporter name in use ("none" when metrics stay local).
+func (t *Telemetry) Exporter() string { return t.exporter }
+
+// MeterProvider is handed to instrumentation explicitly (no global provider).
+func (t *Telemetry) MeterProvider() metric.MeterProvider { return t.provider }
+
+// Shutdown flushes pending metrics (one last export) and stops the readers.
+func (t *Telemetry) Shutdown(ctx context.Context) error {
+	if err := t.provider.Shutdown(ctx); err != nil {
+		return fmt.Errorf("telemetry shutdown: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,105 @@
+package telemetry
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+)
+
+// activeRequests collects the reader and returns the GET/http data point.
+func activeRequests(t *testing.T, r *sdkmetric.ManualReader) int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	want := attribute.NewSet(attribute.String("http.request.method", "GET"), attribute.String("url.scheme", "http"))
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != ActiveRequests {
+				continue
+			}
+			sum, ok := m.Data.(metricdata.Sum[int64])
+			if !ok || sum.IsMonotonic {
+				t.Fatalf("%s is %T (monotonic=%v), want a non-monotonic int64 sum", m.Name, m.Data, sum.IsMonotonic)
+			}
+			for _, dp := range sum.DataPoints {
+				if dp.Attributes.Equals(&want) {
+					return dp.Value
+				}
+			}
+		}
+	}
+	return -1
+}
+
+func TestActiveRequestsRiseDuringConcurrentRequestsAndReturnToZero(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	var entered sync.WaitGroup
+	release := make(chan struct{})
+	h, err := InstrumentHTTP(mp, "test", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered.Done()
+		<-release
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	const n = 7
+	entered.Add(n)
+	var done sync.WaitGroup
+	for range n {
+		done.Go(func() {
+			if resp, err := http.Get(srv.URL); err == nil {
+				resp.Body.Close()
+			}
+		})
+	}
+	entered.Wait()
+	if got := activeRequests(t, reader); got != n {
+		t.Fatalf("active requests with %d in flight = %d", n, got)
+	}
+	close(release)
+	done.Wait()
+	if got := activeRequests(t, reader); got != 0 {
+		t.Fatalf("active requests after all finished = %d", got)
+	}
+}
+
+func TestSetupKeepsMetricsLocalWhenNothingIsConfigured(t *testing.T) {
+	t.Setenv("OTEL_METRICS_EXPORTER", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "")
+	tel, err := Setup(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tel.Exporter() != "none" {
+		t.Fatalf("exporter %q", tel.Exporter())
+	}
+	if err := tel.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSetupRejectsUnknownExporterAndUnsupportedCloudWatch(t *testing.T) {
+	for _, name := range []string{"carrier-pigeon", ExporterName} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv("OTEL_METRICS_EXPORTER", name)
+			if _, err := Setup(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), "svc"); err == nil {
+				t.Fatal("want an error")
+			}
+		})
+	}
+}

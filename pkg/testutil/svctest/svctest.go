@@ -1,0 +1,257 @@
+// Package svctest starts a service the way its users do, for tests: in
+// process through its run function, or as a real process (the test binary
+// re-executed as the service's main) so that exit codes and real signals are
+// observable. Every start is cleaned up with t.Cleanup and waits by polling
+// with a deadline, never by sleeping.
+package svctest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/keda-eks-samples/workloads/pkg/cli"
+)
+
+// mainEnv marks a re-executed test binary that should behave as main.
+const mainEnv = "SVCTEST_RUN_MAIN"
+
+// RunMain is called first in a service's TestMain: when the binary was
+// re-executed by Process it runs main instead of the tests.
+func RunMain(m *testing.M, main func()) {
+	if os.Getenv(mainEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Env returns base plus the serving variables every test wants: loopback, a
+// free port, no shutdown delay unless set, text logs.
+func Env(t testing.TB, base map[string]string) map[string]string {
+	env := map[string]string{
+		"HOST":           "127.0.0.1",
+		"PORT":           strconv.Itoa(FreePort(t)),
+		"SHUTDOWN_DELAY": "0s",
+		"LOG_FORMAT":     "text",
+		"LOG_LEVEL":      "debug",
+	}
+	for k, v := range base {
+		env[k] = v
+	}
+	return env
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Service is a run function running in this process.
+type Service struct {
+	URL    string
+	Output *SyncBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Start runs run with env in a goroutine and waits until GET /readyz is 200.
+// env must contain PORT (use Env).
+func Start(t testing.TB, run cli.RunFunc, env map[string]string) *Service {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{
+		URL:    "http://127.0.0.1:" + env["PORT"],
+		Output: &SyncBuffer{},
+		cancel: cancel,
+		done:   make(chan error, 1),
+	}
+	go func() { s.done <- run(ctx, func(k string) string { return env[k] }, s.Output) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.done:
+		case <-time.After(30 * time.Second):
+			t.Errorf("service did not stop within 30s; output:\n%s", s.Output)
+		}
+	})
+	if err := WaitReady(s.URL, 15*time.Second, s.done); err != nil {
+		t.Fatalf("%v; output:\n%s", err, s.Output)
+	}
+	return s
+}
+
+// Stop cancels the run context (what SIGTERM does in main) and returns run's
+// error.
+func (s *Service) Stop(t testing.TB) error {
+	t.Helper()
+	s.cancel()
+	select {
+	case err := <-s.done:
+		s.done <- err // let Cleanup see it too
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatalf("service did not stop; output:\n%s", s.Output)
+		return nil
+	}
+}
+
+// WaitReady polls url/readyz until it answers 200, exited reports an early
+// exit, or timeout passes.
+func WaitReady(url string, timeout time.Duration, exited <-chan error) error {
+	return Poll(timeout, func() (bool, error) {
+		select {
+		case err := <-exited:
+			return false, fmt.Errorf("service exited before ready: %v", err)
+		default:
+		}
+		resp, err := http.Get(url + "/readyz")
+		if err != nil {
+			return false, nil
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+}
+
+// Poll calls cond every 20ms until it returns true or an error, or until
+// timeout.
+func Poll(timeout time.Duration, cond func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := cond()
+		if err != nil || ok {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return errors.New("condition not met within " + timeout.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Process is the service running as a separate OS process.
+type Process struct {
+	Cmd    *exec.Cmd
+	Output *SyncBuffer
+	done   chan struct{}
+	err    error
+}
+
+// StartProcess re-executes the test binary as the service's main (see
+// RunMain) with exactly env (plus PATH and HOME).
+func StartProcess(t testing.TB, env map[string]string) *Process {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = []string{mainEnv + "=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	p := &Process{Cmd: cmd, Output: &SyncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.Output, p.Output
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", os.Args[0], err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// Signal sends sig to the process.
+func (p *Process) Signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	if err := p.Cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Wait waits up to timeout for exit and returns the exit code.
+func (p *Process) Wait(t testing.TB, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		t.Fatalf("process still running after %s; output:\n%s", timeout, p.Output)
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode()
+	}
+	if p.err != nil {
+		t.Fatalf("wait: %v", p.err)
+	}
+	return 0
+}
+
+// Get fetches url and returns status and body.
+func Get(t testing.TB, url string) (int, string) {
+	t.Helper()
+	return Do(t, http.MethodGet, url, "", nil)
+}
+
+// Do sends a request with an optional body and returns status and body.
+func Do(t testing.TB, method, url, contentType string, body io.Reader) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return resp.StatusCode, string(b)
+}

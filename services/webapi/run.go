@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/keda-eks-samples/workloads/pkg/awsconfig"
+	"github.com/keda-eks-samples/workloads/pkg/config"
+	"github.com/keda-eks-samples/workloads/pkg/cwexporter"
+	"github.com/keda-eks-samples/workloads/pkg/httpx"
+	"github.com/keda-eks-samples/workloads/pkg/logging"
+	"github.com/keda-eks-samples/workloads/pkg/server"
+	"github.com/keda-eks-samples/workloads/pkg/telemetry"
+	"github.com/keda-eks-samples/workloads/services/webapi/internal/weather"
+)
+
+const serviceName = "webapi"
+
+// Config is everything webapi reads from the environment.
+type Config struct {
+	Server    server.Config
+	Log       logging.Config
+	MinDelay  time.Duration // WEATHER_MIN_DELAY (default 0)
+	MaxDelay  time.Duration // WEATHER_MAX_DELAY (default 1500ms, the seed's)
+	Namespace string        // CLOUDWATCH_NAMESPACE, for OTEL_METRICS_EXPORTER=cloudwatch
+	PodName   string        // POD_NAME: the Host dimension (downward API in the cluster)
+}
+
+func loadConfig(getenv func(string) string) (Config, error) {
+	r := config.New(getenv)
+	c := Config{
+		Server:    server.ReadConfig(r),
+		Log:       logging.Read(r),
+		MinDelay:  r.Duration("WEATHER_MIN_DELAY", 0, 0, 30*time.Second),
+		MaxDelay:  r.Duration("WEATHER_MAX_DELAY", 1500*time.Millisecond, 0, 30*time.Second),
+		Namespace: r.String("CLOUDWATCH_NAMESPACE", "MyApiNamespace"),
+		PodName:   r.String("POD_NAME", "local"),
+	}
+	if c.MaxDelay < c.MinDelay {
+		r.Fail("WEATHER_MAX_DELAY", c.MaxDelay.String(), "at least WEATHER_MIN_DELAY ("+c.MinDelay.String()+")")
+	}
+	return c, r.Err()
+}
+
+func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log := cfg.Log.New(stdout, serviceName)
+	log.Info("starting", "port", cfg.Server.Port, "min_delay", cfg.MinDelay, "max_delay", cfg.MaxDelay,
+		"shutdown_timeout", cfg.Server.ShutdownTimeout)
+
+	tel, err := telemetry.Setup(ctx, log, serviceName, telemetry.CloudWatch(func(ctx context.Context) (sdkmetric.Exporter, error) {
+		return newCloudWatchExporter(ctx, getenv, cfg)
+	}))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Flush the last interval even when the server failed; the flush gets
+		// its own short budget since ctx is already cancelled by now.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		err = errors.Join(err, tel.Shutdown(fctx))
+	}()
+
+	app, err := telemetry.InstrumentHTTP(tel.MeterProvider(), serviceName, routes(log, cfg))
+	if err != nil {
+		return err
+	}
+	return server.New(cfg.Server, log, app, nil).Run(ctx)
+}
+
+// routes is the whole HTTP surface of webapi (probes are added by server).
+func routes(log *slog.Logger, cfg Config) http.Handler {
+	r := httpx.NewRouter()
+	r.Method(http.MethodGet, "/weatherforecast", weather.Handler(log, cfg.MinDelay, cfg.MaxDelay))
+	r.Get("/", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "Hello World!")
+	})
+	return r
+}
+
+func newCloudWatchExporter(ctx context.Context, getenv func(string) string, cfg Config) (sdkmetric.Exporter, error) {
+	awsCfg, err := awsconfig.Load(ctx, getenv)
+	if err != nil {
+		return nil, err
+	}
+	client := cwexporter.NewClient(awsCfg, func(o *cloudwatch.Options) {
+		if ep := awsconfig.Endpoint(getenv, "CLOUDWATCH"); ep != nil {
+			o.BaseEndpoint = ep
+		}
+	})
+	exp, err := cwexporter.New(cwexporter.Config{Client: client, Namespace: cfg.Namespace, Host: cfg.PodName})
+	if err != nil {
+		return nil, fmt.Errorf("cloudwatch exporter: %w", err)
+	}
+	return exp, nil
+}

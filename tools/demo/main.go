@@ -1,0 +1,52 @@
+// Command demo runs the samples on this machine, against local stand-ins for
+// AWS, and prints the signals KEDA would scale on as they move. It starts
+// every process itself, on 127.0.0.1 and free ports, and stops them all on
+// exit (or Ctrl-C). Run it with `make demo`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	bin := fs.String("bin", "bin", "directory with the service binaries (make build)")
+	logs := fs.String("logs", "", "directory for service logs (default: <bin>/demo-logs)")
+	load := fs.Duration("load", 24*time.Second, "length of the HTTP load ramp")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *logs == "" {
+		*logs = filepath.Join(*bin, "demo-logs")
+	}
+	if err := os.MkdirAll(*logs, 0o755); err != nil {
+		return err
+	}
+	st := &stack{bin: *bin, logs: *logs, out: stdout}
+	defer st.stopAll()
+
+	fmt.Fprintf(stdout, "service logs: %s/\n\n", *logs)
+	err := httpScene(ctx, st, *load)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// stack is every process the demo started, stopped in reverse order.
+type stack struct {
+	bin, logs string
+	out       io.Writer
+	procs     []*proc
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// start runs bin/<name> with env on top of a minimal environment, logging to
+// logs/<name>.log.
+func (s *stack) start(name string, env map[string]string) (*proc, error) {
+	path := filepath.Join(s.bin, name)
+	return s.startCmd(name, exec.Command(path), env)
+}
+
+func (s *stack) startCmd(name string, cmd *exec.Cmd, env map[string]string) (*proc, error) {
+	logf, err := os.Create(filepath.Join(s.logs, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait(); logf.Close() }()
+	s.procs = append(s.procs, p)
+	return p, nil
+}
+
+// serve starts an HTTP service on a free port and waits for /readyz.
+func (s *stack) serve(name string, env map[string]string) (string, error) {
+	port, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	env["HOST"], env["PORT"], env["SHUTDOWN_DELAY"] = "127.0.0.1", strconv.Itoa(port), "0s"
+	p, err := s.start(name, env)
+	if err != nil {
+		return "", err
+	}
+	url := "http://127.0.0.1:" + strconv.Itoa(port)
+	if err := waitHTTP(url+"/readyz", 15*time.Second, p.done); err != nil {
+		return "", fmt.Errorf("%s: %w (see %s/%s.log)", name, err, s.logs, name)
+	}
+	fmt.Fprintf(s.out, "started %-15s %s\n", name, url)
+	return url, nil
+}
+
+// waitHTTP polls url until it answers 200, the process exits, or timeout.
+func waitHTTP(url string, timeout time.Duration, exited <-chan error) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("exited early: %v", err)
+		default:
+		}
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("not ready within " + timeout.String())
+}
+
+// stopAll sends SIGTERM to everything still running, newest first, and
+// waits; whatever ignores it for 25s is killed.
+func (s *stack) stopAll() {
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		p := s.procs[i]
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-p.done:
+			status := "exit 0"
+			if err != nil {
+				status = err.Error()
+			}
+			fmt.Fprintf(s.out, "stopped %-15s %s\n", p.name, status)
+		case <-time.After(25 * time.Second):
+			_ = p.cmd.Process.Kill()
+			fmt.Fprintf(s.out, "killed  %s (did not stop in 25s)\n", p.name)
+		}
+	}
+	s.procs = nil
+}

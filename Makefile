@@ -6,7 +6,7 @@ SHELL := /bin/bash
 export GOTOOLCHAIN := local
 export GOFLAGS := -buildvcs=false
 
-SERVICES := webapi
+SERVICES := webapi sqsworker
 # Modules in go.work; each must also build on its own (GOWORK=off).
 MODULES  := pkg $(addprefix services/,$(SERVICES)) tools/demo
 BIN      := bin

@@ -1,0 +1,320 @@
+// Package worker is the SQS consumer of the sqsworker sample (seed 004): a
+// receive loop, a bounded pool, batched deletes, visibility extension for
+// slow work, and an explicit "release what you cannot finish" path.
+//
+// Delivery is at least once. A message is deleted only after its work
+// succeeded; anything else (failure, shutdown deadline, crash) leaves it to
+// come back: at once when we release it, after its visibility timeout when
+// the process died. Processing must therefore be idempotent, and duplicates
+// are expected (the churn test counts them).
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/keda-eks-samples/workloads/pkg/sqsx"
+)
+
+// Config tunes the worker.
+type Config struct {
+	QueueURL          string
+	Concurrency       int           // messages worked at once
+	WaitTime          time.Duration // long poll per receive (whole seconds, ≤ 20s)
+	VisibilityTimeout time.Duration // asked for on receive; extended while work runs
+	DeleteFlush       time.Duration // longest a finished message waits for a full delete batch
+	MaxBackoff        time.Duration // cap of the retry delay after SQS errors
+}
+
+// Processor does the work for one message. It must honour ctx: when the
+// shutdown deadline passes, ctx is cancelled and the message is released.
+type Processor func(ctx context.Context, m types.Message) error
+
+// Metrics receives what the worker does; all methods must be safe for
+// concurrent use. Nil-safe use is the caller's job (pass a no-op).
+type Metrics interface {
+	Processed(ctx context.Context, d time.Duration)
+	Failed(ctx context.Context)
+	InFlight(ctx context.Context, delta int64)
+}
+
+// Worker consumes one queue.
+type Worker struct {
+	cfg     Config
+	api     sqsx.API
+	process Processor
+	metrics Metrics
+	log     *slog.Logger
+
+	slots   chan struct{} // one token per message being worked
+	deletes chan string   // receipt handles of finished messages
+	leases  *leases
+
+	lastErr atomic.Pointer[error] // nil after a successful receive
+}
+
+// New returns a worker; call Run.
+func New(cfg Config, api sqsx.API, process Processor, metrics Metrics, log *slog.Logger) *Worker {
+	w := &Worker{
+		cfg: cfg, api: api, process: process, metrics: metrics, log: log,
+		slots:   make(chan struct{}, cfg.Concurrency),
+		deletes: make(chan string, cfg.Concurrency+sqsx.MaxBatch),
+		leases:  newLeases(),
+	}
+	never := error(nil)
+	w.lastErr.Store(&never)
+	return w
+}
+
+// Healthy reports the last receive's error: readiness fails while SQS is
+// unreachable, and recovers with the first successful receive.
+func (w *Worker) Healthy(context.Context) error {
+	if err := *w.lastErr.Load(); err != nil {
+		return fmt.Errorf("last ReceiveMessage failed: %w", err)
+	}
+	return nil
+}
+
+// Run consumes until ctx is cancelled (SIGTERM), then:
+//
+//  1. stops receiving at once (an open long poll is cut short);
+//  2. lets in-flight work finish until drainDeadline;
+//  3. cancels what is still running and releases those messages
+//     (visibility 0) so another consumer takes them now, not after the
+//     visibility timeout;
+//  4. flushes the pending deletes, and returns.
+func (w *Worker) Run(ctx context.Context, drainDeadline func() time.Time) error {
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	bgCtx := context.WithoutCancel(ctx) // deletes and releases must outlive SIGTERM
+
+	var deleterDone, extenderDone = make(chan struct{}), make(chan struct{})
+	go func() { w.deleteLoop(bgCtx); close(deleterDone) }()
+	stopExtender := make(chan struct{})
+	go func() { w.extendLoop(bgCtx, stopExtender); close(extenderDone) }()
+
+	var work sync.WaitGroup
+	w.receiveLoop(ctx, workCtx, &work)
+
+	// Shutdown: wait for the pool, up to the drain deadline.
+	finished := make(chan struct{})
+	go func() { work.Wait(); close(finished) }()
+	inflight := w.leases.count()
+	w.log.Info("stopped receiving; draining", "in_flight", inflight)
+	timer := time.NewTimer(time.Until(drainDeadline()))
+	defer timer.Stop()
+	select {
+	case <-finished:
+	case <-timer.C:
+		w.log.Warn("drain deadline reached; cancelling unfinished work", "in_flight", w.leases.count())
+		cancelWork()
+		<-finished
+	}
+	close(stopExtender)
+	<-extenderDone
+	close(w.deletes)
+	<-deleterDone
+	w.log.Info("worker stopped")
+	return nil
+}
+
+func (w *Worker) receiveLoop(ctx, workCtx context.Context, work *sync.WaitGroup) {
+	backoff := time.Duration(0)
+	for {
+		// Take one slot before asking SQS, and as many more as are free: we
+		// never hold more messages invisible than we can work on.
+		select {
+		case w.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		n := 1
+		for n < min(w.cfg.Concurrency, sqsx.MaxBatch) {
+			select {
+			case w.slots <- struct{}{}:
+				n++
+				continue
+			default:
+			}
+			break
+		}
+		out, err := w.api.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+			QueueUrl:                    aws.String(w.cfg.QueueURL),
+			MaxNumberOfMessages:         int32(n),
+			WaitTimeSeconds:             int32(w.cfg.WaitTime / time.Second),
+			VisibilityTimeout:           int32(w.cfg.VisibilityTimeout / time.Second),
+			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount},
+		})
+		var got []types.Message
+		if out != nil {
+			got = out.Messages
+		}
+		for range n - len(got) { // give back the slots we did not use
+			<-w.slots
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				// Cut short by SIGTERM. Anything SQS handed out in that
+				// instant comes back after its visibility timeout.
+				return
+			}
+			w.lastErr.Store(&err)
+			backoff = nextBackoff(backoff, w.cfg.MaxBackoff)
+			w.log.Warn("receive failed; backing off", "err", err, "backoff", backoff)
+			if sleep(ctx, backoff) != nil {
+				return
+			}
+			continue
+		}
+		none := error(nil)
+		w.lastErr.Store(&none)
+		backoff = 0
+		for _, m := range got {
+			w.leases.add(m, w.cfg.VisibilityTimeout)
+			w.metrics.InFlight(ctx, 1)
+			work.Go(func() { w.handle(workCtx, m) })
+		}
+	}
+}
+
+func (w *Worker) handle(ctx context.Context, m types.Message) {
+	defer func() { <-w.slots }()
+	id := aws.ToString(m.MessageId)
+	log := w.log.With("message_id", id, "receive_count", m.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)])
+	start := time.Now()
+	log.Debug("processing")
+	err := w.process(ctx, m)
+	w.leases.remove(id)
+	w.metrics.InFlight(context.WithoutCancel(ctx), -1)
+	switch {
+	case err == nil:
+		w.metrics.Processed(context.WithoutCancel(ctx), time.Since(start))
+		log.Debug("processed", "duration", time.Since(start), "body", aws.ToString(m.Body))
+		w.deletes <- aws.ToString(m.ReceiptHandle)
+	case ctx.Err() != nil:
+		// Shutdown deadline: hand the message back now.
+		log.Info("released unfinished message")
+		w.release(m)
+	default:
+		w.metrics.Failed(context.WithoutCancel(ctx))
+		log.Warn("processing failed; releasing for redelivery", "err", err)
+		w.release(m)
+	}
+}
+
+// release makes m visible again at once; its receive count has already gone
+// up, so a message that always fails reaches the queue's dead-letter queue
+// after maxReceiveCount tries instead of looping.
+func (w *Worker) release(m types.Message) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := sqsx.ChangeVisibility(ctx, w.api, w.cfg.QueueURL, []string{aws.ToString(m.ReceiptHandle)}, 0); err != nil {
+		w.log.Warn("release failed; message returns after its visibility timeout", "message_id", aws.ToString(m.MessageId), "err", err)
+	}
+}
+
+// deleteLoop deletes finished messages in batches of up to 10, flushing a
+// partial batch after DeleteFlush, and everything when the channel closes.
+func (w *Worker) deleteLoop(ctx context.Context) {
+	var batch []string
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if _, err := sqsx.Delete(ctx, w.api, w.cfg.QueueURL, batch); err != nil {
+			// Not deleted means delivered again later: at-least-once holds.
+			w.log.Warn("delete failed; messages will be redelivered", "count", len(batch), "err", err)
+		}
+		batch = batch[:0]
+	}
+	timer := time.NewTimer(w.cfg.DeleteFlush)
+	defer timer.Stop()
+	for {
+		select {
+		case h, ok := <-w.deletes:
+			if !ok {
+				flush()
+				return
+			}
+			if len(batch) == 0 {
+				timer.Reset(w.cfg.DeleteFlush)
+			}
+			batch = append(batch, h)
+			if len(batch) == sqsx.MaxBatch {
+				flush()
+			}
+		case <-timer.C:
+			flush()
+		}
+	}
+}
+
+// extendLoop pushes the visibility timeout of messages still being worked
+// when they get within half a timeout of expiring, in batches.
+func (w *Worker) extendLoop(ctx context.Context, stop <-chan struct{}) {
+	tick := time.NewTicker(max(w.cfg.VisibilityTimeout/4, 250*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-tick.C:
+			due := w.leases.due(now, w.cfg.VisibilityTimeout/2)
+			if len(due) == 0 {
+				continue
+			}
+			handles := make([]string, len(due))
+			for i, l := range due {
+				handles[i] = l.handle
+			}
+			_, err := sqsx.ChangeVisibility(ctx, w.api, w.cfg.QueueURL, handles, int32(w.cfg.VisibilityTimeout/time.Second))
+			if err != nil {
+				w.log.Warn("extending visibility failed", "count", len(due), "err", err)
+				continue
+			}
+			w.leases.renewed(due, now.Add(w.cfg.VisibilityTimeout))
+			w.log.Debug("extended visibility", "count", len(due), "by", w.cfg.VisibilityTimeout)
+		}
+	}
+}
+
+// SimulatedWork returns the sample's processor: wait a uniform random time in
+// [lo, hi] (the seed's Random.Shared.Next(1000, 2500) ms), honouring ctx.
+func SimulatedWork(lo, hi time.Duration) Processor {
+	return func(ctx context.Context, _ types.Message) error {
+		d := lo
+		if hi > lo {
+			d += rand.N(hi - lo + 1)
+		}
+		return sleep(ctx, d)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// nextBackoff doubles from 100ms up to limit, with full jitter.
+func nextBackoff(prev, limit time.Duration) time.Duration {
+	next := min(max(2*prev, 100*time.Millisecond), limit)
+	return next/2 + rand.N(next/2+1)
+}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/keda-eks-samples/workloads/pkg/sqsx"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/sqstest"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
+)
+
+func TestMain(m *testing.M) { svctest.RunMain(m, main) }
+
+// workerEnv is the environment of a worker on q with fast defaults.
+func workerEnv(t *testing.T, emu *sqstest.Emulator, q sqstest.Queue, extra map[string]string) map[string]string {
+	env := map[string]string{
+		"QUEUE_URL": q.URL, "SQS_WAIT_TIME": "1s", "PROCESS_MIN_DELAY": "0s", "PROCESS_MAX_DELAY": "0s",
+		"DELETE_FLUSH_INTERVAL": "50ms", "SQS_MAX_BACKOFF": "200ms",
+	}
+	for _, kv := range emu.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return svctest.Env(t, env)
+}
+
+func send(t *testing.T, emu *sqstest.Emulator, q sqstest.Queue, n int) []string {
+	t.Helper()
+	bodies := make([]string, n)
+	for i := range bodies {
+		bodies[i] = "m" + string(rune('a'+i%26))
+	}
+	res, err := sqsx.Send(context.Background(), emu.Client(t), q.URL, bodies, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.MessageIDs
+}
+
+func TestSendEnqueuesWithBatchesAndTheWorkerDrainsThem(t *testing.T) {
+	emu := sqstest.Start(t)
+	q := emu.NewQueue(t)
+	s := svctest.Start(t, run, workerEnv(t, emu, q, nil))
+	status, body := svctest.Do(t, "POST", s.URL+"/send", "application/json", strings.NewReader(`{"messages": 25}`))
+	var res struct{ Requested, Sent, Failed, Calls int }
+	if status != 200 || json.Unmarshal([]byte(body), &res) != nil || res.Sent != 25 || res.Calls != 3 || res.Failed != 0 {
+		t.Fatalf("POST /send: %d %s", status, body)
+	}
+	emu.WaitDepth(t, q.URL, sqstest.Empty, 20*time.Second)
+	if err := svctest.Poll(10*time.Second, func() (bool, error) {
+		return strings.Count(s.Output.String(), "msg=processed") == 25, nil
+	}); err != nil {
+		t.Fatalf("want 25 processed log lines:\n%s", s.Output)
+	}
+	if status, body := svctest.Get(t, s.URL+"/"); status != 200 || body != "Hello World!" {
+		t.Errorf("GET /: %d %q", status, body)
+	}
+}
+
+func TestSendRejectsBadInputAndEnqueuesNothing(t *testing.T) {
+	emu := sqstest.Start(t)
+	q := emu.NewQueue(t)
+	// Anything enqueued would be received and held in flight for an hour.
+	s := svctest.Start(t, run, workerEnv(t, emu, q, map[string]string{
+		"PROCESS_MIN_DELAY": "1h", "PROCESS_MAX_DELAY": "1h", "MAX_BODY_BYTES": "256", "SHUTDOWN_TIMEOUT": "4s",
+	}))
+	tests := []struct {
+		name, body string
+		status     int
+	}{
+		{"missing field", `{}`, 400},
+		{"zero", `{"Messages": 0}`, 400},
+		{"negative", `{"Messages": -5}`, 400},
+		{"too large", `{"Messages": 10001}`, 400},
+		{"not a number", `{"Messages": "ten"}`, 400},
+		{"fraction", `{"Messages": 1.5}`, 400},
+		{"malformed", `{"Messages": 1`, 400},
+		{"empty body", ``, 400},
+		{"over the cap", `{"Messages": 1, "pad": "` + strings.Repeat("x", 300) + `"}`, 413},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := svctest.Do(t, "POST", s.URL+"/send", "application/json", strings.NewReader(tt.body))
+			var e struct{ Error string }
+			if status != tt.status || json.Unmarshal([]byte(body), &e) != nil || e.Error == "" {
+				t.Fatalf("got %d %s, want %d with a JSON error", status, body, tt.status)
+			}
+		})
+	}
+	if status, _ := svctest.Get(t, s.URL+"/send"); status != 405 {
+		t.Errorf("GET /send: %d, want 405", status)
+	}
+	if v, f := emu.Depth(context.Background(), t, q.URL); v != 0 || f != 0 {
+		t.Fatalf("bad requests enqueued messages: %d visible, %d in flight", v, f)
+	}
+}
+
+func TestSIGTERMReleasesUnfinishedMessagesAndExitsZero(t *testing.T) {
+	emu := sqstest.Start(t)
+	q := emu.NewQueue(t, sqstest.WithVisibilityTimeout(time.Hour))
+	p := svctest.StartProcess(t, workerEnv(t, emu, q, map[string]string{
+		"PROCESS_MIN_DELAY": "1h", "PROCESS_MAX_DELAY": "1h", "SQS_VISIBILITY_TIMEOUT": "1h", "SHUTDOWN_TIMEOUT": "3s",
+	}))
+	send(t, emu, q, 3)
+	emu.WaitDepth(t, q.URL, func(v, f int) bool { return v == 0 && f == 3 }, 20*time.Second)
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(t, 15*time.Second); code != 0 {
+		t.Fatalf("exit %d, want 0:\n%s", code, p.Output)
+	}
+	// Released, not left to a one-hour visibility timeout.
+	if v, f := emu.Depth(context.Background(), t, q.URL); v != 3 || f != 0 {
+		t.Fatalf("after SIGTERM: %d visible, %d in flight; want 3, 0\n%s", v, f, p.Output)
+	}
+}
+
+func TestSIGTERMFinishesInFlightWorkWithinTheBudget(t *testing.T) {
+	emu := sqstest.Start(t)
+	q := emu.NewQueue(t, sqstest.WithVisibilityTimeout(time.Hour))
+	p := svctest.StartProcess(t, workerEnv(t, emu, q, map[string]string{
+		"PROCESS_MIN_DELAY": "1500ms", "PROCESS_MAX_DELAY": "1500ms", "SHUTDOWN_TIMEOUT": "15s", "LOG_FORMAT": "json",
+	}))
+	send(t, emu, q, 4)
+	emu.WaitDepth(t, q.URL, func(v, f int) bool { return v == 0 && f == 4 }, 20*time.Second)
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.Output)
+	}
+	if v, f := emu.Depth(context.Background(), t, q.URL); v != 0 || f != 0 {
+		t.Fatalf("in-flight work was not finished and deleted: %d visible, %d in flight\n%s", v, f, p.Output)
+	}
+}
+
+func TestVisibilityIsExtendedWhileSlowWorkRuns(t *testing.T) {
+	emu := sqstest.Start(t)
+	q := emu.NewQueue(t)
+	s := svctest.Start(t, run, workerEnv(t, emu, q, map[string]string{
+		"SQS_VISIBILITY_TIMEOUT": "2s", "PROCESS_MIN_DELAY": "5s", "PROCESS_MAX_DELAY": "5s",
+	}))
+	send(t, emu, q, 1)
+	emu.WaitDepth(t, q.URL, func(v, f int) bool { return f == 1 }, 10*time.Second)
+	// A competing consumer must never get the message while the worker holds
+	// it, though its 2s visibility timeout passes twice.
+	client := emu.Client(t)
+	for !strings.Contains(s.Output.String(), "msg=processed") {
+		out, err := client.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.URL), WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Messages) > 0 {
+			t.Fatalf("message became visible while being worked on:\n%s", s.Output)
+		}
+	}
+	if !strings.Contains(s.Output.String(), "extended visibility") {
+		t.Errorf("no visibility extension logged:\n%s", s.Output)
+	}
+	emu.WaitDepth(t, q.URL, sqstest.Empty, 10*time.Second)
+}
+
+func TestReadinessFailsWhileTheQueueIsUnreachableAndRecovers(t *testing.T) {
+	emu := sqstest.Start(t)
+	missing := sqstest.Queue{URL: emu.Endpoint + "/" + sqstest.AccountID + "/created-later"}
+	env := workerEnv(t, emu, missing, nil)
+	p := svctest.StartProcess(t, env)
+	url := "http://127.0.0.1:" + env["PORT"]
+	if err := svctest.Poll(15*time.Second, func() (bool, error) {
+		code, body := probe(url + "/readyz")
+		return code == 503 && strings.Contains(body, "ReceiveMessage"), nil
+	}); err != nil {
+		t.Fatalf("readyz never reported the lost queue:\n%s", p.Output)
+	}
+	if code, _ := probe(url + "/healthz"); code != 200 {
+		t.Fatalf("liveness must not fail with SQS (no crash loops): %d", code)
+	}
+	if _, err := emu.Client(t).CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String("created-later")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := svctest.WaitReady(url, 15*time.Second, nil); err != nil {
+		t.Fatalf("did not recover: %v\n%s", err, p.Output)
+	}
+}
+
+func TestBadConfigExitsTwoNamingTheVariable(t *testing.T) {
+	for _, tt := range []struct{ name, value string }{
+		{"QUEUE_URL", ""}, {"QUEUE_URL", "not a url"}, {"WORKER_CONCURRENCY", "0"},
+		{"SQS_WAIT_TIME", "1500ms"}, {"PROCESS_MAX_DELAY", "soon"},
+	} {
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			env := svctest.Env(t, map[string]string{"QUEUE_URL": "http://127.0.0.1:1/000000000000/q", "AWS_REGION": "us-east-1"})
+			env[tt.name] = tt.value
+			p := svctest.StartProcess(t, env)
+			if code := p.Wait(t, 20*time.Second); code != 2 || !strings.Contains(p.Output.String(), tt.name) {
+				t.Fatalf("exit %d, output:\n%s", code, p.Output)
+			}
+		})
+	}
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/keda-eks-samples/workloads/pkg/config"
+	"github.com/keda-eks-samples/workloads/pkg/httpx"
+	"github.com/keda-eks-samples/workloads/pkg/logging"
+	"github.com/keda-eks-samples/workloads/pkg/server"
+	"github.com/keda-eks-samples/workloads/pkg/sqsx"
+	"github.com/keda-eks-samples/workloads/pkg/telemetry"
+	"github.com/keda-eks-samples/workloads/services/sqsworker/internal/api"
+	"github.com/keda-eks-samples/workloads/services/sqsworker/internal/worker"
+)
+
+const serviceName = "sqsworker"
+
+// Config is everything sqsworker reads from the environment.
+type Config struct {
+	Server          server.Config
+	Log             logging.Config
+	Worker          worker.Config
+	MinDelay        time.Duration // PROCESS_MIN_DELAY (seed: 1s)
+	MaxDelay        time.Duration // PROCESS_MAX_DELAY (seed: 2.5s)
+	SendConcurrency int           // SEND_CONCURRENCY: parallel SendMessageBatch calls of /send
+}
+
+func loadConfig(getenv func(string) string) (Config, error) {
+	r := config.New(getenv)
+	c := Config{
+		Server: server.ReadConfig(r),
+		Log:    logging.Read(r),
+		Worker: worker.Config{
+			QueueURL:          r.URL("QUEUE_URL", ""),
+			Concurrency:       r.Int("WORKER_CONCURRENCY", 10, 1, 1000),
+			WaitTime:          r.Duration("SQS_WAIT_TIME", 5*time.Second, 0, 20*time.Second),
+			VisibilityTimeout: r.Duration("SQS_VISIBILITY_TIMEOUT", 30*time.Second, time.Second, 12*time.Hour),
+			DeleteFlush:       r.Duration("DELETE_FLUSH_INTERVAL", time.Second, time.Millisecond, time.Minute),
+			MaxBackoff:        r.Duration("SQS_MAX_BACKOFF", 20*time.Second, 100*time.Millisecond, 5*time.Minute),
+		},
+		MinDelay:        r.Duration("PROCESS_MIN_DELAY", time.Second, 0, time.Hour),
+		MaxDelay:        r.Duration("PROCESS_MAX_DELAY", 2500*time.Millisecond, 0, time.Hour),
+		SendConcurrency: r.Int("SEND_CONCURRENCY", 8, 1, 100),
+	}
+	if c.MaxDelay < c.MinDelay {
+		r.Fail("PROCESS_MAX_DELAY", c.MaxDelay.String(), "at least PROCESS_MIN_DELAY ("+c.MinDelay.String()+")")
+	}
+	if c.Worker.WaitTime%time.Second != 0 {
+		r.Fail("SQS_WAIT_TIME", c.Worker.WaitTime.String(), "whole seconds from 0s to 20s")
+	}
+	if c.Worker.VisibilityTimeout%time.Second != 0 {
+		r.Fail("SQS_VISIBILITY_TIMEOUT", c.Worker.VisibilityTimeout.String(), "whole seconds from 1s to 12h")
+	}
+	return c, r.Err()
+}
+
+func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log := cfg.Log.New(stdout, serviceName)
+	log.Info("starting", "queue_url", cfg.Worker.QueueURL, "concurrency", cfg.Worker.Concurrency,
+		"wait_time", cfg.Worker.WaitTime, "visibility_timeout", cfg.Worker.VisibilityTimeout,
+		"min_delay", cfg.MinDelay, "max_delay", cfg.MaxDelay, "shutdown_timeout", cfg.Server.ShutdownTimeout)
+
+	tel, err := telemetry.Setup(ctx, log, serviceName)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		err = errors.Join(err, tel.Shutdown(fctx))
+	}()
+	m, err := newMetrics(tel.MeterProvider())
+	if err != nil {
+		return err
+	}
+	client, err := sqsx.NewClient(ctx, getenv, sqsx.CountCalls(m.sqsCall))
+	if err != nil {
+		return err
+	}
+
+	w := worker.New(cfg.Worker, client, worker.SimulatedWork(cfg.MinDelay, cfg.MaxDelay), m, log)
+	send := func(ctx context.Context, bodies []string) (sqsx.SendResult, error) {
+		return sqsx.Send(ctx, client, cfg.Worker.QueueURL, bodies, cfg.SendConcurrency)
+	}
+	app, err := telemetry.InstrumentHTTP(tel.MeterProvider(), serviceName, routes(log, send))
+	if err != nil {
+		return err
+	}
+	srv := server.New(cfg.Server, log, app, map[string]server.Check{"sqs": w.Healthy})
+
+	// The server and the worker stop on the same signal and share the
+	// shutdown budget; the worker keeps a little of it to release and delete.
+	var wg sync.WaitGroup
+	var srvErr, workErr error
+	wg.Go(func() { srvErr = srv.Run(ctx) })
+	wg.Go(func() {
+		workErr = w.Run(ctx, func() time.Time {
+			return time.Now().Add(cfg.Server.ShutdownTimeout - releaseBudget(cfg.Server.ShutdownTimeout))
+		})
+	})
+	wg.Wait()
+	return errors.Join(srvErr, workErr)
+}
+
+// releaseBudget is the part of the shutdown budget kept for releasing
+// unfinished messages and flushing deletes after the drain deadline.
+func releaseBudget(total time.Duration) time.Duration { return min(3*time.Second, total/4) }
+
+// routes is the whole HTTP surface of sqsworker (probes are added by server).
+func routes(log *slog.Logger, send api.Sender) http.Handler {
+	r := httpx.NewRouter()
+	r.Method(http.MethodPost, "/send", api.Send(log, send))
+	r.Get("/", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "Hello World!")
+	})
+	return r
+}

@@ -6,7 +6,7 @@ SHELL := /bin/bash
 export GOTOOLCHAIN := local
 export GOFLAGS := -buildvcs=false
 
-SERVICES := webapi sqsworker
+SERVICES := webapi sqsworker resultanalyzer
 # Modules in go.work; each must also build on its own (GOWORK=off).
 MODULES  := pkg $(addprefix services/,$(SERVICES)) tools/demo
 BIN      := bin

@@ -71,10 +71,23 @@ func DecodeJSON(r *http.Request, dst any) error {
 	case errors.As(err, &tooBig):
 		return &StatusError{http.StatusRequestEntityTooLarge, fmt.Errorf("request body larger than %d bytes", tooBig.Limit)}
 	case errors.Is(err, io.EOF):
-		return &StatusError{http.StatusBadRequest, errors.New("request body is empty: want a JSON object")}
+		return &StatusError{http.StatusBadRequest, ErrEmptyBody}
 	default:
 		return &StatusError{http.StatusBadRequest, fmt.Errorf("malformed JSON body: %w", err)}
 	}
+}
+
+// ErrEmptyBody is the error (inside a 400 StatusError) for a missing body.
+var ErrEmptyBody = errors.New("request body is empty: want a JSON object")
+
+// DecodeOptionalJSON is DecodeJSON for endpoints where the body may be
+// absent (or only whitespace): it reports whether there was one.
+func DecodeOptionalJSON(r *http.Request, dst any) (bool, error) {
+	err := DecodeJSON(r, dst)
+	if errors.Is(err, ErrEmptyBody) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // WriteError answers err with its StatusError status, or 500.

@@ -207,6 +207,28 @@ func (p *Process) Signal(t testing.TB, sig syscall.Signal) {
 	}
 }
 
+// WaitReady polls url/readyz until it answers 200; it fails the test if the
+// process exits first or 20s pass.
+func (p *Process) WaitReady(t testing.TB, url string) {
+	t.Helper()
+	err := Poll(20*time.Second, func() (bool, error) {
+		select {
+		case <-p.done:
+			return false, errors.New("process exited before ready")
+		default:
+		}
+		resp, err := http.Get(url + "/readyz")
+		if err != nil {
+			return false, nil
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		t.Fatalf("%v; output:\n%s", err, p.Output)
+	}
+}
+
 // Done is closed when the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
 

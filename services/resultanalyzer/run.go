@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/keda-eks-samples/workloads/pkg/config"
+	"github.com/keda-eks-samples/workloads/pkg/httpx"
+	"github.com/keda-eks-samples/workloads/pkg/logging"
+	"github.com/keda-eks-samples/workloads/pkg/server"
+	"github.com/keda-eks-samples/workloads/pkg/telemetry"
+	"github.com/keda-eks-samples/workloads/services/resultanalyzer/internal/api"
+	"github.com/keda-eks-samples/workloads/services/resultanalyzer/internal/events"
+	"github.com/keda-eks-samples/workloads/services/resultanalyzer/internal/timeline"
+)
+
+const serviceName = "resultanalyzer"
+
+// Config is everything resultanalyzer reads from the environment.
+type Config struct {
+	Server   server.Config
+	Log      logging.Config
+	DataFile string // DATA_FILE: JSON Lines file the events survive restarts in ("" = memory only)
+}
+
+func loadConfig(getenv func(string) string) (Config, error) {
+	r := config.New(getenv)
+	c := Config{
+		Server:   server.ReadConfig(r),
+		Log:      logging.Read(r),
+		DataFile: r.String("DATA_FILE", ""),
+	}
+	if strings.HasSuffix(c.DataFile, "/") {
+		r.Fail("DATA_FILE", c.DataFile, "a file path, not a directory (e.g. /data/events.jsonl), or unset to keep events in memory")
+	}
+	return c, r.Err()
+}
+
+func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log := cfg.Log.New(stdout, serviceName)
+	storage := cfg.DataFile
+	if storage == "" {
+		storage = "memory (set DATA_FILE to keep events across restarts)"
+	}
+	log.Info("starting", "port", cfg.Server.Port, "storage", storage,
+		"max_body_bytes", cfg.Server.MaxBodyBytes, "shutdown_timeout", cfg.Server.ShutdownTimeout)
+
+	store, err := events.Open(cfg.DataFile, log)
+	if err != nil {
+		return fmt.Errorf("DATA_FILE: %w", err)
+	}
+	// Closed after the server has drained, so no acknowledged event is lost.
+	defer func() { err = errors.Join(err, store.Close()) }()
+
+	tel, err := telemetry.Setup(ctx, log, serviceName)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		err = errors.Join(err, tel.Shutdown(fctx))
+	}()
+
+	app, err := telemetry.InstrumentHTTP(tel.MeterProvider(), serviceName, routes(log, store))
+	if err != nil {
+		return err
+	}
+	return server.New(cfg.Server, log, app, nil).Run(ctx)
+}
+
+// routes is the whole HTTP surface of resultanalyzer (probes are added by
+// server). The first three are the seed's; jobs call the two POSTs when they
+// finish or are killed, with an optional JSON body (see api.Report).
+func routes(log *slog.Logger, store *events.Store) http.Handler {
+	r := httpx.NewRouter()
+	r.Method(http.MethodPost, "/create/count", api.Record(store, events.Processed, log))
+	r.Method(http.MethodPost, "/create/kill", api.Record(store, events.Killed, log))
+	r.Method(http.MethodGet, "/get/count", api.SeedLines(store))
+	r.Method(http.MethodGet, "/events", api.List(store))
+	r.Method(http.MethodGet, "/summary", api.Summary(store))
+	r.Method(http.MethodGet, "/", timeline.Handler(store, log))
+	return r
+}

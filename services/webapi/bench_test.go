@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/keda-eks-samples/workloads/pkg/telemetry"
+	"github.com/keda-eks-samples/workloads/services/webapi/internal/weather"
+)
+
+// BenchmarkForecastHandler compares the bare /weatherforecast handler (zero
+// delay) with the same handler behind the instrumentation webapi serves it
+// with: otelhttp + http.server.active_requests, recorded into a real SDK
+// meter provider. `make bench` prints the instrumented/bare ratio.
+func BenchmarkForecastHandler(b *testing.B) {
+	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	bare := weather.Handler(log, 0, 0)
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	b.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	instrumented, err := telemetry.InstrumentHTTP(mp, serviceName, bare)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name string
+		h    http.Handler
+	}{{"bare", bare}, {"instrumented", instrumented}} {
+		b.Run(bc.name, func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodGet, "/weatherforecast", nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				bc.h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					b.Fatal(rec.Code)
+				}
+			}
+		})
+	}
+}

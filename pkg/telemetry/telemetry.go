@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"go.opentelemetry.io/contrib/exporters/autoexport"
 
@@ -83,6 +84,20 @@ func (t *Telemetry) Exporter() string { return t.exporter }
 
 // MeterProvider is handed to instrumentation explicitly (no global provider).
 func (t *Telemetry) MeterProvider() metric.MeterProvider { return t.provider }
+
+// FlushTimeout bounds the final export at exit.
+const FlushTimeout = 5 * time.Second
+
+// ShutdownOnExit is Shutdown for a deferred call at the end of run: the run
+// context is cancelled by then, so the flush gets its own FlushTimeout, and
+// its error is joined into *errp.
+//
+//	defer tel.ShutdownOnExit(ctx, &err)
+func (t *Telemetry) ShutdownOnExit(ctx context.Context, errp *error) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), FlushTimeout)
+	defer cancel()
+	*errp = errors.Join(*errp, t.Shutdown(fctx))
+}
 
 // Shutdown flushes pending metrics (one last export) and stops the readers.
 func (t *Telemetry) Shutdown(ctx context.Context) error {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/keda-eks-samples/workloads/pkg/config"
 	"github.com/keda-eks-samples/workloads/pkg/httpx"
@@ -66,11 +65,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
-	defer func() {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		err = errors.Join(err, tel.Shutdown(fctx))
-	}()
+	defer tel.ShutdownOnExit(ctx, &err)
 
 	app, err := telemetry.InstrumentHTTP(tel.MeterProvider(), serviceName, routes(log, store))
 	if err != nil {

@@ -74,11 +74,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
-	defer func() {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		err = errors.Join(err, tel.Shutdown(fctx))
-	}()
+	defer tel.ShutdownOnExit(ctx, &err)
 	m, err := newMetrics(tel.MeterProvider())
 	if err != nil {
 		return err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -65,13 +64,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
-	defer func() {
-		// Flush the last interval even when the server failed; the flush gets
-		// its own short budget since ctx is already cancelled by now.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		err = errors.Join(err, tel.Shutdown(fctx))
-	}()
+	defer tel.ShutdownOnExit(ctx, &err)
 
 	app, err := telemetry.InstrumentHTTP(tel.MeterProvider(), serviceName, routes(log, cfg))
 	if err != nil {

@@ -19,8 +19,8 @@ import (
 type counts struct{ processed, failed, inFlight atomic.Int64 }
 
 func (c *counts) Processed(context.Context, time.Duration) { c.processed.Add(1) }
-func (c *counts) Failed(context.Context)                    { c.failed.Add(1) }
-func (c *counts) InFlight(_ context.Context, d int64)       { c.inFlight.Add(d) }
+func (c *counts) Failed(context.Context)                   { c.failed.Add(1) }
+func (c *counts) InFlight(_ context.Context, d int64)      { c.inFlight.Add(d) }
 
 func TestPoisonMessageEndsInTheDeadLetterQueue(t *testing.T) {
 	emu := sqstest.Start(t)

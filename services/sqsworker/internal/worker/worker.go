@@ -56,6 +56,8 @@ type Worker struct {
 	log     *slog.Logger
 
 	slots   chan struct{} // one token per message being worked
+	busy    atomic.Int64  // messages received and not yet deleted-or-released
+	idle    chan struct{} // signalled when busy drops to 0
 	deletes chan string   // receipt handles of finished messages
 	leases  *leases
 
@@ -67,6 +69,7 @@ func New(cfg Config, api sqsx.API, process Processor, metrics Metrics, log *slog
 	w := &Worker{
 		cfg: cfg, api: api, process: process, metrics: metrics, log: log,
 		slots:   make(chan struct{}, cfg.Concurrency),
+		idle:    make(chan struct{}, 1),
 		deletes: make(chan string, cfg.Concurrency+sqsx.MaxBatch),
 		leases:  newLeases(),
 	}
@@ -86,7 +89,8 @@ func (w *Worker) Healthy(context.Context) error {
 
 // Run consumes until ctx is cancelled (SIGTERM), then:
 //
-//  1. stops receiving at once (an open long poll is cut short);
+//  1. stops receiving at once: no new receive starts, and whatever the open
+//     long poll still brings is released unworked;
 //  2. lets in-flight work finish until drainDeadline;
 //  3. cancels what is still running and releases those messages
 //     (visibility 0) so another consumer takes them now, not after the
@@ -137,23 +141,21 @@ func (w *Worker) receiveLoop(ctx, workCtx context.Context, work *sync.WaitGroup)
 		case <-ctx.Done():
 			return
 		}
-		n := 1
-		for n < min(w.cfg.Concurrency, sqsx.MaxBatch) {
-			select {
-			case w.slots <- struct{}{}:
-				n++
-				continue
-			default:
-			}
-			break
-		}
-		out, err := w.api.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+		n := w.gatherSlots(1, min(w.cfg.Concurrency, sqsx.MaxBatch))
+		// The receive itself is not cancelled by SIGTERM: a long poll cut
+		// on the client side can still be handed messages by SQS, which then
+		// stay invisible, processed by nobody, for a whole visibility
+		// timeout. Instead it runs out (≤ SQS_WAIT_TIME) and whatever it
+		// brings after SIGTERM is released at once.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.WaitTime+receiveSlack)
+		out, err := w.api.ReceiveMessage(rctx, &sqs.ReceiveMessageInput{
 			QueueUrl:                    aws.String(w.cfg.QueueURL),
 			MaxNumberOfMessages:         int32(n),
 			WaitTimeSeconds:             int32(w.cfg.WaitTime / time.Second),
 			VisibilityTimeout:           int32(w.cfg.VisibilityTimeout / time.Second),
 			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount},
 		})
+		cancel()
 		var got []types.Message
 		if out != nil {
 			got = out.Messages
@@ -161,12 +163,14 @@ func (w *Worker) receiveLoop(ctx, workCtx context.Context, work *sync.WaitGroup)
 		for range n - len(got) { // give back the slots we did not use
 			<-w.slots
 		}
-		if err != nil {
-			if ctx.Err() != nil {
-				// Cut short by SIGTERM. Anything SQS handed out in that
-				// instant comes back after its visibility timeout.
-				return
+		if ctx.Err() != nil { // SIGTERM arrived during the poll
+			w.releaseAll(got)
+			for range got {
+				<-w.slots
 			}
+			return
+		}
+		if err != nil {
 			w.lastErr.Store(&err)
 			backoff = nextBackoff(backoff, w.cfg.MaxBackoff)
 			w.log.Warn("receive failed; backing off", "err", err, "backoff", backoff)
@@ -179,6 +183,7 @@ func (w *Worker) receiveLoop(ctx, workCtx context.Context, work *sync.WaitGroup)
 		w.lastErr.Store(&none)
 		backoff = 0
 		for _, m := range got {
+			w.busy.Add(1)
 			w.leases.add(m, w.cfg.VisibilityTimeout)
 			w.metrics.InFlight(ctx, 1)
 			work.Go(func() { w.handle(workCtx, m) })
@@ -186,8 +191,55 @@ func (w *Worker) receiveLoop(ctx, workCtx context.Context, work *sync.WaitGroup)
 	}
 }
 
+// gatherSlots takes up to want slots in all, holding have already. While
+// work is in flight it waits up to receiveGather for slots about to free, so
+// a busy worker asks for full batches of 10 rather than many small ones.
+func (w *Worker) gatherSlots(have, want int) int {
+	var timeout <-chan time.Time
+	for have < want {
+		select {
+		case w.slots <- struct{}{}:
+			have++
+			continue
+		default:
+		}
+		if w.busy.Load() == 0 {
+			return have // nothing in flight: no slot will free up
+		}
+		if timeout == nil {
+			t := time.NewTimer(receiveGather)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case w.slots <- struct{}{}:
+			have++
+		case <-timeout:
+			return have
+		}
+	}
+	return have
+}
+
+// idleNow reports that no message is being worked and no delete is queued.
+// Handlers queue their delete before calling done, so whichever of the two
+// the delete loop sees last, it sees the pool idle then.
+func (w *Worker) idleNow() bool { return w.busy.Load() == 0 && len(w.deletes) == 0 }
+
+// done ends a message's stay in the pool: its slot is free and, when it was
+// the last one, a pending partial delete batch can go.
+func (w *Worker) done() {
+	<-w.slots
+	if w.busy.Add(-1) == 0 {
+		select {
+		case w.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
 func (w *Worker) handle(ctx context.Context, m types.Message) {
-	defer func() { <-w.slots }()
+	defer w.done()
 	id := aws.ToString(m.MessageId)
 	log := w.log.With("message_id", id, "receive_count", m.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)])
 	start := time.Now()
@@ -211,6 +263,30 @@ func (w *Worker) handle(ctx context.Context, m types.Message) {
 	}
 }
 
+// receiveGather bounds the wait for slots about to free before a receive.
+const receiveGather = 5 * time.Millisecond
+
+// receiveSlack is how much longer than its long poll a receive may take.
+const receiveSlack = 10 * time.Second
+
+// releaseAll hands back messages received after SIGTERM, unworked.
+func (w *Worker) releaseAll(ms []types.Message) {
+	if len(ms) == 0 {
+		return
+	}
+	handles := make([]string, len(ms))
+	for i, m := range ms {
+		handles[i] = aws.ToString(m.ReceiptHandle)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := sqsx.ChangeVisibility(ctx, w.api, w.cfg.QueueURL, handles, 0); err != nil {
+		w.log.Warn("release after SIGTERM failed; messages return after their visibility timeout", "count", len(ms), "err", err)
+		return
+	}
+	w.log.Info("released messages received during shutdown", "count", len(ms))
+}
+
 // release makes m visible again at once; its receive count has already gone
 // up, so a message that always fails reaches the queue's dead-letter queue
 // after maxReceiveCount tries instead of looping.
@@ -222,8 +298,9 @@ func (w *Worker) release(m types.Message) {
 	}
 }
 
-// deleteLoop deletes finished messages in batches of up to 10, flushing a
-// partial batch after DeleteFlush, and everything when the channel closes.
+// deleteLoop deletes finished messages in batches of up to 10. A partial
+// batch goes when the pool is idle, after DeleteFlush at the latest, and
+// everything when the channel closes.
 func (w *Worker) deleteLoop(ctx context.Context) {
 	var batch []string
 	flush := func() {
@@ -249,7 +326,13 @@ func (w *Worker) deleteLoop(ctx context.Context) {
 				timer.Reset(w.cfg.DeleteFlush)
 			}
 			batch = append(batch, h)
-			if len(batch) == sqsx.MaxBatch {
+			if len(batch) == sqsx.MaxBatch || w.idleNow() {
+				flush()
+			}
+		case <-w.idle:
+			// Nothing else is being worked, so no more deletes are coming
+			// soon: send the partial batch now rather than after DeleteFlush.
+			if w.idleNow() {
 				flush()
 			}
 		case <-timer.C:

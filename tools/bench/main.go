@@ -1,0 +1,147 @@
+// Command bench is the harness behind `make bench`. It reads the output of
+// the Go benchmarks (-bench-out) and prints each goal as a ratio measured in
+// that same run, then measures the service binaries themselves: stripped
+// size, start-up to the first /readyz 200, and idle RSS.
+package main
+
+import (
+	"bufio"
+	"context"
+
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	benchOut := fs.String("bench-out", "", "go test -bench output to summarise")
+	bin := fs.String("bin", "bin", "directory with the service binaries")
+	runs := fs.Int("runs", 5, "start-ups per binary")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *benchOut != "" {
+		results, err := parseFile(*benchOut)
+		if err != nil {
+			return err
+		}
+		printRatios(stdout, results)
+	}
+	return measureBinaries(ctx, stdout, *bin, *runs)
+}
+
+// results maps "BenchmarkName/sub" (without the -GOMAXPROCS suffix) and a
+// unit ("ns/op", "allocs/op", "calls/msg", ...) to every value measured.
+type results map[string]map[string][]float64
+
+func parseFile(path string) (results, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return parse(f)
+}
+
+func parse(r io.Reader) (results, error) {
+	res := results{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		name := f[0]
+		if i := strings.LastIndex(name, "-"); i > 0 {
+			if _, err := strconv.Atoi(name[i+1:]); err == nil {
+				name = name[:i]
+			}
+		}
+		for i := 2; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			if res[name] == nil {
+				res[name] = map[string][]float64{}
+			}
+			res[name][f[i+1]] = append(res[name][f[i+1]], v)
+		}
+	}
+	return res, sc.Err()
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// goal is one ratio the issues ask for: candidate ÷ baseline of a unit.
+type goal struct {
+	what                string
+	candidate, baseline string
+	unit                string
+	target              string
+	ok                  func(ratio float64) bool
+}
+
+var goals = []goal{
+	{"webapi instrumented vs bare handler, time", "BenchmarkForecastHandler/instrumented", "BenchmarkForecastHandler/bare", "ns/op", "≤ 1.10×", func(r float64) bool { return r <= 1.10 }},
+	{"webapi instrumented vs bare handler, allocs", "BenchmarkForecastHandler/instrumented", "BenchmarkForecastHandler/bare", "allocs/op", "≤ 1.10×", func(r float64) bool { return r <= 1.10 }},
+	{"SQS calls per message, ours vs seed", "BenchmarkSQSCallsPerMessage/ours", "BenchmarkSQSCallsPerMessage/seed", "calls/msg", "ours ≤ 0.33 (floor 0.3)", nil},
+	{"sqsworker drain rate vs raw receive+delete loop", "BenchmarkDrain/worker", "BenchmarkDrain/raw", "msgs/s", "≥ 0.8×", func(r float64) bool { return r >= 0.8 }},
+	{"producer 1000 messages: sequential SendMessage vs batched, time", "BenchmarkProduce1000/sequential", "BenchmarkProduce1000/batched", "ns/op", "≥ 5× (batched faster)", func(r float64) bool { return r >= 5 }},
+}
+
+func printRatios(w io.Writer, res results) {
+	fmt.Fprintln(w, "\nGoals (medians of this run):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "what\tcandidate\tbaseline\tratio\ttarget\t")
+	for _, g := range goals {
+		c, b := res[g.candidate][g.unit], res[g.baseline][g.unit]
+		if len(c) == 0 || len(b) == 0 {
+			fmt.Fprintf(tw, "%s\t(not run)\t\t\t%s\t\n", g.what, g.target)
+			continue
+		}
+		mc, mb := median(c), median(b)
+		ratio := mc / mb
+		verdict := ""
+		switch {
+		case g.unit == "calls/msg":
+			verdict = fmt.Sprintf("ours %.3f, %.3f above the 0.3 floor", mc, mc-0.3)
+			if mc <= 0.33 {
+				verdict += " ✓"
+			}
+		case g.ok(ratio):
+			verdict = "✓"
+		default:
+			verdict = "✗"
+		}
+		fmt.Fprintf(tw, "%s\t%.4g %s\t%.4g %s\t%.3f×\t%s %s\t\n", g.what, mc, g.unit, mb, g.unit, ratio, g.target, verdict)
+	}
+	tw.Flush()
+}

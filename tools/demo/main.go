@@ -31,6 +31,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	bin := fs.String("bin", "bin", "directory with the service binaries (make build)")
 	logs := fs.String("logs", "", "directory for service logs (default: <bin>/demo-logs)")
 	load := fs.Duration("load", 24*time.Second, "length of the HTTP load ramp")
+	repo := fs.String("repo", ".", "repository root (for tools/fauxqs)")
+	messages := fs.Int("messages", 300, "messages POST /send puts on the sqsworker queue")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -44,9 +46,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	defer st.stopAll()
 
 	fmt.Fprintf(stdout, "service logs: %s/\n\n", *logs)
-	err := httpScene(ctx, st, *load)
+	err := scenes(ctx, st, *repo, *load, *messages)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
+}
+
+func scenes(ctx context.Context, st *stack, repo string, load time.Duration, messages int) error {
+	if err := httpScene(ctx, st, load); err != nil {
+		return err
+	}
+	emu, err := startEmulator(ctx, st, repo)
+	if err != nil {
+		return err
+	}
+	return sqsWorkerScene(ctx, st, emu, messages)
 }

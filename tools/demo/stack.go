@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -25,7 +26,12 @@ type proc struct {
 	name string
 	cmd  *exec.Cmd
 	done chan error
+	term sync.Once
 }
+
+// terminate sends SIGTERM once: the services treat a second one as "kill
+// now", like a second Ctrl-C.
+func (p *proc) terminate() { p.term.Do(func() { _ = p.cmd.Process.Signal(syscall.SIGTERM) }) }
 
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -36,11 +42,10 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// start runs bin/<name> with env on top of a minimal environment, logging to
-// logs/<name>.log.
-func (s *stack) start(name string, env map[string]string) (*proc, error) {
-	path := filepath.Join(s.bin, name)
-	return s.startCmd(name, exec.Command(path), env)
+// start runs bin/<binary> as name with env on top of a minimal environment,
+// logging to logs/<name>.log.
+func (s *stack) start(binary, name string, env map[string]string) (*proc, error) {
+	return s.startCmd(name, exec.Command(filepath.Join(s.bin, binary)), env)
 }
 
 func (s *stack) startCmd(name string, cmd *exec.Cmd, env map[string]string) (*proc, error) {
@@ -70,7 +75,7 @@ func (s *stack) serve(name string, env map[string]string) (string, error) {
 		return "", err
 	}
 	env["HOST"], env["PORT"], env["SHUTDOWN_DELAY"] = "127.0.0.1", strconv.Itoa(port), "0s"
-	p, err := s.start(name, env)
+	p, err := s.start(name, name, env)
 	if err != nil {
 		return "", err
 	}
@@ -107,7 +112,7 @@ func waitHTTP(url string, timeout time.Duration, exited <-chan error) error {
 func (s *stack) stopAll() {
 	for i := len(s.procs) - 1; i >= 0; i-- {
 		p := s.procs[i]
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		p.terminate()
 		select {
 		case err := <-p.done:
 			status := "exit 0"

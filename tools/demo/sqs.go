@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/keda-eks-samples/workloads/pkg/sqsx"
+)
+
+// emulator is the local SQS (fauxqs, see tools/fauxqs) and a client for it.
+type emulator struct {
+	env    map[string]string // AWS_* for the services
+	client *sqs.Client
+}
+
+// startEmulator runs tools/fauxqs/serve.mjs on a free loopback port.
+func startEmulator(ctx context.Context, st *stack, repo string) (*emulator, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("node", "serve.mjs", "--port", strconv.Itoa(port))
+	cmd.Dir = filepath.Join(repo, "tools", "fauxqs")
+	p, err := st.startCmd("fauxqs", cmd, nil)
+	if err != nil {
+		return nil, err
+	}
+	endpoint := "http://127.0.0.1:" + strconv.Itoa(port)
+	if err := waitHTTP(endpoint+"/health", 30*time.Second, p.done); err != nil {
+		return nil, fmt.Errorf("SQS emulator: %w (see %s/fauxqs.log)", err, st.logs)
+	}
+	fmt.Fprintf(st.out, "started %-15s %s (SQS emulator)\n", "fauxqs", endpoint)
+	env := map[string]string{
+		"AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_SQS": endpoint,
+		"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo",
+	}
+	client, err := sqsx.NewClient(ctx, func(k string) string { return env[k] })
+	if err != nil {
+		return nil, err
+	}
+	return &emulator{env: env, client: client}, nil
+}
+
+// createQueue makes name and name-dlq, with a redrive policy after
+// maxReceive receives, and returns the queue URL.
+func (e *emulator) createQueue(ctx context.Context, name string, maxReceive int) (string, error) {
+	dlq, err := e.client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name + "-dlq")})
+	if err != nil {
+		return "", err
+	}
+	attrs, err := e.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: dlq.QueueUrl, AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn}})
+	if err != nil {
+		return "", err
+	}
+	policy, _ := json.Marshal(map[string]any{"deadLetterTargetArn": attrs.Attributes["QueueArn"], "maxReceiveCount": maxReceive})
+	q, err := e.client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name),
+		Attributes: map[string]string{"RedrivePolicy": string(policy), "VisibilityTimeout": "30"}})
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(q.QueueUrl), nil
+}
+
+// depth is what KEDA's aws-sqs-queue trigger reads: visible and in flight.
+func (e *emulator) depth(ctx context.Context, url string) (visible, inFlight int, err error) {
+	out, err := e.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url),
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessages, types.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
+	if err != nil {
+		return 0, 0, err
+	}
+	visible, _ = strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessages)])
+	inFlight, _ = strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessagesNotVisible)])
+	return visible, inFlight, nil
+}
+
+// sqsWorkerScene is seed 004: POST /send fills the queue and sqsworker
+// replicas drain it. The demo plays KEDA's part: every second it sets the
+// replica count to ceil((visible + in flight) / queueLength), between 1 and
+// maxReplicas, starting workers or sending SIGTERM to the newest.
+func sqsWorkerScene(ctx context.Context, st *stack, emu *emulator, messages int) error {
+	const queueLength, maxReplicas = 5, 6
+	url, err := emu.createQueue(ctx, "demo-sqsworker", 5)
+	if err != nil {
+		return err
+	}
+	env := func() map[string]string {
+		e := map[string]string{"QUEUE_URL": url, "WORKER_CONCURRENCY": "5", "PROCESS_MIN_DELAY": "300ms",
+			"PROCESS_MAX_DELAY": "800ms", "SQS_WAIT_TIME": "2s", "LOG_LEVEL": "warn", "SHUTDOWN_TIMEOUT": "10s"}
+		for k, v := range emu.env {
+			e[k] = v
+		}
+		return e
+	}
+	first, err := st.serve("sqsworker", env())
+	if err != nil {
+		return err
+	}
+	var replicas []*proc
+	fmt.Fprintf(st.out, "\nsqsworker: POST %s/send {\"Messages\": %d}; KEDA aws-sqs-queue, queueLength %d, 1-%d replicas (workers of 5)\n",
+		first, messages, queueLength, maxReplicas)
+	status, body, err := post(ctx, first+"/send", fmt.Sprintf(`{"Messages": %d}`, messages))
+	if err != nil || status != http.StatusOK {
+		return fmt.Errorf("POST /send: %d %s %v", status, body, err)
+	}
+	fmt.Fprintf(st.out, "  /send answered %s", body)
+	fmt.Fprintf(st.out, "%6s %8s %9s %9s  %s\n", "time", "visible", "in flight", "replicas", "queue")
+
+	start := time.Now()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		v, f, err := emu.depth(ctx, url)
+		if err != nil {
+			return err
+		}
+		want := min(max((v+f+queueLength-1)/queueLength, 1), maxReplicas)
+		for 1+len(replicas) < want { // the first worker also serves /send
+			p, err := st.start("sqsworker", "sqsworker-"+strconv.Itoa(len(replicas)+2), withPort(env()))
+			if err != nil {
+				return err
+			}
+			replicas = append(replicas, p)
+		}
+		for 1+len(replicas) > want { // SIGTERM; it drains on its own, like a pod
+			replicas[len(replicas)-1].terminate()
+			replicas = replicas[:len(replicas)-1]
+		}
+		fmt.Fprintf(st.out, "%5.0fs %8d %9d %9d  %s\n", time.Since(start).Seconds(), v, f, 1+len(replicas), strings.Repeat("▮", (v+f+4)/5))
+		if v+f == 0 {
+			fmt.Fprintln(st.out, "  queue drained; KEDA scales back to the minimum")
+			for _, p := range replicas {
+				p.terminate()
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// withPort gives a background replica its own free port (its HTTP server
+// runs too, as in a pod).
+func withPort(env map[string]string) map[string]string {
+	port, err := freePort()
+	if err == nil {
+		env["HOST"], env["PORT"] = "127.0.0.1", strconv.Itoa(port)
+	}
+	return env
+}
+
+func post(ctx context.Context, url, body string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}

@@ -24,6 +24,13 @@ build: ## build the five service binaries into bin/ (stripped, trimmed paths)
 	@for s in $(SERVICES); do go build -trimpath -ldflags='-s -w' -o $(BIN)/$$s ./services/$$s; done
 	@ls -l $(BIN)
 
+# Container images (needs a Docker engine; not available on the CI machine).
+REGISTRY ?= local
+TAG      ?= dev
+.PHONY: images
+images: ## docker build every service from the root Dockerfile (REGISTRY=<ecr> TAG=<tag>)
+	@for s in $(SERVICES); do docker build --build-arg SERVICE=$$s -t $(REGISTRY)/$$s:$(TAG) . || exit 1; done
+
 .PHONY: test
 test: deps ## run every test with the race detector (starts real emulators itself)
 	go test -race -count=1 $(PKGS)

@@ -307,17 +307,17 @@ func decodeDatum(v cbor.Value) (Datum, error) {
 	}
 	if val, ok := m["Value"]; ok {
 		if d.Value, err = finite(val); err != nil {
-			return Datum{}, fmt.Errorf("Value: %w", err)
+			return Datum{}, fmt.Errorf("member Value: %w", err)
 		}
 	}
 	if ts, ok := m["Timestamp"]; ok {
 		if d.Timestamp, err = timestamp(ts); err != nil {
-			return Datum{}, fmt.Errorf("Timestamp: %w", err)
+			return Datum{}, fmt.Errorf("member Timestamp: %w", err)
 		}
 	}
 	if dv, ok := m["Dimensions"]; ok {
 		if d.Dimensions, err = dimensions(dv); err != nil {
-			return Datum{}, fmt.Errorf("Dimensions: %w", err)
+			return Datum{}, fmt.Errorf("member Dimensions: %w", err)
 		}
 	}
 	if err := checkUndecoded(m); err != nil {

@@ -353,7 +353,8 @@ func TestEmulator(t *testing.T) {
 		}
 		out, err := client.ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{
 			QueueUrl: aws.String(q.URL), WaitTimeSeconds: 1,
-			AttributeNames: []types.QueueAttributeName{"ApproximateReceiveCount"}, //nolint:staticcheck // fact 4: the deprecated field works too
+			//lint:ignore SA1019 fact 4: the deprecated field works too
+			AttributeNames: []types.QueueAttributeName{"ApproximateReceiveCount"},
 		})
 		if err != nil || len(out.Messages) != 1 {
 			t.Fatalf("receive: %v, %+v", err, out)

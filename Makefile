@@ -59,7 +59,7 @@ bench: build deps ## benchmarks (ratios measured in one run) + start-up / RSS / 
 	go test -run='^$$' -bench=. -benchmem -count=6 ./services/webapi/... | tee $(BIN)/bench.txt
 	go test -run='^$$' -bench=. -benchtime=10x -count=3 $(SQS_BENCH) | tee -a $(BIN)/bench.txt
 	cd tools/gotools && GOWORK=off go tool benchstat ../../$(BIN)/bench.txt
-	go run ./tools/bench -bench-out $(BIN)/bench.txt -bin $(BIN)
+	go run ./tools/bench -bench-out $(BIN)/bench.txt -bin $(BIN) -repo .
 
 .PHONY: tidy
 tidy: ## go mod tidy in every module, go work sync; in CI (CI=true) fail on a dirty tree

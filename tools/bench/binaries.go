@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -16,19 +17,30 @@ import (
 	"time"
 )
 
-// servers are the binaries that serve HTTP with no external dependency at
-// start-up. sqsworker's readiness depends on SQS, and videoencoder and
-// producer are jobs without a server: those are measured for size only.
-var servers = map[string]map[string]string{
-	"webapi":         {},
-	"resultanalyzer": {},
+// serverEnv returns the environment of each binary that serves HTTP, or
+// false for the jobs (videoencoder, producer), which are measured for size
+// only. sqsworker is ready only once SQS answers, so it gets the emulator.
+func serverEnv(name string, sqsEndpoint, queueURL string) (map[string]string, bool) {
+	switch name {
+	case "webapi", "resultanalyzer":
+		return map[string]string{}, true
+	case "sqsworker":
+		return map[string]string{"QUEUE_URL": queueURL, "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_SQS": sqsEndpoint,
+			"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "SQS_WAIT_TIME": "1s"}, true
+	}
+	return nil, false
 }
 
-func measureBinaries(ctx context.Context, w io.Writer, bin string, runs int) error {
+func measureBinaries(ctx context.Context, w io.Writer, bin, repo string, runs int) error {
 	entries, err := os.ReadDir(bin)
 	if err != nil {
 		return fmt.Errorf("no service binaries in %s: run make build", bin)
 	}
+	endpoint, queueURL, stop, err := startSQS(ctx, repo)
+	if err != nil {
+		return fmt.Errorf("SQS emulator for sqsworker: %w", err)
+	}
+	defer stop()
 	fmt.Fprintln(w, "\nBinaries (stripped, -trimpath; start-up = exec to first /readyz 200, median of", runs, "runs):")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "binary\tsize\tstart-up\tidle RSS\tgoal\t")
@@ -42,7 +54,7 @@ func measureBinaries(ctx context.Context, w io.Writer, bin string, runs int) err
 			continue // not a service binary
 		}
 		size := fmt.Sprintf("%.1f MiB", float64(info.Size())/(1<<20))
-		env, ok := servers[name]
+		env, ok := serverEnv(name, endpoint, queueURL)
 		if !ok {
 			fmt.Fprintf(tw, "%s\t%s\t–\t–\t\t\n", name, size)
 			continue
@@ -118,4 +130,42 @@ func rssMiB(pid int) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+}
+
+// startSQS runs the emulator (tools/fauxqs) on a free port and creates one
+// queue with a plain AWS JSON call (the emulator does not check signatures).
+func startSQS(ctx context.Context, repo string) (endpoint, queueURL string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", "", nil, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.CommandContext(ctx, "node", "serve.mjs", "--port", strconv.Itoa(port))
+	cmd.Dir = filepath.Join(repo, "tools", "fauxqs")
+	if err := cmd.Start(); err != nil {
+		return "", "", nil, err
+	}
+	stop = func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }
+	endpoint = "http://127.0.0.1:" + strconv.Itoa(port)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint+"/", strings.NewReader(`{"QueueName":"bench"}`))
+		req.Header.Set("X-Amz-Target", "AmazonSQS.CreateQueue")
+		req.Header.Set("Content-Type", "application/x-amz-json-1.0")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			var out struct{ QueueUrl string }
+			err = json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+			if err == nil && out.QueueUrl != "" {
+				return endpoint, out.QueueUrl, stop, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return "", "", nil, fmt.Errorf("no CreateQueue answer from %s: %v", endpoint, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -34,6 +34,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	benchOut := fs.String("bench-out", "", "go test -bench output to summarise")
 	bin := fs.String("bin", "bin", "directory with the service binaries")
 	runs := fs.Int("runs", 5, "start-ups per binary")
+	repo := fs.String("repo", ".", "repository root (for tools/fauxqs)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -44,7 +45,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		printRatios(stdout, results)
 	}
-	return measureBinaries(ctx, stdout, *bin, *runs)
+	return measureBinaries(ctx, stdout, *bin, *repo, *runs)
 }
 
 // results maps "BenchmarkName/sub" (without the -GOMAXPROCS suffix) and a

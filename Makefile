@@ -6,12 +6,12 @@ SHELL := /bin/bash
 export GOTOOLCHAIN := local
 export GOFLAGS := -buildvcs=false
 
-SERVICES := webapi sqsworker resultanalyzer
+SERVICES := webapi sqsworker videoencoder resultanalyzer producer
 # Modules in go.work; each must also build on its own (GOWORK=off).
 MODULES  := pkg $(addprefix services/,$(SERVICES)) tools/demo tools/bench
 BIN      := bin
 # Benchmarks that run against the SQS emulator (a few seconds each).
-SQS_BENCH := ./services/sqsworker/
+SQS_BENCH := ./services/sqsworker/ ./services/producer/
 PKGS     := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 
 .PHONY: help

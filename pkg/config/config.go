@@ -146,14 +146,34 @@ func (r *Reader) URL(name, def string) string {
 	v, ok := r.lookup(name)
 	if !ok {
 		if def == "" {
-			r.Fail(name, "", "an absolute http(s) URL")
+			r.Fail(name, "", wantURL)
 		}
 		return def
 	}
-	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		r.Fail(name, v, "an absolute http(s) URL")
+	if !isHTTPURL(v) {
+		r.Fail(name, v, wantURL)
 		return def
 	}
 	return v
+}
+
+// OptionalURL returns "" when the variable is unset (the feature it points
+// to is off), an absolute http(s) URL otherwise; anything else is an error.
+func (r *Reader) OptionalURL(name string) string {
+	v, ok := r.lookup(name)
+	if !ok {
+		return ""
+	}
+	if !isHTTPURL(v) {
+		r.Fail(name, v, wantURL)
+		return ""
+	}
+	return v
+}
+
+const wantURL = "an absolute http(s) URL"
+
+func isHTTPURL(v string) bool {
+	u, err := url.Parse(v)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }

@@ -33,6 +33,11 @@ func TestReaderParsesAndRejects(t *testing.T) {
 		{"required missing", nil, func(r *Reader) any { return r.Required("QUEUE_URL", "an SQS queue URL") }, "", "QUEUE_URL is required"},
 		{"url ok", map[string]string{"U": "http://x:8080"}, func(r *Reader) any { return r.URL("U", "") }, "http://x:8080", ""},
 		{"url relative", map[string]string{"U": "x:8080"}, func(r *Reader) any { return r.URL("U", "") }, "", "absolute http(s) URL"},
+		{"optional url unset", nil, func(r *Reader) any { return r.OptionalURL("U") }, "", ""},
+		{"optional url blank", map[string]string{"U": "  "}, func(r *Reader) any { return r.OptionalURL("U") }, "", ""},
+		{"optional url set", map[string]string{"U": " https://analyzer:8080 "}, func(r *Reader) any { return r.OptionalURL("U") }, "https://analyzer:8080", ""},
+		{"optional url wrong scheme", map[string]string{"U": "ftp://analyzer"}, func(r *Reader) any { return r.OptionalURL("U") }, "", `U="ftp://analyzer" is invalid: want an absolute http(s) URL`},
+		{"optional url no host", map[string]string{"U": "http://"}, func(r *Reader) any { return r.OptionalURL("U") }, "", `U="http://" is invalid`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -33,6 +33,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	load := fs.Duration("load", 24*time.Second, "length of the HTTP load ramp")
 	repo := fs.String("repo", ".", "repository root (for tools/fauxqs)")
 	messages := fs.Int("messages", 300, "messages POST /send puts on the sqsworker queue")
+	videos := fs.Int("videos", 10, "encoding requests the producer enqueues for the video encoder jobs")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -46,14 +47,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	defer st.stopAll()
 
 	fmt.Fprintf(stdout, "service logs: %s/\n\n", *logs)
-	err := scenes(ctx, st, *repo, *load, *messages)
+	err := scenes(ctx, st, *repo, *load, *messages, *videos)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
 }
 
-func scenes(ctx context.Context, st *stack, repo string, load time.Duration, messages int) error {
+func scenes(ctx context.Context, st *stack, repo string, load time.Duration, messages, videos int) error {
 	if err := httpScene(ctx, st, load); err != nil {
 		return err
 	}
@@ -61,5 +62,12 @@ func scenes(ctx context.Context, st *stack, repo string, load time.Duration, mes
 	if err != nil {
 		return err
 	}
-	return sqsWorkerScene(ctx, st, emu, messages)
+	if err := sqsWorkerScene(ctx, st, emu, messages); err != nil {
+		return err
+	}
+	analyzer, err := st.serve("resultanalyzer", map[string]string{"LOG_LEVEL": "warn"})
+	if err != nil {
+		return err
+	}
+	return videoScene(ctx, st, emu, analyzer, videos)
 }

@@ -25,8 +25,19 @@ type stack struct {
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	done chan error
+	done chan struct{} // closed when the process has exited
+	err  error         // its exit status, once done is closed
 	term sync.Once
+}
+
+// exited reports whether the process has ended.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // terminate sends SIGTERM once: the services treat a second one as "kill
@@ -53,17 +64,14 @@ func (s *stack) startCmd(name string, cmd *exec.Cmd, env map[string]string) (*pr
 	if err != nil {
 		return nil, err
 	}
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
+	cmd.Env = envList(env)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait(); logf.Close() }()
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); logf.Close(); close(p.done) }()
 	s.procs = append(s.procs, p)
 	return p, nil
 }
@@ -88,12 +96,12 @@ func (s *stack) serve(name string, env map[string]string) (string, error) {
 }
 
 // waitHTTP polls url until it answers 200, the process exits, or timeout.
-func waitHTTP(url string, timeout time.Duration, exited <-chan error) error {
+func waitHTTP(url string, timeout time.Duration, exited <-chan struct{}) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		select {
-		case err := <-exited:
-			return fmt.Errorf("exited early: %v", err)
+		case <-exited:
+			return errors.New("exited early")
 		default:
 		}
 		if resp, err := http.Get(url); err == nil {
@@ -114,16 +122,31 @@ func (s *stack) stopAll() {
 		p := s.procs[i]
 		p.terminate()
 		select {
-		case err := <-p.done:
-			status := "exit 0"
-			if err != nil {
-				status = err.Error()
-			}
-			fmt.Fprintf(s.out, "stopped %-15s %s\n", p.name, status)
+		case <-p.done:
 		case <-time.After(25 * time.Second):
 			_ = p.cmd.Process.Kill()
-			fmt.Fprintf(s.out, "killed  %s (did not stop in 25s)\n", p.name)
+			<-p.done
 		}
+		fmt.Fprintf(s.out, "stopped %-15s %s\n", p.name, p.status())
 	}
 	s.procs = nil
+}
+
+// status is "exit 0" or how the process ended.
+func (p *proc) status() string {
+	if p.err == nil {
+		return "exit 0"
+	}
+	return p.err.Error()
+}
+
+// forget drops processes that have ended and been reported by a scene.
+func (s *stack) forget(done func(*proc) bool) {
+	kept := s.procs[:0]
+	for _, p := range s.procs {
+		if !done(p) {
+			kept = append(kept, p)
+		}
+	}
+	s.procs = kept
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/keda-eks-samples/workloads/pkg/config"
 	"github.com/keda-eks-samples/workloads/pkg/httpx"
+	"github.com/keda-eks-samples/workloads/pkg/jobreport"
 	"github.com/keda-eks-samples/workloads/pkg/logging"
 	"github.com/keda-eks-samples/workloads/pkg/server"
 	"github.com/keda-eks-samples/workloads/pkg/telemetry"
@@ -79,8 +80,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 // finish or are killed, with an optional JSON body (see api.Report).
 func routes(log *slog.Logger, store *events.Store) http.Handler {
 	r := httpx.NewRouter()
-	r.Method(http.MethodPost, "/create/count", api.Record(store, events.Processed, log))
-	r.Method(http.MethodPost, "/create/kill", api.Record(store, events.Killed, log))
+	r.Method(http.MethodPost, jobreport.ProcessedPath, api.Record(store, events.Processed, log))
+	r.Method(http.MethodPost, jobreport.KilledPath, api.Record(store, events.Killed, log))
 	r.Method(http.MethodGet, "/get/count", api.SeedLines(store))
 	r.Method(http.MethodGet, "/events", api.List(store))
 	r.Method(http.MethodGet, "/summary", api.Summary(store))

@@ -6,23 +6,17 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/keda-eks-samples/workloads/pkg/httpx"
+	"github.com/keda-eks-samples/workloads/pkg/jobreport"
 	"github.com/keda-eks-samples/workloads/services/resultanalyzer/internal/events"
 )
 
-// Report is the optional body of POST /create/count and /create/kill. Field
-// names match case-insensitively; times are RFC 3339. The seed's job sent no
-// body, which records an event with only the time it arrived.
-type Report struct {
-	JobID     string    `json:"jobId"`
-	MessageID string    `json:"messageId"`
-	Start     time.Time `json:"start"`
-	End       time.Time `json:"end"`
-	Outcome   string    `json:"outcome"`
-	Detail    string    `json:"detail"`
-}
+// Report is the optional body of POST /create/count and /create/kill (the
+// jobreport contract). Field names match case-insensitively; times are RFC
+// 3339. The seed's job sent no body, which records an event with only the
+// time it arrived.
+type Report = jobreport.Report
 
 // Record serves POST /create/count (kind processed) and /create/kill (kind
 // killed): it stores the event and answers 200 with it. Bad input is a 4xx

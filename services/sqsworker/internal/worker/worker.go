@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/keda-eks-samples/workloads/pkg/sqsx"
+	"github.com/keda-eks-samples/workloads/pkg/wait"
 )
 
 // Config tunes the worker.
@@ -174,7 +175,7 @@ func (w *Worker) receiveLoop(ctx, workCtx context.Context, work *sync.WaitGroup)
 			w.lastErr.Store(&err)
 			backoff = nextBackoff(backoff, w.cfg.MaxBackoff)
 			w.log.Warn("receive failed; backing off", "err", err, "backoff", backoff)
-			if sleep(ctx, backoff) != nil {
+			if wait.Sleep(ctx, backoff) != nil {
 				return
 			}
 			continue
@@ -378,21 +379,7 @@ func SimulatedWork(lo, hi time.Duration) Processor {
 		if hi > lo {
 			d += rand.N(hi - lo + 1)
 		}
-		return sleep(ctx, d)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+		return wait.Sleep(ctx, d)
 	}
 }
 

@@ -14,6 +14,8 @@ package heartbeat
 import (
 	"context"
 	"time"
+
+	"github.com/keda-eks-samples/workloads/pkg/wait"
 )
 
 // Interval is the time between extensions for a visibility timeout: half.
@@ -41,7 +43,7 @@ type Heartbeat struct {
 func (h Heartbeat) Run(ctx context.Context) {
 	sleep := h.sleep
 	if sleep == nil {
-		sleep = sleepCtx
+		sleep = wait.Sleep
 	}
 	every := Interval(h.Visibility)
 	for {
@@ -68,15 +70,4 @@ func Schedule(visibility, work time.Duration) []time.Duration {
 		at = append(at, t)
 	}
 	return at
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/keda-eks-samples/workloads/pkg/videojob"
+	"github.com/keda-eks-samples/workloads/pkg/wait"
 	"github.com/keda-eks-samples/workloads/services/videoencoder/internal/heartbeat"
 	"github.com/keda-eks-samples/workloads/services/videoencoder/internal/report"
 	"github.com/keda-eks-samples/workloads/services/videoencoder/internal/video"
@@ -124,8 +125,8 @@ func (j *Job) receive(ctx context.Context) (*types.Message, Outcome, error) {
 			j.Log.Info("no message within the idle timeout; exiting", "idle_timeout", j.Config.IdleTimeout)
 			return nil, Idle, nil
 		}
-		wait := min(j.Config.WaitTime, left)
-		waitSeconds := int32(math.Ceil(wait.Seconds()))
+		poll := min(j.Config.WaitTime, left)
+		waitSeconds := int32(math.Ceil(poll.Seconds()))
 		if j.Config.WaitTime == 0 {
 			waitSeconds = 0
 		}
@@ -155,7 +156,7 @@ func (j *Job) receive(ctx context.Context) (*types.Message, Outcome, error) {
 			return msg, "", nil
 		}
 		if waitSeconds == 0 {
-			_ = sleep(ctx, min(emptyPause, time.Until(deadline)))
+			_ = wait.Sleep(ctx, min(emptyPause, time.Until(deadline)))
 		}
 	}
 }
@@ -186,7 +187,7 @@ func (j *Job) encode(ctx context.Context, log *slog.Logger, msg *types.Message, 
 		},
 	}
 	wg.Go(func() { hb.Run(hctx) })
-	interrupted := sleep(ctx, d) != nil
+	interrupted := wait.Sleep(ctx, d) != nil
 	stopHeartbeat()
 	wg.Wait()
 	end := time.Now()
@@ -265,18 +266,4 @@ func excerpt(s string) string {
 		return s
 	}
 	return strings.ToValidUTF8(s[:limit], "") + "…"
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

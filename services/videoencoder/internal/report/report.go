@@ -13,23 +13,18 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/keda-eks-samples/workloads/pkg/jobreport"
+	"github.com/keda-eks-samples/workloads/pkg/wait"
 )
 
-// Event is the body both endpoints accept (see the result analyzer's
-// api.Report). Times are sent as RFC 3339 with nanoseconds, in UTC.
-type Event struct {
-	JobID     string    `json:"jobId"`
-	MessageID string    `json:"messageId"`
-	Start     time.Time `json:"start"`
-	End       time.Time `json:"end"`
-	Outcome   string    `json:"outcome"`
-	Detail    string    `json:"detail,omitempty"`
-}
+// Event is the body both endpoints accept: the jobreport contract.
+type Event = jobreport.Report
 
 // Outcomes sent in Event.Outcome.
 const (
-	OutcomeProcessed = "processed"
-	OutcomeKilled    = "killed"
+	OutcomeProcessed = jobreport.OutcomeProcessed
+	OutcomeKilled    = jobreport.OutcomeKilled
 )
 
 // Client posts events. The zero BaseURL disables reporting: every call
@@ -47,12 +42,12 @@ func (c *Client) Enabled() bool { return c != nil && c.BaseURL != "" }
 
 // Processed records a processed message (POST /create/count).
 func (c *Client) Processed(ctx context.Context, e Event) error {
-	return c.post(ctx, "/create/count", e)
+	return c.post(ctx, jobreport.ProcessedPath, e)
 }
 
 // Killed records a job terminated mid-encode (POST /create/kill).
 func (c *Client) Killed(ctx context.Context, e Event) error {
-	return c.post(ctx, "/create/kill", e)
+	return c.post(ctx, jobreport.KilledPath, e)
 }
 
 // post sends e, retrying connection errors, 429 and 5xx answers up to
@@ -81,7 +76,7 @@ func (c *Client) post(ctx context.Context, path string, e Event) error {
 	var errs []error
 	for i := range attempts {
 		if i > 0 {
-			if err := sleep(ctx, backoff); err != nil {
+			if err := wait.Sleep(ctx, backoff); err != nil {
 				break
 			}
 			backoff *= 2
@@ -124,15 +119,4 @@ func (c *Client) once(ctx context.Context, url string, body []byte, timeout time
 	}
 	err = fmt.Errorf("status %s: %s", resp.Status, bytes.TrimSpace(msg))
 	return resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500, err
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -70,7 +70,10 @@ func videoScene(ctx context.Context, st *stack, emu *emulator, analyzer string, 
 		}
 		for range max(0, min(v+f, maxJobs)-len(running)) {
 			started++
-			p, err := st.start("videoencoder", "video-job-"+strconv.Itoa(started), jobEnv())
+			name := "video-job-" + strconv.Itoa(started)
+			env := jobEnv()
+			env["JOB_ID"] = name // a pod's hostname in the cluster; all alike on one machine
+			p, err := st.start("videoencoder", name, env)
 			if err != nil {
 				return err
 			}

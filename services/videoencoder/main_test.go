@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/keda-eks-samples/workloads/pkg/cli"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/otlptest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/sqstest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 	"github.com/keda-eks-samples/workloads/services/videoencoder/internal/job"
@@ -135,9 +136,16 @@ func TestJob(t *testing.T) {
 	t.Run("ProcessesOneMessageDeletesAndReports", func(t *testing.T) {
 		q := emu.NewQueue(t)
 		id := send(t, q.URL, request(1, "720p"))
-		p := svctest.StartProcess(t, env(q.URL, map[string]string{"PROCESS_SLEEP_TIME": "200ms", "JOB_ID": "happy-1"}))
+		// The job's outcome counter must reach the collector before the
+		// process exits: a job lives seconds, far less than an interval.
+		recv := otlptest.New(t)
+		p := svctest.StartProcess(t, env(q.URL, map[string]string{"PROCESS_SLEEP_TIME": "200ms", "JOB_ID": "happy-1",
+			"OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": recv.URL, "OTEL_METRIC_EXPORT_INTERVAL": "3600000"}))
 		if code := p.Wait(t, processWait); code != 0 {
 			t.Fatalf("exit %d, want 0; output:\n%s", code, p.Output)
+		}
+		if v, ok := recv.Value(serviceName, "videoencoder.jobs", map[string]string{"outcome": "processed"}); !ok || v != 1 {
+			t.Errorf("videoencoder.jobs{outcome=processed} on the wire = %v (exported: %v), want 1", v, ok)
 		}
 		if v, f := depth(t, q.URL); v != 0 || f != 0 {
 			t.Fatalf("queue visible=%d inFlight=%d, want empty (message deleted)", v, f)

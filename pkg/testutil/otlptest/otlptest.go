@@ -1,0 +1,142 @@
+// Package otlptest is an OTLP/HTTP metrics receiver for tests: it decodes
+// the real protobuf export requests a service sends (the OTel SDK's
+// otlpmetrichttp exporter, selected by OTEL_* variables) so a test checks
+// metrics on the wire rather than through a mock of its own instruments.
+package otlptest
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	colmetricpb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	metricpb "go.opentelemetry.io/proto/otlp/metrics/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// Receiver collects every export request.
+type Receiver struct {
+	URL string // base URL: set OTEL_EXPORTER_OTLP_ENDPOINT to it
+
+	mu   sync.Mutex
+	reqs []*colmetricpb.ExportMetricsServiceRequest
+}
+
+// New starts a receiver for the duration of t.
+func New(t testing.TB) *Receiver {
+	r := &Receiver{}
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	r.URL = srv.URL
+	return r
+}
+
+// Setenv points the process's OTel SDK at the receiver (OTLP over HTTP,
+// protobuf) with the given export interval in milliseconds. The SDK reads
+// OTEL_* from the process environment, so tests using it cannot be parallel.
+func (r *Receiver) Setenv(t *testing.T, intervalMillis string) {
+	t.Setenv("OTEL_METRICS_EXPORTER", "otlp")
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", r.URL)
+	t.Setenv("OTEL_METRIC_EXPORT_INTERVAL", intervalMillis)
+}
+
+func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, err := io.ReadAll(req.Body)
+	msg := &colmetricpb.ExportMetricsServiceRequest{}
+	if err != nil || req.URL.Path != "/v1/metrics" || req.Header.Get("Content-Type") != "application/x-protobuf" || proto.Unmarshal(body, msg) != nil {
+		http.Error(w, "bad export", http.StatusBadRequest)
+		return
+	}
+	r.mu.Lock()
+	r.reqs = append(r.reqs, msg)
+	r.mu.Unlock()
+	out, _ := proto.Marshal(&colmetricpb.ExportMetricsServiceResponse{})
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	_, _ = w.Write(out)
+}
+
+// Point is one number data point as exported.
+type Point struct {
+	Value      float64
+	Attributes map[string]string // string-valued attributes
+}
+
+// Metric returns the data points of the newest export of the named metric
+// from a resource whose service.name is service, and the metric itself
+// (for its type, unit, temporality). ok is false until one was exported.
+func (r *Receiver) Metric(service, name string) (m *metricpb.Metric, points []Point, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.reqs) - 1; i >= 0; i-- {
+		for _, rm := range r.reqs[i].GetResourceMetrics() {
+			if attrs(rm.GetResource().GetAttributes())["service.name"] != service {
+				continue
+			}
+			for _, sm := range rm.GetScopeMetrics() {
+				for _, m := range sm.GetMetrics() {
+					if m.GetName() == name {
+						return m, pointsOf(m), true
+					}
+				}
+			}
+		}
+	}
+	return nil, nil, false
+}
+
+// Value is the value of the newest point of the named metric whose
+// attributes include want; ok is false if there is none yet.
+func (r *Receiver) Value(service, name string, want map[string]string) (float64, bool) {
+	_, points, _ := r.Metric(service, name)
+	for _, p := range points {
+		if matches(p.Attributes, want) {
+			return p.Value, true
+		}
+	}
+	return 0, false
+}
+
+func pointsOf(m *metricpb.Metric) []Point {
+	var out []Point
+	number := func(dps []*metricpb.NumberDataPoint) {
+		for _, dp := range dps {
+			v := dp.GetAsDouble()
+			if _, isInt := dp.GetValue().(*metricpb.NumberDataPoint_AsInt); isInt {
+				v = float64(dp.GetAsInt())
+			}
+			out = append(out, Point{Value: v, Attributes: attrs(dp.GetAttributes())})
+		}
+	}
+	switch d := m.GetData().(type) {
+	case *metricpb.Metric_Sum:
+		number(d.Sum.GetDataPoints())
+	case *metricpb.Metric_Gauge:
+		number(d.Gauge.GetDataPoints())
+	case *metricpb.Metric_Histogram:
+		for _, dp := range d.Histogram.GetDataPoints() { // the count of observations
+			out = append(out, Point{Value: float64(dp.GetCount()), Attributes: attrs(dp.GetAttributes())})
+		}
+	}
+	return out
+}
+
+func attrs(kvs []*commonpb.KeyValue) map[string]string {
+	m := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		m[kv.GetKey()] = kv.GetValue().GetStringValue()
+	}
+	return m
+}
+
+func matches(have, want map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}

@@ -101,7 +101,7 @@ func drainWithWorker(b *testing.B, api sqsx.API, queueURL string, n int) {
 		watch, worker.SimulatedWork(0, 0), nopMetrics{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx, func() time.Time { return time.Now().Add(10 * time.Second) }) }()
+	go func() { done <- w.Run(ctx, 10*time.Second) }()
 	select {
 	case <-drained:
 	case <-time.After(time.Minute):

@@ -31,12 +31,15 @@ func processedIDs(outputs ...*svctest.SyncBuffer) map[string]int {
 	return seen
 }
 
-// TestChurnLosesNothing drains 500 messages with three worker processes
-// while one is SIGKILLed, one SIGTERMed and a fresh one started: every message
-// is processed at least once, nothing is left in flight or dead-lettered.
+// TestChurnLosesNothing drains 500 messages with three sqsworker binaries
+// (built from this package, run as separate processes) while one is
+// SIGKILLed, one SIGTERMed and a fresh one started: every message is
+// processed at least once, nothing is left in flight or dead-lettered.
 // Duplicates are expected (the killed worker's finished-but-undeleted
-// messages come back) and are counted, not forbidden.
+// messages come back) and are counted, not forbidden; `go test -v` prints
+// the count.
 func TestChurnLosesNothing(t *testing.T) {
+	bin := svctest.Build(t, "services/sqsworker")
 	emu := sqstest.Start(t)
 	q := emu.NewQueue(t, sqstest.WithMaxReceiveCount(10), sqstest.WithVisibilityTimeout(3*time.Second))
 	ids := send(t, emu, q, 500)
@@ -50,7 +53,7 @@ func TestChurnLosesNothing(t *testing.T) {
 	}
 	var workers []*svctest.Process
 	for range 3 {
-		workers = append(workers, svctest.StartProcess(t, env()))
+		workers = append(workers, svctest.StartBinary(t, bin, env()))
 	}
 	outputs := func() []*svctest.SyncBuffer {
 		var o []*svctest.SyncBuffer
@@ -73,7 +76,7 @@ func TestChurnLosesNothing(t *testing.T) {
 	if code := workers[1].Wait(t, 15*time.Second); code != 0 {
 		t.Fatalf("SIGTERMed worker exit %d:\n%s", code, workers[1].Output)
 	}
-	workers = append(workers, svctest.StartProcess(t, env()))
+	workers = append(workers, svctest.StartBinary(t, bin, env()))
 
 	emu.WaitDepth(t, q.URL, sqstest.Empty, 60*time.Second)
 	seen := processedIDs(outputs()...)

@@ -105,16 +105,20 @@ func TestSendRejectsBadInputAndEnqueuesNothing(t *testing.T) {
 	}
 }
 
+// A long poll is open at SIGTERM (7 of 10 slots are free): it runs out, the
+// held messages are released when the drain window ends, and the process
+// exits 0 with all three visible again.
 func TestSIGTERMReleasesUnfinishedMessagesAndExitsZero(t *testing.T) {
 	emu := sqstest.Start(t)
 	q := emu.NewQueue(t, sqstest.WithVisibilityTimeout(time.Hour))
 	p := svctest.StartProcess(t, workerEnv(t, emu, q, map[string]string{
 		"PROCESS_MIN_DELAY": "1h", "PROCESS_MAX_DELAY": "1h", "SQS_VISIBILITY_TIMEOUT": "1h", "SHUTDOWN_TIMEOUT": "3s",
+		"SQS_WAIT_TIME": "2s",
 	}))
 	send(t, emu, q, 3)
 	emu.WaitDepth(t, q.URL, func(v, f int) bool { return v == 0 && f == 3 }, 20*time.Second)
 	p.Signal(t, syscall.SIGTERM)
-	if code := p.Wait(t, 15*time.Second); code != 0 {
+	if code := p.Wait(t, 12*time.Second); code != 0 {
 		t.Fatalf("exit %d, want 0:\n%s", code, p.Output)
 	}
 	// Released, not left to a one-hour visibility timeout.
@@ -151,7 +155,11 @@ func TestVisibilityIsExtendedWhileSlowWorkRuns(t *testing.T) {
 	// A competing consumer must never get the message while the worker holds
 	// it, though its 2s visibility timeout passes twice.
 	client := emu.Client(t)
+	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(s.Output.String(), "msg=processed") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the slow message was never processed:\n%s", s.Output)
+		}
 		out, err := client.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.URL), WaitTimeSeconds: 1})
 		if err != nil {
 			t.Fatal(err)
@@ -193,6 +201,7 @@ func TestBadConfigExitsTwoNamingTheVariable(t *testing.T) {
 	for _, tt := range []struct{ name, value string }{
 		{"QUEUE_URL", ""}, {"QUEUE_URL", "not a url"}, {"WORKER_CONCURRENCY", "0"},
 		{"SQS_WAIT_TIME", "1500ms"}, {"PROCESS_MAX_DELAY", "soon"},
+		{"SQS_WAIT_TIME", "20s"}, // a 20s poll cannot end inside the default 20s budget
 	} {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
 			env := svctest.Env(t, map[string]string{"QUEUE_URL": "http://127.0.0.1:1/000000000000/q", "AWS_REGION": "us-east-1"})

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -51,6 +52,13 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if c.MaxDelay < c.MinDelay {
 		r.Fail("PROCESS_MAX_DELAY", c.MaxDelay.String(), "at least PROCESS_MIN_DELAY ("+c.MinDelay.String()+")")
 	}
+	// A long poll open at SIGTERM is left to run out rather than cut (a cut
+	// poll can still be handed messages nobody will work), so it must end
+	// inside the drain window of the shutdown budget.
+	if drain := c.Server.ShutdownTimeout - worker.ReleaseReserve(c.Server.ShutdownTimeout); c.Worker.WaitTime >= drain {
+		r.Fail("SQS_WAIT_TIME", c.Worker.WaitTime.String(), fmt.Sprintf(
+			"less than SHUTDOWN_TIMEOUT minus the release reserve (%s), so a long poll open at SIGTERM ends within the budget", drain))
+	}
 	if c.Worker.WaitTime%time.Second != 0 {
 		r.Fail("SQS_WAIT_TIME", c.Worker.WaitTime.String(), "whole seconds from 0s to 20s")
 	}
@@ -95,22 +103,17 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	srv := server.New(cfg.Server, log, app, map[string]server.Check{"sqs": w.Healthy})
 
 	// The server and the worker stop on the same signal and share the
-	// shutdown budget; the worker keeps a little of it to release and delete.
+	// shutdown budget. If either fails on its own (the port is taken, say),
+	// the other is stopped too: no consuming without probes, or vice versa.
+	both, stop := context.WithCancel(ctx)
+	defer stop()
 	var wg sync.WaitGroup
 	var srvErr, workErr error
-	wg.Go(func() { srvErr = srv.Run(ctx) })
-	wg.Go(func() {
-		workErr = w.Run(ctx, func() time.Time {
-			return time.Now().Add(cfg.Server.ShutdownTimeout - releaseBudget(cfg.Server.ShutdownTimeout))
-		})
-	})
+	wg.Go(func() { defer stop(); srvErr = srv.Run(both) })
+	wg.Go(func() { defer stop(); workErr = w.Run(both, cfg.Server.ShutdownTimeout) })
 	wg.Wait()
 	return errors.Join(srvErr, workErr)
 }
-
-// releaseBudget is the part of the shutdown budget kept for releasing
-// unfinished messages and flushing deletes after the drain deadline.
-func releaseBudget(total time.Duration) time.Duration { return min(3*time.Second, total/4) }
 
 // routes is the whole HTTP surface of sqsworker (probes are added by server).
 func routes(log *slog.Logger, send api.Sender) http.Handler {

@@ -8,10 +8,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 )
 
-// lease is a message we hold invisible, and until when.
+// lease is a message we hold invisible, and until when. extending is set
+// while a visibility extension of it is under way and closed when it ends.
 type lease struct {
 	id, handle string
 	expires    time.Time
+	extending  chan struct{}
 }
 
 // leases tracks in-flight messages for visibility extension.
@@ -29,10 +31,14 @@ func (l *leases) add(m types.Message, timeout time.Duration) {
 	l.m[id] = lease{id: id, handle: aws.ToString(m.ReceiptHandle), expires: time.Now().Add(timeout)}
 }
 
-func (l *leases) remove(id string) {
+// remove forgets a lease. If an extension of it is under way, the returned
+// channel closes when that ends (nil otherwise).
+func (l *leases) remove(id string) <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	ext := l.m[id].extending
 	delete(l.m, id)
+	return ext
 }
 
 func (l *leases) count() int {
@@ -41,27 +47,35 @@ func (l *leases) count() int {
 	return len(l.m)
 }
 
-// due returns the leases expiring within margin of now.
+// due returns the leases expiring within margin of now and marks them as
+// being extended; the caller must call finish with them.
 func (l *leases) due(now time.Time, margin time.Duration) []lease {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []lease
-	for _, x := range l.m {
+	for id, x := range l.m {
 		if x.expires.Sub(now) <= margin {
+			x.extending = make(chan struct{})
+			l.m[id] = x
 			out = append(out, x)
 		}
 	}
 	return out
 }
 
-// renewed records the new expiry of leases still held.
-func (l *leases) renewed(ls []lease, expires time.Time) {
+// finish ends the extension of ls: leases still held get the new expiry if
+// it succeeded, and whoever waits to release one of them may go on.
+func (l *leases) finish(ls []lease, expires time.Time, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, x := range ls {
-		if cur, ok := l.m[x.id]; ok {
-			cur.expires = expires
+		if cur, held := l.m[x.id]; held {
+			if ok {
+				cur.expires = expires
+			}
+			cur.extending = nil
 			l.m[x.id] = cur
 		}
+		close(x.extending)
 	}
 }

@@ -88,41 +88,39 @@ func (w *Worker) Healthy(context.Context) error {
 	return nil
 }
 
-// Run consumes until ctx is cancelled (SIGTERM), then:
+// Run consumes until ctx is cancelled (SIGTERM), then, within budget
+// counted from that moment (SHUTDOWN_TIMEOUT):
 //
 //  1. stops receiving at once: no new receive starts, and whatever the open
 //     long poll still brings is released unworked;
-//  2. lets in-flight work finish until drainDeadline;
+//  2. lets in-flight work finish until the budget minus a release reserve;
 //  3. cancels what is still running and releases those messages
 //     (visibility 0) so another consumer takes them now, not after the
 //     visibility timeout;
-//  4. flushes the pending deletes, and returns.
-func (w *Worker) Run(ctx context.Context, drainDeadline func() time.Time) error {
+//  4. flushes the pending deletes, and returns by the end of the budget.
+func (w *Worker) Run(ctx context.Context, budget time.Duration) error {
+	// workCtx bounds the work (and the last open receive), finalCtx the
+	// releases and deletes; neither ends at SIGTERM itself.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
-	bgCtx := context.WithoutCancel(ctx) // deletes and releases must outlive SIGTERM
+	finalCtx, cancelFinal := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelFinal()
+	runDone := make(chan struct{})
+	defer close(runDone)
+	go shutdownClock(ctx, runDone, budget-ReleaseReserve(budget), cancelWork, budget, cancelFinal)
 
-	var deleterDone, extenderDone = make(chan struct{}), make(chan struct{})
-	go func() { w.deleteLoop(bgCtx); close(deleterDone) }()
+	deleterDone, extenderDone := make(chan struct{}), make(chan struct{})
+	go func() { w.deleteLoop(finalCtx); close(deleterDone) }()
 	stopExtender := make(chan struct{})
-	go func() { w.extendLoop(bgCtx, stopExtender); close(extenderDone) }()
+	go func() { w.extendLoop(finalCtx, stopExtender); close(extenderDone) }()
 
 	var work sync.WaitGroup
-	w.receiveLoop(ctx, workCtx, &work)
+	w.receiveLoop(ctx, workCtx, finalCtx, &work)
 
-	// Shutdown: wait for the pool, up to the drain deadline.
-	finished := make(chan struct{})
-	go func() { work.Wait(); close(finished) }()
-	inflight := w.leases.count()
-	w.log.Info("stopped receiving; draining", "in_flight", inflight)
-	timer := time.NewTimer(time.Until(drainDeadline()))
-	defer timer.Stop()
-	select {
-	case <-finished:
-	case <-timer.C:
-		w.log.Warn("drain deadline reached; cancelling unfinished work", "in_flight", w.leases.count())
-		cancelWork()
-		<-finished
+	w.log.Info("stopped receiving; draining", "in_flight", w.leases.count(), "budget", budget)
+	work.Wait() // handlers end on their own or when workCtx runs out
+	if workCtx.Err() != nil {
+		w.log.Warn("drain deadline reached; unfinished messages were released")
 	}
 	close(stopExtender)
 	<-extenderDone
@@ -132,7 +130,25 @@ func (w *Worker) Run(ctx context.Context, drainDeadline func() time.Time) error 
 	return nil
 }
 
-func (w *Worker) receiveLoop(ctx, workCtx context.Context, work *sync.WaitGroup) {
+// ReleaseReserve is the part of the shutdown budget kept for releasing
+// unfinished messages and flushing deletes after the drain deadline.
+func ReleaseReserve(budget time.Duration) time.Duration { return min(3*time.Second, budget/4) }
+
+// shutdownClock starts counting when ctx ends (SIGTERM) and calls
+// drainOver after drain, budgetOver after budget, unless done comes first.
+func shutdownClock(ctx context.Context, done <-chan struct{}, drain time.Duration, drainOver func(), budget time.Duration, budgetOver func()) {
+	select {
+	case <-ctx.Done():
+	case <-done:
+		return
+	}
+	t1, t2 := time.AfterFunc(drain, drainOver), time.AfterFunc(budget, budgetOver)
+	<-done
+	t1.Stop()
+	t2.Stop()
+}
+
+func (w *Worker) receiveLoop(ctx, workCtx, finalCtx context.Context, work *sync.WaitGroup) {
 	backoff := time.Duration(0)
 	for {
 		// Take one slot before asking SQS, and as many more as are free: we
@@ -147,8 +163,9 @@ func (w *Worker) receiveLoop(ctx, workCtx context.Context, work *sync.WaitGroup)
 		// on the client side can still be handed messages by SQS, which then
 		// stay invisible, processed by nobody, for a whole visibility
 		// timeout. Instead it runs out (≤ SQS_WAIT_TIME) and whatever it
-		// brings after SIGTERM is released at once.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.WaitTime+receiveSlack)
+		// brings after SIGTERM is released at once. Only if the drain
+		// deadline comes first is it cut (workCtx).
+		rctx, cancel := context.WithTimeout(workCtx, w.cfg.WaitTime+receiveSlack)
 		out, err := w.api.ReceiveMessage(rctx, &sqs.ReceiveMessageInput{
 			QueueUrl:                    aws.String(w.cfg.QueueURL),
 			MaxNumberOfMessages:         int32(n),
@@ -165,7 +182,7 @@ func (w *Worker) receiveLoop(ctx, workCtx context.Context, work *sync.WaitGroup)
 			<-w.slots
 		}
 		if ctx.Err() != nil { // SIGTERM arrived during the poll
-			w.releaseAll(got)
+			w.releaseAll(finalCtx, got)
 			for range got {
 				<-w.slots
 			}
@@ -187,7 +204,7 @@ func (w *Worker) receiveLoop(ctx, workCtx context.Context, work *sync.WaitGroup)
 			w.busy.Add(1)
 			w.leases.add(m, w.cfg.VisibilityTimeout)
 			w.metrics.InFlight(ctx, 1)
-			work.Go(func() { w.handle(workCtx, m) })
+			work.Go(func() { w.handle(workCtx, finalCtx, m) })
 		}
 	}
 }
@@ -239,14 +256,14 @@ func (w *Worker) done() {
 	}
 }
 
-func (w *Worker) handle(ctx context.Context, m types.Message) {
+func (w *Worker) handle(ctx, finalCtx context.Context, m types.Message) {
 	defer w.done()
 	id := aws.ToString(m.MessageId)
 	log := w.log.With("message_id", id, "receive_count", m.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)])
 	start := time.Now()
 	log.Debug("processing")
 	err := w.process(ctx, m)
-	w.leases.remove(id)
+	extending := w.leases.remove(id)
 	w.metrics.InFlight(context.WithoutCancel(ctx), -1)
 	switch {
 	case err == nil:
@@ -256,22 +273,25 @@ func (w *Worker) handle(ctx context.Context, m types.Message) {
 	case ctx.Err() != nil:
 		// Shutdown deadline: hand the message back now.
 		log.Info("released unfinished message")
-		w.release(m)
+		w.release(finalCtx, m, extending)
 	default:
 		w.metrics.Failed(context.WithoutCancel(ctx))
 		log.Warn("processing failed; releasing for redelivery", "err", err)
-		w.release(m)
+		w.release(finalCtx, m, extending)
 	}
 }
 
 // receiveGather bounds the wait for slots about to free before a receive.
 const receiveGather = 5 * time.Millisecond
 
+// releaseTimeout bounds one release call (also within the shutdown budget).
+const releaseTimeout = 5 * time.Second
+
 // receiveSlack is how much longer than its long poll a receive may take.
 const receiveSlack = 10 * time.Second
 
 // releaseAll hands back messages received after SIGTERM, unworked.
-func (w *Worker) releaseAll(ms []types.Message) {
+func (w *Worker) releaseAll(ctx context.Context, ms []types.Message) {
 	if len(ms) == 0 {
 		return
 	}
@@ -279,7 +299,7 @@ func (w *Worker) releaseAll(ms []types.Message) {
 	for i, m := range ms {
 		handles[i] = aws.ToString(m.ReceiptHandle)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, releaseTimeout)
 	defer cancel()
 	if _, err := sqsx.ChangeVisibility(ctx, w.api, w.cfg.QueueURL, handles, 0); err != nil {
 		w.log.Warn("release after SIGTERM failed; messages return after their visibility timeout", "count", len(ms), "err", err)
@@ -291,8 +311,15 @@ func (w *Worker) releaseAll(ms []types.Message) {
 // release makes m visible again at once; its receive count has already gone
 // up, so a message that always fails reaches the queue's dead-letter queue
 // after maxReceiveCount tries instead of looping.
-func (w *Worker) release(m types.Message) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+//
+// extending, when not nil, is closed once a visibility extension of m that
+// was under way has finished: waiting for it keeps that extension from
+// landing after the release and hiding m again for a whole timeout.
+func (w *Worker) release(ctx context.Context, m types.Message, extending <-chan struct{}) {
+	if extending != nil {
+		<-extending
+	}
+	ctx, cancel := context.WithTimeout(ctx, releaseTimeout)
 	defer cancel()
 	if _, err := sqsx.ChangeVisibility(ctx, w.api, w.cfg.QueueURL, []string{aws.ToString(m.ReceiptHandle)}, 0); err != nil {
 		w.log.Warn("release failed; message returns after its visibility timeout", "message_id", aws.ToString(m.MessageId), "err", err)
@@ -361,11 +388,11 @@ func (w *Worker) extendLoop(ctx context.Context, stop <-chan struct{}) {
 				handles[i] = l.handle
 			}
 			_, err := sqsx.ChangeVisibility(ctx, w.api, w.cfg.QueueURL, handles, int32(w.cfg.VisibilityTimeout/time.Second))
+			w.leases.finish(due, now.Add(w.cfg.VisibilityTimeout), err == nil)
 			if err != nil {
 				w.log.Warn("extending visibility failed", "count", len(due), "err", err)
 				continue
 			}
-			w.leases.renewed(due, now.Add(w.cfg.VisibilityTimeout))
 			w.log.Debug("extended visibility", "count", len(due), "by", w.cfg.VisibilityTimeout)
 		}
 	}
@@ -375,12 +402,16 @@ func (w *Worker) extendLoop(ctx context.Context, stop <-chan struct{}) {
 // [lo, hi] (the seed's Random.Shared.Next(1000, 2500) ms), honouring ctx.
 func SimulatedWork(lo, hi time.Duration) Processor {
 	return func(ctx context.Context, _ types.Message) error {
-		d := lo
-		if hi > lo {
-			d += rand.N(hi - lo + 1)
-		}
-		return wait.Sleep(ctx, d)
+		return wait.Sleep(ctx, workDelay(lo, hi))
 	}
+}
+
+// workDelay is uniform in [lo, hi] (lo when hi ≤ lo).
+func workDelay(lo, hi time.Duration) time.Duration {
+	if hi <= lo {
+		return lo
+	}
+	return lo + rand.N(hi-lo+1)
 }
 
 // nextBackoff doubles from 100ms up to limit, with full jitter.

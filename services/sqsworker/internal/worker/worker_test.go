@@ -40,7 +40,7 @@ func TestPoisonMessageEndsInTheDeadLetterQueue(t *testing.T) {
 		DeleteFlush: 10 * time.Millisecond, MaxBackoff: time.Second}, client, process, c, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx, func() time.Time { return time.Now().Add(5 * time.Second) }) }()
+	go func() { done <- w.Run(ctx, 5*time.Second) }()
 
 	emu.WaitDepth(t, q.DLQURL, func(v, f int) bool { return v == 1 }, 30*time.Second)
 	emu.WaitDepth(t, q.URL, sqstest.Empty, 10*time.Second)
@@ -73,19 +73,48 @@ func TestLeasesComeDueWithinTheMargin(t *testing.T) {
 		{50 * time.Second, 15 * time.Second, 2},
 	}
 	for _, tt := range tests {
-		if got := len(l.due(now.Add(tt.at), tt.margin)); got != tt.want {
-			t.Errorf("due(+%s, %s) = %d, want %d", tt.at, tt.margin, got, tt.want)
+		due := l.due(now.Add(tt.at), tt.margin)
+		if len(due) != tt.want {
+			t.Errorf("due(+%s, %s) = %d, want %d", tt.at, tt.margin, len(due), tt.want)
 		}
+		l.finish(due, time.Time{}, false) // failed extension: expiries unchanged
 	}
 	due := l.due(now, 2*time.Second)
-	l.renewed(due, now.Add(time.Hour))
+	l.finish(due, now.Add(time.Hour), true)
 	if got := len(l.due(now, 2*time.Second)); got != 0 {
 		t.Errorf("renewed lease still due: %d", got)
 	}
-	l.remove("soon")
-	l.renewed(due, now) // renewing a removed lease must not resurrect it
+	if l.remove("soon") != nil {
+		t.Error("no extension under way, yet remove returned a channel to wait on")
+	}
 	if l.count() != 1 {
 		t.Errorf("count %d after remove", l.count())
+	}
+}
+
+// A release must not race an extension of the same message: remove hands
+// out the extension's channel, which closes only when the extension ends.
+func TestRemoveWaitsForAnExtensionUnderWay(t *testing.T) {
+	l := newLeases()
+	l.add(types.Message{MessageId: aws.String("m"), ReceiptHandle: aws.String("h")}, time.Second)
+	due := l.due(time.Now(), time.Minute)
+	wait := l.remove("m")
+	if wait == nil {
+		t.Fatal("extension under way, but remove gave nothing to wait on")
+	}
+	select {
+	case <-wait:
+		t.Fatal("released before the extension finished")
+	default:
+	}
+	l.finish(due, time.Now().Add(time.Hour), false)
+	select {
+	case <-wait:
+	default:
+		t.Fatal("finish did not let the release go on")
+	}
+	if l.count() != 0 {
+		t.Fatalf("finish resurrected a removed lease")
 	}
 }
 
@@ -102,7 +131,31 @@ func TestBackoffGrowsWithJitterUpToTheCap(t *testing.T) {
 	}
 }
 
-func TestSimulatedWorkStaysInBoundsAndStopsOnCancel(t *testing.T) {
+func TestWorkDelayStaysWithinBounds(t *testing.T) {
+	tests := []struct{ lo, hi time.Duration }{
+		{0, 0},
+		{time.Second, time.Second},
+		{time.Second, 2500 * time.Millisecond}, // the seed's
+		{5, 7}, // nanoseconds: three values, so both ends must come up
+		{time.Second, 0}, // inverted: config rejects it; lo is used
+	}
+	for _, tt := range tests {
+		seenLo, seenHi := false, false
+		for range 5000 {
+			d := workDelay(tt.lo, tt.hi)
+			if d < tt.lo || (tt.hi >= tt.lo && d > tt.hi) {
+				t.Fatalf("workDelay(%s, %s) = %s", tt.lo, tt.hi, d)
+			}
+			seenLo = seenLo || d == tt.lo
+			seenHi = seenHi || d == max(tt.hi, tt.lo)
+		}
+		if tt.hi-tt.lo == 2 && (!seenLo || !seenHi) {
+			t.Errorf("workDelay(%s, %s) never reached an end of the range", tt.lo, tt.hi)
+		}
+	}
+}
+
+func TestSimulatedWorkStopsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := SimulatedWork(time.Hour, time.Hour)(ctx, types.Message{}); !errors.Is(err, context.Canceled) {

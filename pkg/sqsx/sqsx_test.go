@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -103,5 +104,30 @@ func TestChunksCoverEveryIndexOnce(t *testing.T) {
 		if seen != n {
 			t.Fatalf("n=%d: covered %d", n, seen)
 		}
+	}
+}
+
+// One bad entry (SQS refuses a NUL character, a sender fault) fails alone:
+// the others are sent, the bad one is reported by index, not retried.
+func TestSendReportsAFailedEntryAndSendsTheRest(t *testing.T) {
+	emu := sqstest.Start(t)
+	q := emu.NewQueue(t)
+	calls := &callLog{n: map[string]int{}}
+	client, err := NewClient(context.Background(), emu.Getenv(nil), CountCalls(calls.count))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Send(context.Background(), client, q.URL, []string{"ok-0", "bad\x00body", "ok-2"}, 1)
+	if err == nil || res.Sent() != 2 || len(res.Failed) != 1 || res.Failed[1] == "" || res.MessageIDs[1] != "" {
+		t.Fatalf("got %+v, %v; want entry 1 failed, 0 and 2 sent", res, err)
+	}
+	if !strings.Contains(res.Failed[1], "InvalidMessageContents") {
+		t.Errorf("failure reason %q", res.Failed[1])
+	}
+	if calls.n["SendMessageBatch"] != 1 {
+		t.Errorf("%d SendMessageBatch calls: a sender fault must not be retried", calls.n["SendMessageBatch"])
+	}
+	if v, _ := emu.Depth(context.Background(), t, q.URL); v != 2 {
+		t.Errorf("queue holds %d, want 2", v)
 	}
 }

@@ -65,10 +65,9 @@ func Setup(ctx context.Context, log *slog.Logger, service string, extra ...Optio
 			if config.IsConfig(err) { // e.g. the cloudwatch exporter's AWS_REGION
 				return nil, err
 			}
-			// A bad OTEL_* value is a configuration error: exit 2, named.
-			return nil, errors.Join(&config.Error{Name: "OTEL_METRICS_EXPORTER", Value: name,
-				Want: "otlp, prometheus, console, none or cloudwatch, with valid OTEL_EXPORTER_* settings"},
-				fmt.Errorf("telemetry: %w", err))
+			// A bad OTEL_* value is a configuration error: exit 2, one line.
+			return nil, &config.Error{Name: "OTEL_METRICS_EXPORTER", Value: name, Want: fmt.Sprintf(
+				"otlp, prometheus, console, none or cloudwatch, with valid OTEL_EXPORTER_* settings (%v)", err)}
 		}
 		if name == "" {
 			name = "otlp"

@@ -2,13 +2,8 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -36,50 +31,22 @@ type analyzerEvent struct {
 	Detail    string    `json:"detail"`
 }
 
-// startAnalyzer builds services/resultanalyzer with the workspace's go (the
-// build cache makes repeat builds quick) and runs it until t ends.
+// startAnalyzer builds services/resultanalyzer and runs it until t ends.
 func startAnalyzer(t *testing.T) *analyzer {
 	t.Helper()
-	root := repoRoot(t)
-	goBin, err := exec.LookPath("go") // go test puts GOROOT/bin first on PATH
-	if err != nil {
-		t.Fatalf("go not on PATH: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "resultanalyzer")
-	build := exec.Command(goBin, "build", "-buildvcs=false", "-o", bin, "./services/resultanalyzer")
-	build.Dir = root
-	build.Env = append(os.Environ(), "GOWORK="+filepath.Join(root, "go.work"))
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build resultanalyzer: %v\n%s", err, out)
-	}
-
-	port := svctest.FreePort(t)
-	a := &analyzer{URL: "http://127.0.0.1:" + strconv.Itoa(port), Output: &svctest.SyncBuffer{}}
-	cmd := exec.Command(bin)
-	cmd.Env = []string{"HOST=127.0.0.1", "PORT=" + strconv.Itoa(port), "SHUTDOWN_DELAY=0s",
-		"LOG_FORMAT=text", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	cmd.Stdout, cmd.Stderr = a.Output, a.Output
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start resultanalyzer: %v", err)
-	}
-	exited := make(chan error, 1)
-	done := make(chan struct{})
-	go func() { err := cmd.Wait(); exited <- err; close(done) }()
+	bin := svctest.Build(t, "services/resultanalyzer")
+	env := svctest.Env(t, map[string]string{"LOG_LEVEL": "info"})
+	a := &analyzer{URL: "http://127.0.0.1:" + env["PORT"]}
+	p := svctest.StartBinary(t, bin, env)
+	a.Output = p.Output
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		p.Signal(t, syscall.SIGTERM)
+		p.Wait(t, 20*time.Second)
 		if t.Failed() {
 			t.Logf("resultanalyzer output:\n%s", a.Output)
 		}
 	})
-	if err := svctest.WaitReady(a.URL, 30*time.Second, exited); err != nil {
-		t.Fatalf("resultanalyzer: %v\n%s", err, a.Output)
-	}
+	p.WaitReady(t, a.URL)
 	return a
 }
 
@@ -109,24 +76,6 @@ func (a *analyzer) Events(t *testing.T, messageIDs ...string) []analyzerEvent {
 		}
 	}
 	return out
-}
-
-// repoRoot is the directory holding go.work, at or above the working
-// directory.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatal(errors.New("no go.work at or above " + wd))
-		}
-	}
 }
 
 // waitOutput polls p's output until it contains s.

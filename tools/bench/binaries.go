@@ -161,10 +161,13 @@ func startSQS(ctx context.Context, repo string) (endpoint, queueURL string, stop
 			if err == nil && out.QueueUrl != "" {
 				return endpoint, out.QueueUrl, stop, nil
 			}
+			if err == nil {
+				err = fmt.Errorf("CreateQueue answered %s without a QueueUrl", resp.Status)
+			}
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return "", "", nil, fmt.Errorf("no CreateQueue answer from %s: %v", endpoint, err)
+			return "", "", nil, fmt.Errorf("no CreateQueue answer from %s: %w", endpoint, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -112,8 +112,11 @@ func sqsWorkerScene(ctx context.Context, st *stack, emu *emulator, messages int)
 	fmt.Fprintf(st.out, "\nsqsworker: POST %s/send {\"Messages\": %d}; KEDA aws-sqs-queue, queueLength %d, 1-%d replicas (workers of 5)\n",
 		first, messages, queueLength, maxReplicas)
 	status, body, err := post(ctx, first+"/send", fmt.Sprintf(`{"Messages": %d}`, messages))
-	if err != nil || status != http.StatusOK {
-		return fmt.Errorf("POST /send: %d %s %v", status, body, err)
+	if err != nil {
+		return fmt.Errorf("POST /send: %w", err)
+	}
+	if status != http.StatusOK {
+		return fmt.Errorf("POST /send: %d %s", status, body)
 	}
 	fmt.Fprintf(st.out, "  /send answered %s", body)
 	fmt.Fprintf(st.out, "%6s %8s %9s %9s  %s\n", "time", "visible", "in flight", "replicas", "queue")

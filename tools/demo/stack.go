@@ -66,6 +66,10 @@ func (s *stack) startCmd(name string, cmd *exec.Cmd, env map[string]string) (*pr
 	}
 	cmd.Env = envList(env)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// Own process group: a Ctrl-C at the terminal reaches only the demo,
+	// which then sends each service exactly one SIGTERM (a second one would
+	// make it quit without draining).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)

@@ -43,7 +43,7 @@ func videoScene(ctx context.Context, st *stack, emu *emulator, analyzer string, 
 	cmd.Env = envList(prodEnv)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("producer: %v\n%s", err, out)
+		return fmt.Errorf("producer: %w\n%s", err, out)
 	}
 	fmt.Fprintf(st.out, "  producer: %s", out)
 	fmt.Fprintf(st.out, "%6s %8s %9s %5s %10s %7s\n", "time", "visible", "in flight", "jobs", "processed", "killed")

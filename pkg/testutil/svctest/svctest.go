@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -137,7 +138,7 @@ func WaitReady(url string, timeout time.Duration, exited <-chan error) error {
 	return Poll(timeout, func() (bool, error) {
 		select {
 		case err := <-exited:
-			return false, fmt.Errorf("service exited before ready: %v", err)
+			return false, fmt.Errorf("service exited before ready: %w", err)
 		default:
 		}
 		resp, err := http.Get(url + "/readyz")
@@ -177,15 +178,68 @@ type Process struct {
 // RunMain) with exactly env (plus PATH and HOME).
 func StartProcess(t testing.TB, env map[string]string) *Process {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = []string{mainEnv + "=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	return start(t, exec.Command(os.Args[0], "-test.run=^$"), mainEnv+"=1", env)
+}
+
+// StartBinary runs a built binary (see Build) with exactly env (plus PATH
+// and HOME), stopped with SIGKILL at the end of the test if still running.
+func StartBinary(t testing.TB, path string, env map[string]string) *Process {
+	t.Helper()
+	return start(t, exec.Command(path), "", env)
+}
+
+// Build compiles the main package at dir, relative to the repository root
+// (the directory holding go.work), e.g. "services/resultanalyzer", into a
+// temporary directory and returns the binary's path. The build cache makes
+// a repeat build quick.
+func Build(t testing.TB, dir string) string {
+	t.Helper()
+	root := RepoRoot(t)
+	goBin, err := exec.LookPath("go") // go test puts GOROOT/bin first on PATH
+	if err != nil {
+		t.Fatalf("go not on PATH: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), filepath.Base(dir))
+	cmd := exec.Command(goBin, "build", "-o", bin, "./"+dir)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "GOWORK="+filepath.Join(root, "go.work"), "GOFLAGS=-buildvcs=false")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", dir, err, out)
+	}
+	return bin
+}
+
+// RepoRoot is the directory holding go.work, at or above the working
+// directory.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir
+		}
+		if filepath.Dir(dir) == dir {
+			t.Fatalf("no go.work at or above %s", wd)
+		}
+	}
+}
+
+func start(t testing.TB, cmd *exec.Cmd, marker string, env map[string]string) *Process {
+	t.Helper()
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	if marker != "" {
+		cmd.Env = append(cmd.Env, marker)
+	}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	p := &Process{Cmd: cmd, Output: &SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.Output, p.Output
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", os.Args[0], err)
+		t.Fatalf("start %s: %v", cmd.Path, err)
 	}
 	go func() { p.err = cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {

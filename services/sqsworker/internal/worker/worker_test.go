@@ -136,8 +136,8 @@ func TestWorkDelayStaysWithinBounds(t *testing.T) {
 		{0, 0},
 		{time.Second, time.Second},
 		{time.Second, 2500 * time.Millisecond}, // the seed's
-		{5, 7}, // nanoseconds: three values, so both ends must come up
-		{time.Second, 0}, // inverted: config rejects it; lo is used
+		{5, 7},                                 // nanoseconds: three values, so both ends must come up
+		{time.Second, 0},                       // inverted: config rejects it; lo is used
 	}
 	for _, tt := range tests {
 		seenLo, seenHi := false, false

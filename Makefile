@@ -10,6 +10,7 @@ SERVICES := webapi sqsworker videoencoder resultanalyzer producer
 # Modules in go.work; each must also build on its own (GOWORK=off).
 MODULES  := pkg $(addprefix services/,$(SERVICES)) tools/demo tools/bench
 BIN      := bin
+CHURN    := TestChurnLosesNothing
 # Benchmarks that run against the SQS emulator (a few seconds each).
 SQS_BENCH := ./services/sqsworker/ ./services/producer/
 PKGS     := $(addsuffix /...,$(addprefix ./,$(MODULES)))
@@ -33,7 +34,9 @@ images: ## docker build every service from the root Dockerfile (REGISTRY=<ecr> T
 
 .PHONY: test
 test: deps ## run every test with the race detector (starts real emulators itself)
-	go test -race -count=1 $(PKGS)
+	go test -race -count=1 -skip '^$(CHURN)$$' $(PKGS)
+	@# The churn test on its own, verbose, so its duplicate count is printed.
+	go test -race -count=1 -v -run '^$(CHURN)$$' ./services/sqsworker/ | grep -v '^=== RUN'
 	@$(MAKE) --no-print-directory standalone
 
 .PHONY: standalone

@@ -134,29 +134,18 @@ func TestEnqueues25RequestsInThreeBatchCalls(t *testing.T) {
 }
 
 func TestBadConfigExitsTwoNamingTheVariable(t *testing.T) {
-	tests := []struct{ name, value string }{
+	for _, tt := range []struct{ name, value string }{
 		{"NUM_MESSAGES", "0"},
 		{"NUM_MESSAGES", "-1"},
 		{"NUM_MESSAGES", "abc"},
 		{"NUM_MESSAGES", "100001"},
 		{"SEND_CONCURRENCY", "0"},
 		{"QUEUE_URL", ""},
-	}
-	for _, tt := range tests {
+	} {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
 			env := map[string]string{"QUEUE_URL": "http://127.0.0.1:1/000000000000/q", "AWS_REGION": "us-east-1"}
 			env[tt.name] = tt.value
-			p := svctest.StartProcess(t, env)
-			if code := p.Wait(t, processWait); code != 2 {
-				t.Fatalf("exit %d, want 2; output:\n%s", code, p.Output)
-			}
-			want := tt.name + `="` + tt.value + `"`
-			if tt.value == "" {
-				want = tt.name + " is required"
-			}
-			if out := strings.TrimSpace(p.Output.String()); !strings.Contains(out, want) || strings.Contains(out, "\n") {
-				t.Errorf("want one line naming %s, got:\n%s", want, out)
-			}
+			svctest.ExpectConfigError(t, env, tt.name)
 		})
 	}
 }

@@ -52,8 +52,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if storage == "" {
 		storage = "memory (set DATA_FILE to keep events across restarts)"
 	}
-	log.Info("starting", "port", cfg.Server.Port, "storage", storage,
-		"max_body_bytes", cfg.Server.MaxBodyBytes, "shutdown_timeout", cfg.Server.ShutdownTimeout)
 
 	store, err := events.Open(cfg.DataFile, log)
 	if err != nil {
@@ -67,6 +65,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	defer tel.ShutdownOnExit(ctx, &err)
+	log.Info("starting", "port", cfg.Server.Port, "storage", storage,
+		"max_body_bytes", cfg.Server.MaxBodyBytes, "shutdown_timeout", cfg.Server.ShutdownTimeout)
 
 	app, err := telemetry.InstrumentHTTP(tel.MeterProvider(), serviceName, routes(log, store))
 	if err != nil {

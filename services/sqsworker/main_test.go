@@ -206,10 +206,7 @@ func TestBadConfigExitsTwoNamingTheVariable(t *testing.T) {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
 			env := svctest.Env(t, map[string]string{"QUEUE_URL": "http://127.0.0.1:1/000000000000/q", "AWS_REGION": "us-east-1"})
 			env[tt.name] = tt.value
-			p := svctest.StartProcess(t, env)
-			if code := p.Wait(t, 20*time.Second); code != 2 || !strings.Contains(p.Output.String(), tt.name) {
-				t.Fatalf("exit %d, output:\n%s", code, p.Output)
-			}
+			svctest.ExpectConfigError(t, env, tt.name)
 		})
 	}
 }

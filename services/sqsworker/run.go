@@ -74,15 +74,15 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	log := cfg.Log.New(stdout, serviceName)
-	log.Info("starting", "queue_url", cfg.Worker.QueueURL, "concurrency", cfg.Worker.Concurrency,
-		"wait_time", cfg.Worker.WaitTime, "visibility_timeout", cfg.Worker.VisibilityTimeout,
-		"min_delay", cfg.MinDelay, "max_delay", cfg.MaxDelay, "shutdown_timeout", cfg.Server.ShutdownTimeout)
 
 	tel, err := telemetry.Setup(ctx, log, serviceName)
 	if err != nil {
 		return err
 	}
 	defer tel.ShutdownOnExit(ctx, &err)
+	log.Info("starting", "queue_url", cfg.Worker.QueueURL, "concurrency", cfg.Worker.Concurrency,
+		"wait_time", cfg.Worker.WaitTime, "visibility_timeout", cfg.Worker.VisibilityTimeout,
+		"min_delay", cfg.MinDelay, "max_delay", cfg.MaxDelay, "shutdown_timeout", cfg.Server.ShutdownTimeout)
 	m, err := newMetrics(tel.MeterProvider())
 	if err != nil {
 		return err

@@ -54,18 +54,7 @@ func TestBadConfigExitsTwoNamingTheVariable(t *testing.T) {
 			} else {
 				env[tt.name] = tt.value
 			}
-			p := svctest.StartProcess(t, env)
-			if code := p.Wait(t, processWait); code != 2 {
-				t.Fatalf("exit %d, want 2; output:\n%s", code, p.Output)
-			}
-			out := strings.TrimSpace(p.Output.String())
-			want := tt.name + `="` + tt.value + `"`
-			if tt.unset {
-				want = tt.name + " is required"
-			}
-			if !strings.Contains(out, want) || strings.Contains(out, "\n") {
-				t.Errorf("want one line naming %s, got:\n%s", want, out)
-			}
+			svctest.ExpectConfigError(t, env, tt.name)
 		})
 	}
 }

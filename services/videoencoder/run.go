@@ -97,14 +97,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if reporting == "" {
 		reporting = "off (RESULT_ANALYZER_URL unset)"
 	}
-	log.Info("starting", "queue_url", cfg.Job.QueueURL, "process_sleep_time", cfg.Job.EncodeTime,
-		"quality_scaling", cfg.Job.Scaling, "visibility_timeout", cfg.Job.Visibility, "wait_time", cfg.Job.WaitTime,
-		"idle_timeout", cfg.Job.IdleTimeout, "shutdown_timeout", cfg.Job.FinishTimeout, "result_analyzer", reporting)
 
 	tel, err := telemetry.Setup(ctx, log, serviceName)
 	if err != nil {
 		return err
 	}
+	log.Info("starting", "queue_url", cfg.Job.QueueURL, "process_sleep_time", cfg.Job.EncodeTime,
+		"quality_scaling", cfg.Job.Scaling, "visibility_timeout", cfg.Job.Visibility, "wait_time", cfg.Job.WaitTime,
+		"idle_timeout", cfg.Job.IdleTimeout, "shutdown_timeout", cfg.Job.FinishTimeout, "result_analyzer", reporting)
 	// A job lives for seconds to minutes: Shutdown's final export is what
 	// gets its counter out. A failed flush is logged; it must not turn a
 	// processed message into a failed Job.

@@ -55,8 +55,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	log := cfg.Log.New(stdout, serviceName)
-	log.Info("starting", "port", cfg.Server.Port, "min_delay", cfg.MinDelay, "max_delay", cfg.MaxDelay,
-		"shutdown_timeout", cfg.Server.ShutdownTimeout)
 
 	tel, err := telemetry.Setup(ctx, log, serviceName, telemetry.CloudWatch(func(ctx context.Context) (sdkmetric.Exporter, error) {
 		return newCloudWatchExporter(ctx, getenv, cfg)
@@ -65,6 +63,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	defer tel.ShutdownOnExit(ctx, &err)
+	log.Info("starting", "port", cfg.Server.Port, "min_delay", cfg.MinDelay, "max_delay", cfg.MaxDelay,
+		"shutdown_timeout", cfg.Server.ShutdownTimeout)
 
 	app, err := telemetry.InstrumentHTTP(tel.MeterProvider(), serviceName, routes(log, cfg))
 	if err != nil {

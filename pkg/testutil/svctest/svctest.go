@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -302,6 +303,23 @@ func (p *Process) Wait(t testing.TB, timeout time.Duration) int {
 		t.Fatalf("wait: %v", p.err)
 	}
 	return 0
+}
+
+// ExpectConfigError runs the service as a process with env and checks what
+// a bad variable must produce: exit status 2 and a single line naming it,
+// as name="value" when it was set or "name is required" when it was not.
+func ExpectConfigError(t testing.TB, env map[string]string, name string) {
+	t.Helper()
+	p := StartProcess(t, env)
+	code := p.Wait(t, 30*time.Second)
+	out := strings.TrimSpace(p.Output.String())
+	want := name + " is required"
+	if strings.TrimSpace(env[name]) != "" {
+		want = name + `="`
+	}
+	if code != 2 || !strings.Contains(out, want) || strings.Contains(out, "\n") {
+		t.Errorf("exit %d, want 2 and one line containing %q; output:\n%s", code, want, out)
+	}
 }
 
 // Get fetches url and returns status and body.

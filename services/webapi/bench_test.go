@@ -45,3 +45,36 @@ func BenchmarkForecastHandler(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkForecastOverHTTP is the same comparison through a real loopback
+// HTTP round trip (server, client, connection reuse), the cost a caller
+// actually sees; `make bench` prints it next to the handler-only ratio.
+func BenchmarkForecastOverHTTP(b *testing.B) {
+	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	bare := weather.Handler(log, 0, 0)
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	b.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	instrumented, err := telemetry.InstrumentHTTP(mp, serviceName, bare)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name string
+		h    http.Handler
+	}{{"bare", bare}, {"instrumented", instrumented}} {
+		b.Run(bc.name, func(b *testing.B) {
+			srv := httptest.NewServer(bc.h)
+			defer srv.Close()
+			client := srv.Client()
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := client.Get(srv.URL + "/weatherforecast")
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+}

@@ -365,17 +365,17 @@ func findWindow(rm *metricdata.ResourceMetrics, name string) (window, error) {
 			var err error
 			switch d := m.Data.(type) {
 			case metricdata.Histogram[float64]:
-				err = addHistogram(&w, d.Temporality, d.DataPoints)
+				err = addPoints(&w, d.Temporality, d.DataPoints, histogramPoint)
 			case metricdata.Histogram[int64]:
-				err = addHistogram(&w, d.Temporality, d.DataPoints)
+				err = addPoints(&w, d.Temporality, d.DataPoints, histogramPoint)
 			case metricdata.ExponentialHistogram[float64]:
-				err = addExpHistogram(&w, d.Temporality, d.DataPoints)
+				err = addPoints(&w, d.Temporality, d.DataPoints, expHistogramPoint)
 			case metricdata.ExponentialHistogram[int64]:
-				err = addExpHistogram(&w, d.Temporality, d.DataPoints)
+				err = addPoints(&w, d.Temporality, d.DataPoints, expHistogramPoint)
 			case metricdata.Sum[int64]:
-				err = addSum(&w, d.Temporality, d.DataPoints)
+				err = addPoints(&w, d.Temporality, d.DataPoints, sumPoint)
 			case metricdata.Sum[float64]:
-				err = addSum(&w, d.Temporality, d.DataPoints)
+				err = addPoints(&w, d.Temporality, d.DataPoints, sumPoint)
 			default:
 				err = fmt.Errorf("source metric %q has unsupported data type %T (want a histogram or sum)", name, m.Data)
 			}
@@ -392,34 +392,28 @@ func findWindow(rm *metricdata.ResourceMetrics, name string) (window, error) {
 // requests delta temporality, so this only happens with external producers.
 var errCumulative = errors.New("cumulative temporality is not supported, the exporter needs delta data")
 
-func addHistogram[N int64 | float64](w *window, t metricdata.Temporality, pts []metricdata.HistogramDataPoint[N]) error {
+// addPoints adds delta data points to the window; point reads one point's
+// count and time span.
+func addPoints[P any](w *window, t metricdata.Temporality, pts []P, point func(P) (float64, time.Time, time.Time)) error {
 	if t != metricdata.DeltaTemporality {
 		return errCumulative
 	}
 	for _, p := range pts {
-		w.add(float64(p.Count), p.StartTime, p.Time)
+		w.add(point(p))
 	}
 	return nil
 }
 
-func addExpHistogram[N int64 | float64](w *window, t metricdata.Temporality, pts []metricdata.ExponentialHistogramDataPoint[N]) error {
-	if t != metricdata.DeltaTemporality {
-		return errCumulative
-	}
-	for _, p := range pts {
-		w.add(float64(p.Count), p.StartTime, p.Time)
-	}
-	return nil
+func histogramPoint[N int64 | float64](p metricdata.HistogramDataPoint[N]) (float64, time.Time, time.Time) {
+	return float64(p.Count), p.StartTime, p.Time
 }
 
-func addSum[N int64 | float64](w *window, t metricdata.Temporality, pts []metricdata.DataPoint[N]) error {
-	if t != metricdata.DeltaTemporality {
-		return errCumulative
-	}
-	for _, p := range pts {
-		w.add(float64(p.Value), p.StartTime, p.Time)
-	}
-	return nil
+func expHistogramPoint[N int64 | float64](p metricdata.ExponentialHistogramDataPoint[N]) (float64, time.Time, time.Time) {
+	return float64(p.Count), p.StartTime, p.Time
+}
+
+func sumPoint[N int64 | float64](p metricdata.DataPoint[N]) (float64, time.Time, time.Time) {
+	return float64(p.Value), p.StartTime, p.Time
 }
 
 func (w *window) add(count float64, start, end time.Time) {

@@ -14,24 +14,30 @@ import (
 	"github.com/keda-eks-samples/workloads/services/webapi/internal/weather"
 )
 
-// BenchmarkForecastHandler compares the bare /weatherforecast handler (zero
-// delay) with the same handler behind the instrumentation webapi serves it
-// with: otelhttp + http.server.active_requests, recorded into a real SDK
-// meter provider. `make bench` prints the instrumented/bare ratio.
-func BenchmarkForecastHandler(b *testing.B) {
+type namedHandler struct {
+	name string
+	h    http.Handler
+}
+
+// forecastHandlers returns the zero-delay /weatherforecast handler bare and
+// behind the instrumentation webapi serves it with (otelhttp +
+// http.server.active_requests, recorded into a real SDK meter provider).
+func forecastHandlers(b *testing.B) []namedHandler {
 	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	bare := weather.Handler(log, 0, 0)
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 	b.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
 	instrumented, err := telemetry.InstrumentHTTP(mp, serviceName, bare)
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, bc := range []struct {
-		name string
-		h    http.Handler
-	}{{"bare", bare}, {"instrumented", instrumented}} {
+	return []namedHandler{{"bare", bare}, {"instrumented", instrumented}}
+}
+
+// BenchmarkForecastHandler compares the two forecastHandlers in process.
+// `make bench` prints the instrumented/bare ratio.
+func BenchmarkForecastHandler(b *testing.B) {
+	for _, bc := range forecastHandlers(b) {
 		b.Run(bc.name, func(b *testing.B) {
 			req := httptest.NewRequest(http.MethodGet, "/weatherforecast", nil)
 			b.ReportAllocs()
@@ -50,18 +56,7 @@ func BenchmarkForecastHandler(b *testing.B) {
 // HTTP round trip (server, client, connection reuse), the cost a caller
 // actually sees; `make bench` prints it next to the handler-only ratio.
 func BenchmarkForecastOverHTTP(b *testing.B) {
-	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	bare := weather.Handler(log, 0, 0)
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	b.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	instrumented, err := telemetry.InstrumentHTTP(mp, serviceName, bare)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, bc := range []struct {
-		name string
-		h    http.Handler
-	}{{"bare", bare}, {"instrumented", instrumented}} {
+	for _, bc := range forecastHandlers(b) {
 		b.Run(bc.name, func(b *testing.B) {
 			srv := httptest.NewServer(bc.h)
 			defer srv.Close()

@@ -37,7 +37,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -46,6 +45,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 )
 
 const (
@@ -91,7 +92,7 @@ func Start(t testing.TB) *Emulator {
 	dir := fauxqsDir(t)
 	ensureInstalled(t, dir)
 
-	output := &syncBuffer{}
+	output := &svctest.SyncBuffer{}
 	stdout := &readyWatcher{log: output, ready: make(chan int, 1)}
 	cmd := exec.Command(node, "serve.mjs", "--port", "0", "--exit-on-stdin-eof")
 	cmd.Dir = dir
@@ -291,29 +292,11 @@ func ensureInstalled(t testing.TB, dir string) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer that several goroutines may write.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // readyWatcher is the emulator's stdout: it copies everything to log and
 // sends the port of the first ready line on ready. os/exec calls Write from
 // a single goroutine, so line needs no lock.
 type readyWatcher struct {
-	log   *syncBuffer
+	log   *svctest.SyncBuffer
 	ready chan int // buffered, receives at most one value
 	line  []byte   // incomplete line; nil once ready was sent
 	done  bool

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -253,50 +252,6 @@ func TestWireExportAfterShutdown(t *testing.T) {
 	if n := len(fake.Calls()); n != 0 {
 		t.Fatalf("got %d requests after Shutdown, want 0", n)
 	}
-}
-
-// TestWireSizeEstimateIsUpperBound checks datumSize/requestOverhead, which
-// drive chunking, against what the SDK actually puts on the wire.
-func TestWireSizeEstimateIsUpperBound(t *testing.T) {
-	fake := cwtest.New(t)
-	client := newWireClient(t, fake.URL, func(o *cloudwatch.Options) {
-		o.DisableRequestCompression = true // measure the plain CBOR body
-	})
-	e := newWireExporter(t, client)
-
-	small := e.datum(2.5, tA)
-	for name, data := range map[string][]types.MetricDatum{
-		"one small datum":   {small},
-		"20 large datums":   repeat(bigDatum(), 20),
-		"mixed and sparse":  {small, {MetricName: aws.String("x")}, bigDatum(), small},
-		"1000 small datums": repeat(small, maxDatumsPerCall),
-	} {
-		before := len(fake.Calls())
-		if err := e.publish(t.Context(), data); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		calls := fake.Calls()[before:]
-		if len(calls) != 1 {
-			t.Fatalf("%s: got %d requests, want 1", name, len(calls))
-		}
-		est := requestOverhead(e.namespace)
-		for _, d := range data {
-			est += datumSize(d)
-		}
-		got := len(calls[0].Raw)
-		t.Logf("%s: wire %d bytes, estimate %d", name, got, est)
-		if est < got {
-			t.Errorf("%s: estimate %d is below the wire size %d", name, est, got)
-		}
-	}
-}
-
-func repeat(d types.MetricDatum, n int) []types.MetricDatum {
-	out := make([]types.MetricDatum, n)
-	for i := range out {
-		out[i] = d
-	}
-	return out
 }
 
 func TestNewClientRetrySettings(t *testing.T) {

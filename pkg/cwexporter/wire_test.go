@@ -81,18 +81,9 @@ func onlyDatum(t *testing.T, c cwtest.Call) cwtest.Datum {
 	return d
 }
 
-func newWireExporter(t *testing.T, client PutMetricDataAPI) *Exporter {
-	t.Helper()
-	e, err := New(Config{Client: client, Host: "pod-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
 func TestWireExportDirect(t *testing.T) {
 	fake := cwtest.New(t)
-	e := newWireExporter(t, newWireClient(t, fake.URL))
+	e := newTestExporter(t, newWireClient(t, fake.URL))
 
 	end := tA.Add(250 * time.Millisecond)
 	rm := rmOf(hist(DefaultSourceMetric, hp(25, end.Add(-10*time.Second), end)))
@@ -120,7 +111,7 @@ func TestWireExportDirect(t *testing.T) {
 
 func TestWireMeterProvider(t *testing.T) {
 	fake := cwtest.New(t)
-	e := newWireExporter(t, newWireClient(t, fake.URL))
+	e := newTestExporter(t, newWireClient(t, fake.URL))
 
 	// A long interval: only ForceFlush and Shutdown export.
 	reader := sdkmetric.NewPeriodicReader(e, sdkmetric.WithInterval(time.Hour))
@@ -182,7 +173,7 @@ func TestWireMeterProvider(t *testing.T) {
 func TestWireRetriesServerError(t *testing.T) {
 	const failures = 2
 	fake := cwtest.New(t, failFirst(failures))
-	e := newWireExporter(t, newWireClient(t, fake.URL, fastRetries))
+	e := newTestExporter(t, newWireClient(t, fake.URL, fastRetries))
 
 	if err := e.Export(t.Context(), rmOf(hist(DefaultSourceMetric, hp(25, t0, tA)))); err != nil {
 		t.Fatalf("Export: %v", err)
@@ -206,7 +197,7 @@ func TestWireRetriesServerError(t *testing.T) {
 
 func TestWireGivesUpAfterMaxAttempts(t *testing.T) {
 	fake := cwtest.New(t, cwtest.WithStatus(func(int) int { return http.StatusInternalServerError }))
-	e := newWireExporter(t, newWireClient(t, fake.URL, fastRetries))
+	e := newTestExporter(t, newWireClient(t, fake.URL, fastRetries))
 
 	err := e.Export(t.Context(), rmOf(hist(DefaultSourceMetric, hp(25, t0, tA))))
 	var fault *types.InternalServiceFault
@@ -228,7 +219,7 @@ func TestWireContextCanceledStopsRetries(t *testing.T) {
 		cancel()
 		return http.StatusInternalServerError
 	}))
-	e := newWireExporter(t, newWireClient(t, fake.URL))
+	e := newTestExporter(t, newWireClient(t, fake.URL))
 
 	err := e.Export(ctx, rmOf(hist(DefaultSourceMetric, hp(25, t0, tA))))
 	if !errors.Is(err, context.Canceled) {
@@ -236,21 +227,6 @@ func TestWireContextCanceledStopsRetries(t *testing.T) {
 	}
 	if n := len(fake.Calls()); n != 1 {
 		t.Fatalf("got %d attempts after cancellation, want 1", n)
-	}
-}
-
-func TestWireExportAfterShutdown(t *testing.T) {
-	fake := cwtest.New(t)
-	e := newWireExporter(t, newWireClient(t, fake.URL))
-	if err := e.Shutdown(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	err := e.Export(t.Context(), rmOf(hist(DefaultSourceMetric, hp(25, t0, tA))))
-	if !errors.Is(err, sdkmetric.ErrExporterShutdown) {
-		t.Fatalf("err = %v, want ErrExporterShutdown", err)
-	}
-	if n := len(fake.Calls()); n != 0 {
-		t.Fatalf("got %d requests after Shutdown, want 0", n)
 	}
 }
 

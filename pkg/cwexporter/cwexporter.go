@@ -97,13 +97,6 @@ const (
 	maxNamespaceLen      = 255
 	maxMetricNameLen     = 255
 	maxDimensionValueLen = 1024
-
-	// maxDatumsPerCall is the per-request limit on metrics (MetricData plus
-	// EntityMetricData).
-	maxDatumsPerCall = 1000
-	// maxPayloadBytes is the 1 MB request size limit, read conservatively as
-	// 10^6 bytes and applied to the uncompressed body.
-	maxPayloadBytes = 1_000_000
 )
 
 // PutMetricDataAPI is the subset of the CloudWatch client used by the
@@ -286,39 +279,20 @@ func (e *Exporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) e
 		// CloudWatch rejects NaN and ±Inf.
 		return fmt.Errorf("cwexporter: rate of %q is not finite: %v", e.sourceMetric, value)
 	}
-	return e.publish(ctx, []types.MetricDatum{e.datum(value, ts)})
-}
-
-func (e *Exporter) datum(value float64, ts time.Time) types.MetricDatum {
-	return types.MetricDatum{
-		MetricName: aws.String(e.metricName),
-		Unit:       types.StandardUnitCountSecond,
-		Dimensions: []types.Dimension{{Name: aws.String(HostDimension), Value: aws.String(e.host)}},
-		Value:      aws.Float64(value),
-		Timestamp:  aws.Time(ts),
+	_, err = e.client.PutMetricData(ctx, &cloudwatch.PutMetricDataInput{
+		Namespace: aws.String(e.namespace),
+		MetricData: []types.MetricDatum{{
+			MetricName: aws.String(e.metricName),
+			Unit:       types.StandardUnitCountSecond,
+			Dimensions: []types.Dimension{{Name: aws.String(HostDimension), Value: aws.String(e.host)}},
+			Value:      aws.Float64(value),
+			Timestamp:  aws.Time(ts),
+		}},
+	})
+	if err != nil {
+		return fmt.Errorf("cwexporter: PutMetricData %s: %w", e.namespace, err)
 	}
-}
-
-// publish sends data in as few PutMetricData calls as the per-call limits
-// allow (one call for the single datum published today).
-func (e *Exporter) publish(ctx context.Context, data []types.MetricDatum) error {
-	budget := maxPayloadBytes - requestOverhead(e.namespace)
-	batches := chunk(data, maxDatumsPerCall, budget, datumSize)
-	var errs []error
-	for i, batch := range batches {
-		_, err := e.client.PutMetricData(ctx, &cloudwatch.PutMetricDataInput{
-			Namespace:  aws.String(e.namespace),
-			MetricData: batch,
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("cwexporter: PutMetricData %s (batch %d/%d, %d datums): %w",
-				e.namespace, i+1, len(batches), len(batch), err))
-			if ctx.Err() != nil {
-				break // later batches would fail the same way
-			}
-		}
-	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // ForceFlush is a no-op: the exporter holds no data between exports.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -23,16 +21,12 @@ import (
 type recorder struct {
 	mu     sync.Mutex
 	inputs []*cloudwatch.PutMetricDataInput
-	err    error
 }
 
 func (r *recorder) PutMetricData(_ context.Context, in *cloudwatch.PutMetricDataInput, _ ...func(*cloudwatch.Options)) (*cloudwatch.PutMetricDataOutput, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.inputs = append(r.inputs, in)
-	if r.err != nil {
-		return nil, r.err
-	}
 	return &cloudwatch.PutMetricDataOutput{}, nil
 }
 
@@ -191,44 +185,6 @@ func TestFindWindowAndRate(t *testing.T) {
 	}
 }
 
-func TestChunk(t *testing.T) {
-	identity := func(n int) int { return n }
-	tests := []struct {
-		name     string
-		sizes    []int
-		maxItems int
-		maxBytes int
-		want     [][]int
-	}{
-		{name: "no items, no batches", sizes: nil, maxItems: 3, maxBytes: 10, want: nil},
-		{name: "one item", sizes: []int{1}, maxItems: 3, maxBytes: 10, want: [][]int{{1}}},
-		{name: "under both limits", sizes: []int{1, 2, 3}, maxItems: 3, maxBytes: 10, want: [][]int{{1, 2, 3}}},
-		{name: "count limit", sizes: []int{1, 1, 1, 1, 1}, maxItems: 2, maxBytes: 100, want: [][]int{{1, 1}, {1, 1}, {1}}},
-		{name: "byte limit", sizes: []int{4, 4, 4}, maxItems: 10, maxBytes: 8, want: [][]int{{4, 4}, {4}}},
-		{name: "exactly full", sizes: []int{5, 5, 5, 5}, maxItems: 2, maxBytes: 10, want: [][]int{{5, 5}, {5, 5}}},
-		{name: "oversized item goes alone", sizes: []int{3, 20, 3}, maxItems: 10, maxBytes: 10, want: [][]int{{3}, {20}, {3}}},
-		{name: "both limits interleave", sizes: []int{1, 1, 1, 8, 1, 1}, maxItems: 3, maxBytes: 9, want: [][]int{{1, 1, 1}, {8, 1}, {1}}},
-		{name: "non-positive item limit means one per batch", sizes: []int{1, 1}, maxItems: 0, maxBytes: 10, want: [][]int{{1}, {1}}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := chunk(tt.sizes, tt.maxItems, tt.maxBytes, identity)
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("chunk(%v, %d, %d) = %v, want %v", tt.sizes, tt.maxItems, tt.maxBytes, got, tt.want)
-			}
-		})
-	}
-}
-
-func TestChunkBatchesDoNotAlias(t *testing.T) {
-	items := []int{1, 2, 3, 4}
-	got := chunk(items, 2, 100, func(int) int { return 1 })
-	_ = append(got[0], 99) // must not overwrite items[2]
-	if items[2] != 3 {
-		t.Fatalf("appending to a batch overwrote the next one: %v", items)
-	}
-}
-
 func TestNew(t *testing.T) {
 	rec := &recorder{}
 	e, err := New(Config{Client: rec})
@@ -279,21 +235,6 @@ func TestNew(t *testing.T) {
 	}
 }
 
-func TestTemporalityAndAggregation(t *testing.T) {
-	e, err := New(Config{Client: &recorder{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k := sdkmetric.InstrumentKindCounter; k <= sdkmetric.InstrumentKindGauge; k++ {
-		if got := e.Temporality(k); got != metricdata.DeltaTemporality {
-			t.Errorf("Temporality(%v) = %v, want delta", k, got)
-		}
-		if got, want := e.Aggregation(k), sdkmetric.DefaultAggregationSelector(k); !reflect.DeepEqual(got, want) {
-			t.Errorf("Aggregation(%v) = %#v, want %#v", k, got, want)
-		}
-	}
-}
-
 func newTestExporter(t *testing.T, client PutMetricDataAPI) *Exporter {
 	t.Helper()
 	e, err := New(Config{Client: client, Host: "pod-1"})
@@ -301,31 +242,6 @@ func newTestExporter(t *testing.T, client PutMetricDataAPI) *Exporter {
 		t.Fatal(err)
 	}
 	return e
-}
-
-func TestExportPublishesOneDatum(t *testing.T) {
-	rec := &recorder{}
-	e := newTestExporter(t, rec)
-	if err := e.Export(t.Context(), rmOf(hist(DefaultSourceMetric, hp(20, t0, tA), hp(5, t0, tA)))); err != nil {
-		t.Fatal(err)
-	}
-	calls := rec.calls()
-	if len(calls) != 1 {
-		t.Fatalf("got %d PutMetricData calls, want 1", len(calls))
-	}
-	want := &cloudwatch.PutMetricDataInput{
-		Namespace: aws.String(DefaultNamespace),
-		MetricData: []types.MetricDatum{{
-			MetricName: aws.String(DefaultMetricName),
-			Unit:       types.StandardUnitCountSecond,
-			Dimensions: []types.Dimension{{Name: aws.String("Host"), Value: aws.String("pod-1")}},
-			Value:      aws.Float64(2.5),
-			Timestamp:  aws.Time(tA),
-		}},
-	}
-	if !reflect.DeepEqual(calls[0], want) {
-		t.Fatalf("input =\n%s\nwant\n%s", dump(calls[0]), dump(want))
-	}
 }
 
 func TestExportAbsentSourcePublishesZero(t *testing.T) {
@@ -368,14 +284,6 @@ func TestExportSkipsWithoutWindow(t *testing.T) {
 func TestExportErrors(t *testing.T) {
 	valid := rmOf(hist(DefaultSourceMetric, hp(25, t0, tA)))
 
-	t.Run("client error is wrapped", func(t *testing.T) {
-		boom := errors.New("boom")
-		rec := &recorder{err: boom}
-		err := newTestExporter(t, rec).Export(t.Context(), valid)
-		if !errors.Is(err, boom) {
-			t.Fatalf("err = %v, want it to wrap %v", err, boom)
-		}
-	})
 	t.Run("after shutdown", func(t *testing.T) {
 		rec := &recorder{}
 		e := newTestExporter(t, rec)
@@ -427,104 +335,6 @@ func TestForceFlush(t *testing.T) {
 	cancel()
 	if err := e.ForceFlush(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
-	}
-}
-
-func TestPublishChunks(t *testing.T) {
-	t.Run("by count", func(t *testing.T) {
-		rec := &recorder{}
-		e := newTestExporter(t, rec)
-		data := make([]types.MetricDatum, 2500)
-		for i := range data {
-			data[i] = e.datum(float64(i), tA)
-		}
-		if err := e.publish(t.Context(), data); err != nil {
-			t.Fatal(err)
-		}
-		calls := rec.calls()
-		var sizes []int
-		next := 0.0
-		for _, c := range calls {
-			sizes = append(sizes, len(c.MetricData))
-			if *c.Namespace != DefaultNamespace {
-				t.Errorf("namespace = %q", *c.Namespace)
-			}
-			for _, d := range c.MetricData {
-				if *d.Value != next {
-					t.Fatalf("datum order broken: got %v, want %v", *d.Value, next)
-				}
-				next++
-			}
-		}
-		if !reflect.DeepEqual(sizes, []int{1000, 1000, 500}) {
-			t.Fatalf("batch sizes = %v, want [1000 1000 500]", sizes)
-		}
-	})
-	t.Run("by size", func(t *testing.T) {
-		rec := &recorder{}
-		e := newTestExporter(t, rec)
-		big := bigDatum()
-		data := make([]types.MetricDatum, 100)
-		for i := range data {
-			data[i] = big
-		}
-		if err := e.publish(t.Context(), data); err != nil {
-			t.Fatal(err)
-		}
-		calls := rec.calls()
-		if len(calls) < 2 {
-			t.Fatalf("got %d calls, want the ~%d KB of data split", len(calls), 100*datumSize(big)/1000)
-		}
-		total := 0
-		for _, c := range calls {
-			size := requestOverhead(*c.Namespace)
-			for _, d := range c.MetricData {
-				size += datumSize(d)
-			}
-			if size > maxPayloadBytes {
-				t.Errorf("batch of %d datums is ~%d bytes, over %d", len(c.MetricData), size, maxPayloadBytes)
-			}
-			total += len(c.MetricData)
-		}
-		if total != len(data) {
-			t.Fatalf("published %d datums, want %d", total, len(data))
-		}
-	})
-	t.Run("nothing to publish", func(t *testing.T) {
-		rec := &recorder{}
-		if err := newTestExporter(t, rec).publish(t.Context(), nil); err != nil {
-			t.Fatal(err)
-		}
-		if n := len(rec.calls()); n != 0 {
-			t.Fatalf("got %d calls", n)
-		}
-	})
-}
-
-// bigDatum uses every MetricDatum field at its maximum documented size.
-func bigDatum() types.MetricDatum {
-	dims := make([]types.Dimension, 30)
-	for i := range dims {
-		dims[i] = types.Dimension{
-			Name:  aws.String(fmt.Sprintf("%0255d", i)),
-			Value: aws.String(strings.Repeat("v", 1024)),
-		}
-	}
-	vals := make([]float64, 150)
-	counts := make([]float64, 150)
-	for i := range vals {
-		vals[i] = float64(i) + 0.5
-		counts[i] = float64(i + 1)
-	}
-	return types.MetricDatum{
-		MetricName:        aws.String(strings.Repeat("m", 255)),
-		Dimensions:        dims,
-		Timestamp:         aws.Time(tA),
-		Unit:              types.StandardUnitMilliseconds,
-		StorageResolution: aws.Int32(1),
-		StatisticValues:   &types.StatisticSet{SampleCount: aws.Float64(3), Sum: aws.Float64(1), Minimum: aws.Float64(0.1), Maximum: aws.Float64(0.9)},
-		Values:            vals,
-		Counts:            counts,
 	}
 }
 

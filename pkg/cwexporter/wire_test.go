@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -82,18 +81,9 @@ func onlyDatum(t *testing.T, c cwtest.Call) cwtest.Datum {
 	return d
 }
 
-func newWireExporter(t *testing.T, client PutMetricDataAPI) *Exporter {
-	t.Helper()
-	e, err := New(Config{Client: client, Host: "pod-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
 func TestWireExportDirect(t *testing.T) {
 	fake := cwtest.New(t)
-	e := newWireExporter(t, newWireClient(t, fake.URL))
+	e := newTestExporter(t, newWireClient(t, fake.URL))
 
 	end := tA.Add(250 * time.Millisecond)
 	rm := rmOf(hist(DefaultSourceMetric, hp(25, end.Add(-10*time.Second), end)))
@@ -121,7 +111,7 @@ func TestWireExportDirect(t *testing.T) {
 
 func TestWireMeterProvider(t *testing.T) {
 	fake := cwtest.New(t)
-	e := newWireExporter(t, newWireClient(t, fake.URL))
+	e := newTestExporter(t, newWireClient(t, fake.URL))
 
 	// A long interval: only ForceFlush and Shutdown export.
 	reader := sdkmetric.NewPeriodicReader(e, sdkmetric.WithInterval(time.Hour))
@@ -183,7 +173,7 @@ func TestWireMeterProvider(t *testing.T) {
 func TestWireRetriesServerError(t *testing.T) {
 	const failures = 2
 	fake := cwtest.New(t, failFirst(failures))
-	e := newWireExporter(t, newWireClient(t, fake.URL, fastRetries))
+	e := newTestExporter(t, newWireClient(t, fake.URL, fastRetries))
 
 	if err := e.Export(t.Context(), rmOf(hist(DefaultSourceMetric, hp(25, t0, tA)))); err != nil {
 		t.Fatalf("Export: %v", err)
@@ -207,7 +197,7 @@ func TestWireRetriesServerError(t *testing.T) {
 
 func TestWireGivesUpAfterMaxAttempts(t *testing.T) {
 	fake := cwtest.New(t, cwtest.WithStatus(func(int) int { return http.StatusInternalServerError }))
-	e := newWireExporter(t, newWireClient(t, fake.URL, fastRetries))
+	e := newTestExporter(t, newWireClient(t, fake.URL, fastRetries))
 
 	err := e.Export(t.Context(), rmOf(hist(DefaultSourceMetric, hp(25, t0, tA))))
 	var fault *types.InternalServiceFault
@@ -229,7 +219,7 @@ func TestWireContextCanceledStopsRetries(t *testing.T) {
 		cancel()
 		return http.StatusInternalServerError
 	}))
-	e := newWireExporter(t, newWireClient(t, fake.URL))
+	e := newTestExporter(t, newWireClient(t, fake.URL))
 
 	err := e.Export(ctx, rmOf(hist(DefaultSourceMetric, hp(25, t0, tA))))
 	if !errors.Is(err, context.Canceled) {
@@ -238,65 +228,6 @@ func TestWireContextCanceledStopsRetries(t *testing.T) {
 	if n := len(fake.Calls()); n != 1 {
 		t.Fatalf("got %d attempts after cancellation, want 1", n)
 	}
-}
-
-func TestWireExportAfterShutdown(t *testing.T) {
-	fake := cwtest.New(t)
-	e := newWireExporter(t, newWireClient(t, fake.URL))
-	if err := e.Shutdown(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	err := e.Export(t.Context(), rmOf(hist(DefaultSourceMetric, hp(25, t0, tA))))
-	if !errors.Is(err, sdkmetric.ErrExporterShutdown) {
-		t.Fatalf("err = %v, want ErrExporterShutdown", err)
-	}
-	if n := len(fake.Calls()); n != 0 {
-		t.Fatalf("got %d requests after Shutdown, want 0", n)
-	}
-}
-
-// TestWireSizeEstimateIsUpperBound checks datumSize/requestOverhead, which
-// drive chunking, against what the SDK actually puts on the wire.
-func TestWireSizeEstimateIsUpperBound(t *testing.T) {
-	fake := cwtest.New(t)
-	client := newWireClient(t, fake.URL, func(o *cloudwatch.Options) {
-		o.DisableRequestCompression = true // measure the plain CBOR body
-	})
-	e := newWireExporter(t, client)
-
-	small := e.datum(2.5, tA)
-	for name, data := range map[string][]types.MetricDatum{
-		"one small datum":   {small},
-		"20 large datums":   repeat(bigDatum(), 20),
-		"mixed and sparse":  {small, {MetricName: aws.String("x")}, bigDatum(), small},
-		"1000 small datums": repeat(small, maxDatumsPerCall),
-	} {
-		before := len(fake.Calls())
-		if err := e.publish(t.Context(), data); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		calls := fake.Calls()[before:]
-		if len(calls) != 1 {
-			t.Fatalf("%s: got %d requests, want 1", name, len(calls))
-		}
-		est := requestOverhead(e.namespace)
-		for _, d := range data {
-			est += datumSize(d)
-		}
-		got := len(calls[0].Raw)
-		t.Logf("%s: wire %d bytes, estimate %d", name, got, est)
-		if est < got {
-			t.Errorf("%s: estimate %d is below the wire size %d", name, est, got)
-		}
-	}
-}
-
-func repeat(d types.MetricDatum, n int) []types.MetricDatum {
-	out := make([]types.MetricDatum, n)
-	for i := range out {
-		out[i] = d
-	}
-	return out
 }
 
 func TestNewClientRetrySettings(t *testing.T) {

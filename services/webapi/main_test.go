@@ -60,9 +60,7 @@ func TestInFlightRequestCompletesOnSIGTERMWhileReadyzFails(t *testing.T) {
 	})
 	url := "http://127.0.0.1:" + env["PORT"]
 	p := svctest.StartProcess(t, env)
-	if err := svctest.WaitReady(url, 15*time.Second, nil); err != nil {
-		t.Fatalf("%v\n%s", err, p.Output)
-	}
+	p.WaitReady(t, url)
 
 	var wg sync.WaitGroup
 	var status int

@@ -25,13 +25,16 @@
 //	// ... code under test publishes ...
 //	calls := cw.Calls()
 //
-// Decoding is strict: a request that is not a well-formed PutMetricData
-// (wrong operation or headers, bad CBOR, a member of the wrong type, a
-// missing required member, an unknown member, a duplicate dimension, a NaN or
-// infinite number) is answered 400 InvalidParameterValue and reported
+// Decoding is strict: the body is decoded with fxamacker/cbor into typed
+// structs that mirror the Smithy shapes (putMetricDataInput and its
+// members), and a request that is not a well-formed PutMetricData (wrong
+// operation or headers, bad CBOR, a member of the wrong type, a missing
+// required member, an unknown member, a duplicate map key or dimension, a
+// NaN or infinite number) is answered 400 InvalidParameterValue and reported
 // (t.Errorf for New, the onError callback for NewHandler) instead of being
 // recorded. The entity members EntityMetricData and StrictEntityValidation
-// are not modelled and are rejected the same way.
+// are not modelled and are rejected the same way. Another operation is one
+// more pair of input/output structs with a validate method.
 package cwtest
 
 import (
@@ -47,7 +50,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/smithy-go/encoding/cbor"
+	"github.com/fxamacker/cbor/v2"
 )
 
 // PutMetricDataPath is the request path of PutMetricData in the RPC v2 CBOR
@@ -55,8 +58,8 @@ import (
 const PutMetricDataPath = "/service/GraniteServiceVersion20100801/operation/PutMetricData"
 
 // Datum is one decoded MetricDatum. The members StatisticValues, Values,
-// Counts and StorageResolution are type-checked but not decoded; read
-// Call.Raw for them.
+// Counts and StorageResolution are checked but not carried; read Call.Raw
+// for them.
 type Datum struct {
 	MetricName string
 	Unit       string // "" when the request left it out
@@ -153,7 +156,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	writeHeaders(w)
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(cbor.Encode(cbor.Map{})) // PutMetricDataOutput has no members
+	writeBody(w, putMetricDataOutput{})
 }
 
 func writeHeaders(w http.ResponseWriter) {
@@ -170,10 +173,21 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeHeaders(w)
 	w.Header().Set("X-Amzn-Query-Error", code)
 	w.WriteHeader(status)
-	_, _ = w.Write(cbor.Encode(cbor.Map{
-		"__type":  cbor.String("com.amazonaws.cloudwatch#" + shape),
-		"message": cbor.String(msg),
-	}))
+	writeBody(w, errorBody{Type: "com.amazonaws.cloudwatch#" + shape, Message: msg})
+}
+
+// errorBody is the RPC v2 CBOR error document.
+type errorBody struct {
+	Type    string `cbor:"__type"`
+	Message string `cbor:"message"`
+}
+
+func writeBody(w http.ResponseWriter, v any) {
+	b, err := cbor.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("cwtest: encode %T: %v", v, err)) // our own types always encode
+	}
+	_, _ = w.Write(b)
 }
 
 // Server is a Handler behind an httptest.Server.
@@ -257,222 +271,177 @@ func decodeRequest(r *http.Request) (Call, error) {
 }
 
 func decodeBody(raw []byte) (Call, error) {
-	v, err := cbor.Decode(raw)
+	in, err := decode[putMetricDataInput](raw)
 	if err != nil {
-		return Call{}, fmt.Errorf("decode CBOR body: %w", err)
-	}
-	m, ok := v.(cbor.Map)
-	if !ok {
-		return Call{}, fmt.Errorf("body is %T, want a map", v)
-	}
-	if err := onlyKeys(m, "Namespace", "MetricData"); err != nil {
-		return Call{}, fmt.Errorf("request: %w", err)
-	}
-	var c Call
-	if c.Namespace, err = str(m, "Namespace", true); err != nil {
 		return Call{}, err
 	}
-	list, ok := m["MetricData"].(cbor.List)
-	if !ok || len(list) == 0 {
-		return Call{}, fmt.Errorf("MetricData is %#v, want a non-empty list", m["MetricData"])
-	}
-	for i, item := range list {
-		d, err := decodeDatum(item)
-		if err != nil {
-			return Call{}, fmt.Errorf("MetricData[%d]: %w", i, err)
-		}
-		c.Data = append(c.Data, d)
+	c := Call{Namespace: *in.Namespace, Data: make([]Datum, len(in.MetricData))}
+	for i, md := range in.MetricData {
+		c.Data[i] = md.datum()
 	}
 	return c, nil
 }
 
-func decodeDatum(v cbor.Value) (Datum, error) {
-	m, ok := v.(cbor.Map)
-	if !ok {
-		return Datum{}, fmt.Errorf("datum is %T, want a map", v)
-	}
-	if err := onlyKeys(m, "MetricName", "Unit", "Value", "Timestamp", "Dimensions",
-		"StatisticValues", "Values", "Counts", "StorageResolution"); err != nil {
-		return Datum{}, err
-	}
-	var (
-		d   = Datum{Value: math.NaN()}
-		err error
-	)
-	if d.MetricName, err = str(m, "MetricName", true); err != nil {
-		return Datum{}, err
-	}
-	if d.Unit, err = str(m, "Unit", false); err != nil {
-		return Datum{}, err
-	}
-	if val, ok := m["Value"]; ok {
-		if d.Value, err = finite(val); err != nil {
-			return Datum{}, fmt.Errorf("member Value: %w", err)
-		}
-	}
-	if ts, ok := m["Timestamp"]; ok {
-		if d.Timestamp, err = timestamp(ts); err != nil {
-			return Datum{}, fmt.Errorf("member Timestamp: %w", err)
-		}
-	}
-	if dv, ok := m["Dimensions"]; ok {
-		if d.Dimensions, err = dimensions(dv); err != nil {
-			return Datum{}, fmt.Errorf("member Dimensions: %w", err)
-		}
-	}
-	if err := checkUndecoded(m); err != nil {
-		return Datum{}, err
-	}
-	return d, nil
-}
-
-// checkUndecoded type-checks the datum members that Datum does not carry.
-func checkUndecoded(m cbor.Map) error {
-	if v, ok := m["StatisticValues"]; ok {
-		sv, ok := v.(cbor.Map)
-		if !ok {
-			return fmt.Errorf("StatisticValues is %T, want a map", v)
-		}
-		stats := []string{"SampleCount", "Sum", "Minimum", "Maximum"}
-		if err := onlyKeys(sv, stats...); err != nil {
-			return fmt.Errorf("StatisticValues: %w", err)
-		}
-		for _, k := range stats {
-			n, ok := sv[k]
-			if !ok {
-				return fmt.Errorf("StatisticValues.%s is missing", k)
-			}
-			if _, err := finite(n); err != nil {
-				return fmt.Errorf("StatisticValues.%s: %w", k, err)
-			}
-		}
-	}
-	for _, k := range []string{"Values", "Counts"} {
-		v, ok := m[k]
-		if !ok {
-			continue
-		}
-		list, ok := v.(cbor.List)
-		if !ok {
-			return fmt.Errorf("%s is %T, want a list", k, v)
-		}
-		for i, n := range list {
-			if _, err := finite(n); err != nil {
-				return fmt.Errorf("%s[%d]: %w", k, i, err)
-			}
-		}
-	}
-	if v, ok := m["StorageResolution"]; ok {
-		if _, isUint := v.(cbor.Uint); !isUint {
-			if _, isNeg := v.(cbor.NegInt); !isNeg {
-				return fmt.Errorf("StorageResolution is %#v, want an integer", v)
-			}
-		}
-	}
-	return nil
-}
-
-func dimensions(v cbor.Value) (map[string]string, error) {
-	list, ok := v.(cbor.List)
-	if !ok {
-		return nil, fmt.Errorf("%T, want a list", v)
-	}
-	if len(list) == 0 {
-		return nil, nil
-	}
-	dims := make(map[string]string, len(list))
-	for i, item := range list {
-		m, ok := item.(cbor.Map)
-		if !ok {
-			return nil, fmt.Errorf("[%d] is %T, want a map", i, item)
-		}
-		if err := onlyKeys(m, "Name", "Value"); err != nil {
-			return nil, fmt.Errorf("[%d]: %w", i, err)
-		}
-		name, err := str(m, "Name", true)
-		if err != nil {
-			return nil, fmt.Errorf("[%d]: %w", i, err)
-		}
-		value, err := str(m, "Value", true)
-		if err != nil {
-			return nil, fmt.Errorf("[%d]: %w", i, err)
-		}
-		if _, dup := dims[name]; dup {
-			return nil, fmt.Errorf("dimension %q appears twice", name)
-		}
-		dims[name] = value
-	}
-	return dims, nil
-}
-
-func onlyKeys(m cbor.Map, allowed ...string) error {
-next:
-	for k := range m {
-		for _, a := range allowed {
-			if k == a {
-				continue next
-			}
-		}
-		return fmt.Errorf("member %q is not modelled by cwtest (want only %v)", k, allowed)
-	}
-	return nil
-}
-
-func str(m cbor.Map, key string, required bool) (string, error) {
-	v, ok := m[key]
-	if !ok {
-		if required {
-			return "", fmt.Errorf("%s is missing", key)
-		}
-		return "", nil
-	}
-	s, ok := v.(cbor.String)
-	if !ok {
-		return "", fmt.Errorf("%s is %T, want a text string", key, v)
-	}
-	return string(s), nil
-}
-
-// number decodes a Smithy double, which may be sent as any CBOR number.
-func number(v cbor.Value) (float64, error) {
-	switch n := v.(type) {
-	case cbor.Float64:
-		return float64(n), nil
-	case cbor.Float32:
-		return float64(n), nil
-	case cbor.Uint:
-		return float64(n), nil
-	case cbor.NegInt:
-		if n == 0 { // -2^64
-			return -math.Pow(2, 64), nil
-		}
-		return -float64(n), nil
-	}
-	return 0, fmt.Errorf("%#v is not a CBOR number", v)
-}
-
-// finite is number for values CloudWatch accepts: not NaN or infinite.
-func finite(v cbor.Value) (float64, error) {
-	f, err := number(v)
-	if err == nil && (math.IsNaN(f) || math.IsInf(f, 0)) {
-		err = fmt.Errorf("%v is not a finite number", f)
-	}
-	return f, err
-}
-
-// timestamp decodes a Smithy timestamp, tag 1 around epoch seconds, rounded
-// to the millisecond the SDK sends.
-func timestamp(v cbor.Value) (time.Time, error) {
-	tag, ok := v.(*cbor.Tag)
-	if !ok || tag.ID != 1 {
-		return time.Time{}, fmt.Errorf("%#v is not CBOR tag 1 (epoch seconds)", v)
-	}
-	sec, err := number(tag.Value)
+// decMode decodes Smithy RPC v2 CBOR bodies strictly: members are matched
+// by their exact names, an unknown member, a duplicate key, NaN and
+// infinities are errors. Indefinite-length maps and lists (what the SDK
+// sends) are allowed.
+var decMode = func() cbor.DecMode {
+	dm, err := cbor.DecOptions{
+		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
+		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
+		FieldNameMatching: cbor.FieldNameMatchingCaseSensitive,
+		UTF8:              cbor.UTF8RejectInvalid,
+		NaN:               cbor.NaNDecodeForbidden,
+		Inf:               cbor.InfDecodeForbidden,
+	}.DecMode()
 	if err != nil {
-		return time.Time{}, err
+		panic(err)
 	}
-	if math.IsNaN(sec) || math.IsInf(sec, 0) {
-		return time.Time{}, fmt.Errorf("epoch seconds %v", sec)
+	return dm
+}()
+
+// decode decodes one operation's input and checks what the CBOR types
+// cannot say (required members, constraints).
+func decode[T interface{ validate() error }](raw []byte) (T, error) {
+	var in T
+	if err := decMode.Unmarshal(raw, &in); err != nil {
+		var unknown *cbor.UnknownFieldError
+		if errors.As(err, &unknown) {
+			err = fmt.Errorf("member not modelled by cwtest: %w", err)
+		}
+		return in, fmt.Errorf("decode CBOR body %s: %w", diagnose(raw), err)
 	}
-	return time.UnixMilli(int64(math.Round(sec * 1e3))).UTC(), nil
+	return in, in.validate()
+}
+
+// diagnose renders the start of a body in CBOR diagnostic notation, so an
+// error shows what was sent (the library's errors name a map index, not the
+// member).
+func diagnose(raw []byte) string {
+	const limit = 300
+	d, err := cbor.Diagnose(raw)
+	if err != nil {
+		return fmt.Sprintf("(%d bytes, not well-formed)", len(raw))
+	}
+	if len(d) > limit {
+		d = d[:limit] + "..."
+	}
+	return d
+}
+
+// The PutMetricData shapes (com.amazonaws.cloudwatch). A nil pointer or
+// slice is an absent member; a CBOR null decodes to absent too, as Smithy
+// says it must.
+type (
+	putMetricDataInput struct {
+		Namespace  *string       `cbor:"Namespace"`
+		MetricData []metricDatum `cbor:"MetricData"`
+	}
+	putMetricDataOutput struct{}
+
+	metricDatum struct {
+		MetricName        *string       `cbor:"MetricName"`
+		Dimensions        []dimension   `cbor:"Dimensions"`
+		Timestamp         *epochTime    `cbor:"Timestamp"`
+		Value             *float64      `cbor:"Value"`
+		StatisticValues   *statisticSet `cbor:"StatisticValues"`
+		Values            []float64     `cbor:"Values"`
+		Counts            []float64     `cbor:"Counts"`
+		Unit              *string       `cbor:"Unit"`
+		StorageResolution *int32        `cbor:"StorageResolution"`
+	}
+	dimension struct {
+		Name  *string `cbor:"Name"`
+		Value *string `cbor:"Value"`
+	}
+	statisticSet struct {
+		SampleCount *float64 `cbor:"SampleCount"`
+		Sum         *float64 `cbor:"Sum"`
+		Minimum     *float64 `cbor:"Minimum"`
+		Maximum     *float64 `cbor:"Maximum"`
+	}
+)
+
+func (in putMetricDataInput) validate() error {
+	if in.Namespace == nil {
+		return errors.New("member Namespace is missing")
+	}
+	if len(in.MetricData) == 0 {
+		return errors.New("member MetricData is missing or empty, want a non-empty list")
+	}
+	for i, d := range in.MetricData {
+		if err := d.validate(); err != nil {
+			return fmt.Errorf("MetricData[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func (d metricDatum) validate() error {
+	if d.MetricName == nil {
+		return errors.New("member MetricName is missing")
+	}
+	if s := d.StatisticValues; s != nil {
+		names := [...]string{"SampleCount", "Sum", "Minimum", "Maximum"}
+		for i, v := range [...]*float64{s.SampleCount, s.Sum, s.Minimum, s.Maximum} {
+			if v == nil {
+				return fmt.Errorf("member StatisticValues.%s is missing", names[i])
+			}
+		}
+	}
+	seen := make(map[string]bool, len(d.Dimensions))
+	for i, dim := range d.Dimensions {
+		switch {
+		case dim.Name == nil:
+			return fmt.Errorf("member Dimensions[%d].Name is missing", i)
+		case dim.Value == nil:
+			return fmt.Errorf("member Dimensions[%d].Value is missing", i)
+		case seen[*dim.Name]:
+			return fmt.Errorf("dimension %q appears twice", *dim.Name)
+		}
+		seen[*dim.Name] = true
+	}
+	return nil
+}
+
+// datum is what a Call carries of a validated metricDatum.
+func (d metricDatum) datum() Datum {
+	out := Datum{MetricName: *d.MetricName, Value: math.NaN()}
+	if d.Unit != nil {
+		out.Unit = *d.Unit
+	}
+	if d.Value != nil {
+		out.Value = *d.Value
+	}
+	if d.Timestamp != nil {
+		out.Timestamp = time.Time(*d.Timestamp)
+	}
+	if len(d.Dimensions) > 0 {
+		out.Dimensions = make(map[string]string, len(d.Dimensions))
+		for _, dim := range d.Dimensions {
+			out.Dimensions[*dim.Name] = *dim.Value
+		}
+	}
+	return out
+}
+
+// epochTime is a Smithy timestamp: CBOR tag 1 around epoch seconds (any
+// CBOR number), kept to the millisecond the SDK sends.
+type epochTime time.Time
+
+func (t *epochTime) UnmarshalCBOR(data []byte) error {
+	var tag cbor.RawTag
+	if err := decMode.Unmarshal(data, &tag); err != nil {
+		return fmt.Errorf("timestamp: %w", err)
+	}
+	if tag.Number != 1 {
+		return fmt.Errorf("timestamp has tag %d, want tag 1 (epoch seconds)", tag.Number)
+	}
+	var sec float64
+	if err := decMode.Unmarshal(tag.Content, &sec); err != nil {
+		return fmt.Errorf("timestamp: %w", err)
+	}
+	*t = epochTime(time.UnixMilli(int64(math.Round(sec * 1e3))).UTC())
+	return nil
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
-	"github.com/aws/smithy-go/encoding/cbor"
+	"github.com/fxamacker/cbor/v2"
 
 	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
 )
@@ -95,7 +95,7 @@ func TestDecodesWhatTheSDKSends(t *testing.T) {
 	if got := c.Header.Get("Amz-Sdk-Request"); got != "attempt=1; max=3" {
 		t.Errorf("Amz-Sdk-Request = %q", got)
 	}
-	if _, err := cbor.Decode(c.Raw); err != nil {
+	if err := cbor.Wellformed(c.Raw); err != nil {
 		t.Errorf("Raw is not the CBOR body: %v", err)
 	}
 }
@@ -117,7 +117,7 @@ func TestGunzipsLargeBodies(t *testing.T) {
 	if len(c.Data) != len(data) || c.Data[299].Value != 299 || c.Data[299].MetricName != *data[299].MetricName {
 		t.Errorf("decoded %d datums, last %+v", len(c.Data), c.Data[len(c.Data)-1])
 	}
-	if _, err := cbor.Decode(c.Raw); err != nil {
+	if err := cbor.Wellformed(c.Raw); err != nil {
 		t.Errorf("Raw is not the gunzipped CBOR body: %v", err)
 	}
 }
@@ -171,17 +171,30 @@ func TestInternalServiceFaultAfterRetries(t *testing.T) {
 }
 
 func TestMalformedRequestsAreRejected(t *testing.T) {
-	tag := func(v cbor.Value) cbor.Value { return &cbor.Tag{ID: 1, Value: v} }
-	datum := func(extra cbor.Map) cbor.Map {
-		m := cbor.Map{"MetricName": cbor.String("m"), "Value": cbor.Float64(1)}
-		for k, v := range extra {
-			m[k] = v
+	type m = map[string]any
+	enc := func(v any) []byte {
+		b, err := cbor.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return m
+		return b
 	}
-	body := func(data ...cbor.Value) []byte {
-		return cbor.Encode(cbor.Map{"Namespace": cbor.String("NS"), "MetricData": cbor.List(data)})
+	tag := func(n uint64, v any) cbor.Tag { return cbor.Tag{Number: n, Content: v} }
+	datum := func(extra m) m {
+		d := m{"MetricName": "m", "Value": 1.0}
+		for k, v := range extra {
+			d[k] = v
+		}
+		return d
 	}
+	body := func(data ...any) []byte { return enc(m{"Namespace": "NS", "MetricData": data}) }
+	// The SDK never sends a key twice; a map with one must be written by hand:
+	// {"Namespace": "NS", "Namespace": "NS", "MetricData": [{"MetricName": "m"}]}.
+	dupKey := append([]byte{0xa3}, enc("Namespace")...)
+	dupKey = append(append(dupKey, enc("NS")...), enc("Namespace")...)
+	dupKey = append(append(dupKey, enc("NS")...), enc("MetricData")...)
+	dupKey = append(dupKey, enc([]any{m{"MetricName": "m"}})...)
+
 	const ok = http.StatusOK
 	tests := []struct {
 		name        string
@@ -192,33 +205,40 @@ func TestMalformedRequestsAreRejected(t *testing.T) {
 		wantErr     string // "" = accepted
 	}{
 		{"well formed", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(nil)), ""},
-		{"integer timestamp", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(cbor.Map{"Timestamp": tag(cbor.Uint(1_700_000_000))})), ""},
+		{"integer timestamp", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Timestamp": tag(1, 1_700_000_000)})), ""},
+		{"integer value", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Value": 3})), ""},
+		{"null member is absent", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Unit": nil})), ""},
 		{"wrong operation", "POST", "/service/GraniteServiceVersion20100801/operation/ListMetrics", "application/cbor", body(datum(nil)), "not a PutMetricData request"},
 		{"GET", "GET", cwtest.PutMetricDataPath, "application/cbor", nil, "not a PutMetricData request"},
 		{"JSON", "POST", cwtest.PutMetricDataPath, "application/json", []byte(`{}`), "Content-Type"},
 		{"not CBOR", "POST", cwtest.PutMetricDataPath, "application/cbor", []byte{0xff, 0x00}, "decode CBOR"},
-		{"body not a map", "POST", cwtest.PutMetricDataPath, "application/cbor", cbor.Encode(cbor.List{}), "want a map"},
-		{"no namespace", "POST", cwtest.PutMetricDataPath, "application/cbor", cbor.Encode(cbor.Map{"MetricData": cbor.List{datum(nil)}}), "Namespace is missing"},
+		{"body not a map", "POST", cwtest.PutMetricDataPath, "application/cbor", enc([]any{}), "cannot unmarshal array"},
+		{"no namespace", "POST", cwtest.PutMetricDataPath, "application/cbor", enc(m{"MetricData": []any{datum(nil)}}), "Namespace is missing"},
 		{"no data", "POST", cwtest.PutMetricDataPath, "application/cbor", body(), "non-empty list"},
 		{"entity data", "POST", cwtest.PutMetricDataPath, "application/cbor",
-			cbor.Encode(cbor.Map{"Namespace": cbor.String("NS"), "MetricData": cbor.List{datum(nil)}, "EntityMetricData": cbor.List{}}), `"EntityMetricData" is not modelled`},
-		{"no value", "POST", cwtest.PutMetricDataPath, "application/cbor", body(cbor.Map{"MetricName": cbor.String("m")}), ""},
-		{"no metric name", "POST", cwtest.PutMetricDataPath, "application/cbor", body(cbor.Map{"Value": cbor.Float64(1)}), "MetricName is missing"},
-		{"string value", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(cbor.Map{"Value": cbor.String("1")})), "not a CBOR number"},
-		{"NaN value", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(cbor.Map{"Value": cbor.Float64(math.NaN())})), "not a finite number"},
-		{"unknown member", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(cbor.Map{"Unitt": cbor.String("Count")})), `"Unitt" is not modelled`},
-		{"incomplete statistic values", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(cbor.Map{"StatisticValues": cbor.Map{
-			"SampleCount": cbor.Uint(1), "Sum": cbor.Float64(1), "Minimum": cbor.Float64(1),
+			enc(m{"Namespace": "NS", "MetricData": []any{datum(nil)}, "EntityMetricData": []any{}}), "member not modelled"},
+		{"duplicate key", "POST", cwtest.PutMetricDataPath, "application/cbor", dupKey, "duplicate map key"},
+		{"member name in another case", "POST", cwtest.PutMetricDataPath, "application/cbor", enc(m{"namespace": "NS", "MetricData": []any{datum(nil)}}), "member not modelled"},
+		{"no value", "POST", cwtest.PutMetricDataPath, "application/cbor", body(m{"MetricName": "m"}), ""},
+		{"no metric name", "POST", cwtest.PutMetricDataPath, "application/cbor", body(m{"Value": 1.0}), "MetricName is missing"},
+		{"string value", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Value": "1"})), "text string into Go struct field cwtest.putMetricDataInput.MetricData of type float64"},
+		{"NaN value", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Value": math.NaN()})), "NaN"},
+		{"infinite count", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Counts": []any{1.0, math.Inf(1)}})), "infinity"},
+		{"unknown member", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Unitt": "Count"})), "member not modelled"},
+		{"incomplete statistic values", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"StatisticValues": m{
+			"SampleCount": 1, "Sum": 1.0, "Minimum": 1.0,
 		}})), "StatisticValues.Maximum is missing"},
-		{"values not a list", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(cbor.Map{"Values": cbor.Float64(1)})), "Values is"},
-		{"string storage resolution", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(cbor.Map{"StorageResolution": cbor.String("1")})), "StorageResolution"},
-		{"untagged timestamp", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(cbor.Map{"Timestamp": cbor.Float64(1)})), "not CBOR tag 1"},
-		{"duplicate dimension", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(cbor.Map{"Dimensions": cbor.List{
-			cbor.Map{"Name": cbor.String("Host"), "Value": cbor.String("a")},
-			cbor.Map{"Name": cbor.String("Host"), "Value": cbor.String("b")},
+		{"values not a list", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Values": 1.0})), "of type []float64"},
+		{"string storage resolution", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"StorageResolution": "1"})), "text string into Go struct field cwtest.putMetricDataInput.MetricData of type int32"},
+		{"fractional storage resolution", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"StorageResolution": 1.5})), "of type int32"},
+		{"untagged timestamp", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Timestamp": 1.0})), "timestamp"},
+		{"RFC 3339 timestamp (tag 0)", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Timestamp": tag(0, "2026-01-02T03:04:05Z")})), "want tag 1"},
+		{"duplicate dimension", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Dimensions": []any{
+			m{"Name": "Host", "Value": "a"},
+			m{"Name": "Host", "Value": "b"},
 		}})), `"Host" appears twice`},
-		{"dimension without value", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(cbor.Map{"Dimensions": cbor.List{
-			cbor.Map{"Name": cbor.String("Host")},
+		{"dimension without value", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Dimensions": []any{
+			m{"Name": "Host"},
 		}})), "Value is missing"},
 	}
 	for _, tt := range tests {

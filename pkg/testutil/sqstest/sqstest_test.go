@@ -62,12 +62,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -252,7 +254,7 @@ func TestEmulator(t *testing.T) {
 		if err != nil || len(empty.Messages) != 0 {
 			t.Errorf("long poll on empty queue: %d messages, err %v; want 0", len(empty.Messages), err)
 		}
-		t.Logf("long poll on an empty queue returned after %v (WaitTimeSeconds 1)", time.Since(start))
+		checkFullWait(t, "a long poll on an empty queue", time.Since(start), time.Second)
 
 		// fact 6: visibility 0 → visible again, same message, new handle, count 2.
 		first := msgs[0]
@@ -321,19 +323,43 @@ func TestEmulator(t *testing.T) {
 	t.Run("LongPollWakesOnSend", func(t *testing.T) { // fact 5
 		t.Parallel()
 		q := emu.NewQueue(t)
+		// The poll under test waits up to 10s; wrote closes once its
+		// request is on the wire.
+		wrote := make(chan struct{})
+		var once sync.Once
+		traced := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{
+			WroteRequest: func(httptrace.WroteRequestInfo) { once.Do(func() { close(wrote) }) },
+		})
 		type result struct {
-			out     *sqs.ReceiveMessageOutput
-			err     error
-			elapsed time.Duration
+			out *sqs.ReceiveMessageOutput
+			err error
+			at  time.Time
 		}
 		done := make(chan result, 1)
-		start := time.Now()
 		go func() {
-			out, err := client.ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.URL), WaitTimeSeconds: 10})
-			done <- result{out, err, time.Since(start)}
+			out, err := client.ReceiveMessage(traced, &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.URL), WaitTimeSeconds: 10})
+			done <- result{out, err, time.Now()}
 		}()
-		// Send while the poll is (most likely) open; if it had already
-		// returned, it would have returned empty and the check below fails.
+		select {
+		case <-wrote:
+		case r := <-done:
+			t.Fatalf("the 10s poll ended before it was sent: %v", r.err)
+		}
+		// A second poll of 1s on the same empty queue: by the time it has
+		// waited in full, the emulator has long held the first one open.
+		start := time.Now()
+		gate, err := client.ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.URL), WaitTimeSeconds: 1})
+		if err != nil || len(gate.Messages) != 0 {
+			t.Fatalf("second poll on the empty queue: %v, %+v", err, gate)
+		}
+		checkFullWait(t, "the second poll", time.Since(start), time.Second)
+		select {
+		case r := <-done:
+			t.Fatalf("the 10s poll returned before anything was sent: %v, %+v", r.err, r.out)
+		default:
+		}
+
+		sent := time.Now()
 		if _, err := client.SendMessage(t.Context(), &sqs.SendMessageInput{QueueUrl: aws.String(q.URL), MessageBody: aws.String("wake")}); err != nil {
 			t.Fatal(err)
 		}
@@ -341,7 +367,11 @@ func TestEmulator(t *testing.T) {
 		if r.err != nil || len(r.out.Messages) != 1 || aws.ToString(r.out.Messages[0].Body) != "wake" {
 			t.Fatalf("long poll: %v, %+v", r.err, r.out)
 		}
-		t.Logf("long poll returned %v after it started", r.elapsed)
+		// "At once", with room for a busy machine: far below the 8s or so
+		// the poll had left to wait.
+		if woke := r.at.Sub(sent); woke > 2*time.Second {
+			t.Errorf("the open poll returned %v after the send began, want at once", woke)
+		}
 	})
 
 	t.Run("ExpiredVisibilityCountsAsVisible", func(t *testing.T) { // fact 8
@@ -428,7 +458,7 @@ func TestEmulator(t *testing.T) {
 			if len(out.Messages) != 0 {
 				t.Fatalf("receive %d returned %d messages, want 0", maxReceive+1, len(out.Messages))
 			}
-			t.Logf("receive %d (the move) returned after %v", maxReceive+1, elapsed)
+			checkFullWait(t, fmt.Sprintf("receive %d (the move, queue then empty)", maxReceive+1), elapsed, time.Second)
 			if v, f := emu.Depth(ctx, t, q.URL); v != 0 || f != 0 {
 				t.Errorf("source after move: depth %d/%d, want 0/0", v, f)
 			}
@@ -526,6 +556,16 @@ func procIP(h string) string {
 		}
 	}
 	return ip.String()
+}
+
+// checkFullWait checks that a long poll that found nothing waited its whole
+// WaitTimeSeconds (facts 5 and 9): not returning before 90% of it (the
+// emulator's timer and ours differ a little), and not 3s after it.
+func checkFullWait(t *testing.T, what string, elapsed, wait time.Duration) {
+	t.Helper()
+	if elapsed < wait*9/10 || elapsed > wait+3*time.Second {
+		t.Errorf("%s returned after %v, want its full WaitTimeSeconds of %v", what, elapsed, wait)
+	}
 }
 
 // errorCode is the API error code of err, or "" if err is not an API error.

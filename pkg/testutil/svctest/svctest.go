@@ -84,12 +84,44 @@ func (b *SyncBuffer) String() string {
 	return b.buf.String()
 }
 
+// readyTimeout bounds every wait for GET /readyz to answer 200.
+const readyTimeout = 20 * time.Second
+
+// ended is how a started service (in process or not) finishes: done is
+// closed once err holds run's error or the process's exit status.
+type ended struct {
+	done chan struct{}
+	err  error
+}
+
+// waitReady is the one readiness poller: it polls url/readyz until it
+// answers 200 and fails t if the service ends first or readyTimeout passes.
+func (e *ended) waitReady(t testing.TB, url string, output *SyncBuffer) {
+	t.Helper()
+	err := Poll(readyTimeout, func() (bool, error) {
+		select {
+		case <-e.done:
+			return false, fmt.Errorf("exited before ready (%v)", e.err)
+		default:
+		}
+		resp, err := http.Get(url + "/readyz")
+		if err != nil {
+			return false, nil
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		t.Fatalf("%s/readyz: %v; output:\n%s", url, err, output)
+	}
+}
+
 // Service is a run function running in this process.
 type Service struct {
 	URL    string
 	Output *SyncBuffer
 	cancel context.CancelFunc
-	done   chan error
+	ended
 }
 
 // Start runs run with env in a goroutine and waits until GET /readyz is 200.
@@ -101,9 +133,9 @@ func Start(t testing.TB, run cli.RunFunc, env map[string]string) *Service {
 		URL:    "http://127.0.0.1:" + env["PORT"],
 		Output: &SyncBuffer{},
 		cancel: cancel,
-		done:   make(chan error, 1),
+		ended:  ended{done: make(chan struct{})},
 	}
-	go func() { s.done <- run(ctx, func(k string) string { return env[k] }, s.Output) }()
+	go func() { s.err = run(ctx, func(k string) string { return env[k] }, s.Output); close(s.done) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -112,9 +144,7 @@ func Start(t testing.TB, run cli.RunFunc, env map[string]string) *Service {
 			t.Errorf("service did not stop within 30s; output:\n%s", s.Output)
 		}
 	})
-	if err := WaitReady(s.URL, 15*time.Second, s.done); err != nil {
-		t.Fatalf("%v; output:\n%s", err, s.Output)
-	}
+	s.waitReady(t, s.URL, s.Output)
 	return s
 }
 
@@ -124,31 +154,12 @@ func (s *Service) Stop(t testing.TB) error {
 	t.Helper()
 	s.cancel()
 	select {
-	case err := <-s.done:
-		s.done <- err // let Cleanup see it too
-		return err
+	case <-s.done:
+		return s.err
 	case <-time.After(30 * time.Second):
 		t.Fatalf("service did not stop; output:\n%s", s.Output)
 		return nil
 	}
-}
-
-// WaitReady polls url/readyz until it answers 200, exited reports an early
-// exit, or timeout passes.
-func WaitReady(url string, timeout time.Duration, exited <-chan error) error {
-	return Poll(timeout, func() (bool, error) {
-		select {
-		case err := <-exited:
-			return false, fmt.Errorf("service exited before ready: %w", err)
-		default:
-		}
-		resp, err := http.Get(url + "/readyz")
-		if err != nil {
-			return false, nil
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
-	})
 }
 
 // Poll calls cond every 20ms until it returns true or an error, or until
@@ -171,8 +182,7 @@ func Poll(timeout time.Duration, cond func() (bool, error)) error {
 type Process struct {
 	Cmd    *exec.Cmd
 	Output *SyncBuffer
-	done   chan struct{}
-	err    error
+	ended
 }
 
 // StartProcess re-executes the test binary as the service's main (see
@@ -237,7 +247,7 @@ func start(t testing.TB, cmd *exec.Cmd, marker string, env map[string]string) *P
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	p := &Process{Cmd: cmd, Output: &SyncBuffer{}, done: make(chan struct{})}
+	p := &Process{Cmd: cmd, Output: &SyncBuffer{}, ended: ended{done: make(chan struct{})}}
 	cmd.Stdout, cmd.Stderr = p.Output, p.Output
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", cmd.Path, err)
@@ -266,22 +276,7 @@ func (p *Process) Signal(t testing.TB, sig syscall.Signal) {
 // process exits first or 20s pass.
 func (p *Process) WaitReady(t testing.TB, url string) {
 	t.Helper()
-	err := Poll(20*time.Second, func() (bool, error) {
-		select {
-		case <-p.done:
-			return false, errors.New("process exited before ready")
-		default:
-		}
-		resp, err := http.Get(url + "/readyz")
-		if err != nil {
-			return false, nil
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
-	})
-	if err != nil {
-		t.Fatalf("%v; output:\n%s", err, p.Output)
-	}
+	p.waitReady(t, url, p.Output)
 }
 
 // Done is closed when the process has exited.

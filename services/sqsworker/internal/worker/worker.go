@@ -402,16 +402,8 @@ func (w *Worker) extendLoop(ctx context.Context, stop <-chan struct{}) {
 // [lo, hi] (the seed's Random.Shared.Next(1000, 2500) ms), honouring ctx.
 func SimulatedWork(lo, hi time.Duration) Processor {
 	return func(ctx context.Context, _ types.Message) error {
-		return wait.Sleep(ctx, workDelay(lo, hi))
+		return wait.Sleep(ctx, wait.Uniform(lo, hi))
 	}
-}
-
-// workDelay is uniform in [lo, hi] (lo when hi ≤ lo).
-func workDelay(lo, hi time.Duration) time.Duration {
-	if hi <= lo {
-		return lo
-	}
-	return lo + rand.N(hi-lo+1)
 }
 
 // nextBackoff doubles from 100ms up to limit, with full jitter.

@@ -131,27 +131,31 @@ func TestBackoffGrowsWithJitterUpToTheCap(t *testing.T) {
 	}
 }
 
-func TestWorkDelayStaysWithinBounds(t *testing.T) {
-	tests := []struct{ lo, hi time.Duration }{
-		{0, 0},
-		{time.Second, time.Second},
-		{time.Second, 2500 * time.Millisecond}, // the seed's
-		{5, 7},                                 // nanoseconds: three values, so both ends must come up
-		{time.Second, 0},                       // inverted: config rejects it; lo is used
-	}
-	for _, tt := range tests {
-		seenLo, seenHi := false, false
-		for range 5000 {
-			d := workDelay(tt.lo, tt.hi)
-			if d < tt.lo || (tt.hi >= tt.lo && d > tt.hi) {
-				t.Fatalf("workDelay(%s, %s) = %s", tt.lo, tt.hi, d)
+// TestSimulatedWorkDrawsItsDelayFromTheRange fails for a constant delay at
+// either end: of 40 draws in [0, 400ms] some wait 200ms or more, and some
+// finish before 200ms. A fair set of draws has one under 100ms (all 40 miss
+// with probability 0.75^40 ≈ 1e-5), which leaves 100ms of slack for a busy
+// machine.
+func TestSimulatedWorkDrawsItsDelayFromTheRange(t *testing.T) {
+	const n, hi = 40, 400 * time.Millisecond
+	work := SimulatedWork(0, hi)
+	took := make(chan time.Duration, n)
+	for range n {
+		go func() {
+			start := time.Now()
+			if err := work(context.Background(), types.Message{}); err != nil {
+				t.Error(err)
 			}
-			seenLo = seenLo || d == tt.lo
-			seenHi = seenHi || d == max(tt.hi, tt.lo)
-		}
-		if tt.hi-tt.lo == 2 && (!seenLo || !seenHi) {
-			t.Errorf("workDelay(%s, %s) never reached an end of the range", tt.lo, tt.hi)
-		}
+			took <- time.Since(start)
+		}()
+	}
+	shortest, longest := hi, time.Duration(0)
+	for range n {
+		d := <-took
+		shortest, longest = min(shortest, d), max(longest, d)
+	}
+	if longest < hi/2 || shortest >= hi/2 {
+		t.Errorf("%d waits spanned [%s, %s], want some under and some over %s", n, shortest, longest, hi/2)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keda-eks-samples/workloads/pkg/httpx"
+	"github.com/keda-eks-samples/workloads/pkg/wait"
 )
 
 // Summaries are the original sample's ten descriptions, in its order.
@@ -47,29 +48,15 @@ func Forecasts(now time.Time) []Forecast {
 	return out
 }
 
-// Delay picks the simulated latency, uniform in [lo, hi].
-func Delay(lo, hi time.Duration) time.Duration {
-	if hi <= lo {
-		return lo
-	}
-	return lo + rand.N(hi-lo+1)
-}
-
 // Handler serves GET /weatherforecast: wait a random delay in [minDelay,
 // maxDelay], then answer. A client that leaves during the wait gets nothing
 // and frees its slot at once.
 func Handler(log *slog.Logger, minDelay, maxDelay time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		d := Delay(minDelay, maxDelay)
+		d := wait.Uniform(minDelay, maxDelay)
 		log.DebugContext(r.Context(), "forecast requested", "delay", d)
-		if d > 0 {
-			t := time.NewTimer(d)
-			defer t.Stop()
-			select {
-			case <-t.C:
-			case <-r.Context().Done():
-				return
-			}
+		if wait.Sleep(r.Context(), d) != nil {
+			return
 		}
 		log.DebugContext(r.Context(), "forecast served", "delay", d)
 		httpx.WriteJSON(w, http.StatusOK, Forecasts(time.Now()))

@@ -1,12 +1,15 @@
 package weather
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -57,20 +60,59 @@ func TestForecastsShapeAndBounds(t *testing.T) {
 	}
 }
 
-func TestDelayStaysWithinBounds(t *testing.T) {
-	tests := []struct{ lo, hi time.Duration }{
-		{0, 0},
-		{5 * time.Millisecond, 5 * time.Millisecond},
-		{0, 1500 * time.Millisecond},
-		{100 * time.Millisecond, 200 * time.Millisecond},
-		{time.Second, 0}, // inverted: config rejects it, Delay still returns lo
+// TestHandlerWaitsAUniformDelayWithinBounds reads the delay each request
+// drew from the handler's debug log: every one within [min, max], the draws
+// spread over the range (a constant or a swapped range fails), and no
+// response sooner than its delay allows.
+func TestHandlerWaitsAUniformDelayWithinBounds(t *testing.T) {
+	const lo, hi, requests = 10 * time.Millisecond, 30 * time.Millisecond, 100
+	var logged bytes.Buffer // slog's handlers serialise their writes
+	h := Handler(slog.New(slog.NewJSONHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug})), lo, hi)
+
+	took := make([]time.Duration, requests)
+	var wg sync.WaitGroup
+	for i := range requests {
+		wg.Go(func() {
+			start := time.Now()
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/weatherforecast", nil))
+			took[i] = time.Since(start)
+		})
 	}
-	for _, tt := range tests {
-		for range 1000 {
-			d := Delay(tt.lo, tt.hi)
-			if d < tt.lo || (tt.hi >= tt.lo && d > tt.hi) {
-				t.Fatalf("Delay(%s, %s) = %s", tt.lo, tt.hi, d)
-			}
+	wg.Wait()
+
+	var delays []time.Duration
+	for line := range strings.Lines(logged.String()) {
+		var rec struct {
+			Msg   string
+			Delay time.Duration
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Msg == "forecast requested" {
+			delays = append(delays, rec.Delay)
+		}
+	}
+	if len(delays) != requests {
+		t.Fatalf("logged %d delays, want %d:\n%s", len(delays), requests, logged.String())
+	}
+	for _, d := range delays {
+		if d < lo || d > hi {
+			t.Fatalf("delay %s outside [%s, %s]", d, lo, hi)
+		}
+	}
+	// Each quarter of the range is missed by 100 fair draws with
+	// probability 0.75^100 ≈ 3e-13.
+	if short, long := slices.Min(delays), slices.Max(delays); short > lo+(hi-lo)/4 || long < hi-(hi-lo)/4 {
+		t.Errorf("delays span only [%s, %s] of [%s, %s]: not uniform over the range", short, long, lo, hi)
+	}
+	// Each response took at least its own delay, so the k-th fastest took
+	// at least the k-th shortest delay.
+	slices.Sort(took)
+	slices.Sort(delays)
+	for k := range took {
+		if took[k] < delays[k] {
+			t.Fatalf("the %d-th fastest response took %s, less than the %d-th shortest delay %s", k+1, took[k], k+1, delays[k])
 		}
 	}
 }

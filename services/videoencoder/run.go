@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -41,6 +42,9 @@ type Config struct {
 	Job               job.Config
 	ResultAnalyzerURL string // RESULT_ANALYZER_URL ("" = no reports)
 }
+
+// LogValue logs every field once at start-up (logging.Start).
+func (c Config) LogValue() slog.Value { return logging.StructValue(c) }
 
 func loadConfig(getenv func(string) string) (Config, error) {
 	r := config.New(getenv)
@@ -93,18 +97,15 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	log := cfg.Log.New(stdout, serviceName).With("job_id", cfg.Job.JobID)
-	reporting := cfg.ResultAnalyzerURL
-	if reporting == "" {
-		reporting = "off (RESULT_ANALYZER_URL unset)"
+	logging.Start(log, cfg)
+	if cfg.ResultAnalyzerURL == "" {
+		log.Info("no reports to the result analyzer: RESULT_ANALYZER_URL is unset")
 	}
 
 	tel, err := telemetry.Setup(ctx, log, serviceName)
 	if err != nil {
 		return err
 	}
-	log.Info("starting", "queue_url", cfg.Job.QueueURL, "process_sleep_time", cfg.Job.EncodeTime,
-		"quality_scaling", cfg.Job.Scaling, "visibility_timeout", cfg.Job.Visibility, "wait_time", cfg.Job.WaitTime,
-		"idle_timeout", cfg.Job.IdleTimeout, "shutdown_timeout", cfg.Job.FinishTimeout, "result_analyzer", reporting)
 	// A job lives for seconds to minutes: Shutdown's final export is what
 	// gets its counter out. A failed flush is logged; it must not turn a
 	// processed message into a failed Job.

@@ -33,6 +33,9 @@ type Config struct {
 	PodName   string        // POD_NAME: the Host dimension (downward API in the cluster)
 }
 
+// LogValue logs every field once at start-up (logging.Start).
+func (c Config) LogValue() slog.Value { return logging.StructValue(c) }
+
 func loadConfig(getenv func(string) string) (Config, error) {
 	r := config.New(getenv)
 	c := Config{
@@ -55,6 +58,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	log := cfg.Log.New(stdout, serviceName)
+	logging.Start(log, cfg)
 
 	tel, err := telemetry.Setup(ctx, log, serviceName, telemetry.CloudWatch(func(ctx context.Context) (sdkmetric.Exporter, error) {
 		return newCloudWatchExporter(ctx, getenv, cfg)
@@ -63,8 +67,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	defer tel.ShutdownOnExit(ctx, &err)
-	log.Info("starting", "port", cfg.Server.Port, "min_delay", cfg.MinDelay, "max_delay", cfg.MaxDelay,
-		"shutdown_timeout", cfg.Server.ShutdownTimeout)
 
 	app, err := telemetry.InstrumentHTTP(tel.MeterProvider(), serviceName, routes(log, cfg))
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -52,7 +51,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		Log: logging.Read(r),
 		Job: job.Config{
 			QueueURL:      r.Required("QUEUE_URL", "the SQS queue URL, e.g. https://sqs.us-east-1.amazonaws.com/123456789012/video-encoding"),
-			JobID:         r.String("JOB_ID", jobIDDefault(getenv)),
+			JobID:         r.String("JOB_ID", r.Hostname(serviceName)),
 			Visibility:    wholeSeconds(r, getenv, "SQS_VISIBILITY_TIMEOUT", 600*time.Second, time.Second, 12*time.Hour),
 			WaitTime:      wholeSeconds(r, getenv, "SQS_WAIT_TIME", 10*time.Second, 0, 20*time.Second),
 			IdleTimeout:   r.Seconds("IDLE_TIMEOUT", 60*time.Second, time.Second, 24*time.Hour),
@@ -78,17 +77,6 @@ func wholeSeconds(r *config.Reader, getenv func(string) string, name string, def
 		return def
 	}
 	return d
-}
-
-// jobIDDefault is the pod name: Kubernetes sets HOSTNAME to it.
-func jobIDDefault(getenv func(string) string) string {
-	if h := getenv("HOSTNAME"); h != "" {
-		return h
-	}
-	if h, err := os.Hostname(); err == nil {
-		return h
-	}
-	return "videoencoder"
 }
 
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {

@@ -19,3 +19,15 @@ func TestStartupLogShowsEveryConfigField(t *testing.T) {
 		"log": {"level": "DEBUG", "format": "json"},
 		"min_delay": "1ms", "max_delay": "2ms", "namespace": "TestNamespace", "pod_name": "pod-7"}`)
 }
+
+// Pods deployed without the downward API must not merge into one Host
+// series: POD_NAME defaults to the hostname, which is the pod's name.
+func TestPodNameDefaultsToThePodsHostname(t *testing.T) {
+	cfg, err := loadConfig(func(k string) string { return map[string]string{"HOSTNAME": "webapi-7d9f-x2"}[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PodName != "webapi-7d9f-x2" {
+		t.Errorf("PodName = %q, want the hostname webapi-7d9f-x2", cfg.PodName)
+	}
+}

@@ -195,8 +195,9 @@ func StartBinary(t testing.TB, path string, env map[string]string) *Process {
 // Build compiles the main package at dir, relative to the repository root
 // (the directory holding go.work), e.g. "services/resultanalyzer", into a
 // temporary directory and returns the binary's path. The build cache makes
-// a repeat build quick.
-func Build(t testing.TB, dir string) string {
+// a repeat build quick. flags go to go build before the package, e.g.
+// "-ldflags=-X ...".
+func Build(t testing.TB, dir string, flags ...string) string {
 	t.Helper()
 	root := RepoRoot(t)
 	goBin, err := exec.LookPath("go") // go test puts GOROOT/bin first on PATH
@@ -204,7 +205,7 @@ func Build(t testing.TB, dir string) string {
 		t.Fatalf("go not on PATH: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), filepath.Base(dir))
-	cmd := exec.Command(goBin, "build", "-o", bin, "./"+dir)
+	cmd := exec.Command(goBin, append(append([]string{"build", "-o", bin}, flags...), "./"+dir)...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOWORK="+filepath.Join(root, "go.work"), "GOFLAGS=-buildvcs=false")
 	if out, err := cmd.CombinedOutput(); err != nil {

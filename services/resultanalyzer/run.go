@@ -51,10 +51,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	log := cfg.Log.New(stdout, serviceName)
-	logging.Start(log, cfg)
-	if cfg.DataFile == "" {
-		log.Info("events kept in memory only: set DATA_FILE to keep them across restarts")
-	}
 
 	store, err := events.Open(cfg.DataFile, log)
 	if err != nil {
@@ -68,6 +64,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	defer tel.ShutdownOnExit(ctx, &err)
+	logging.Start(log, cfg)
+	if cfg.DataFile == "" {
+		log.Info("events kept in memory only: set DATA_FILE to keep them across restarts")
+	}
 
 	app, err := telemetry.InstrumentHTTP(tel.MeterProvider(), serviceName, routes(log, store))
 	if err != nil {

@@ -77,13 +77,13 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	log := cfg.Log.New(stdout, serviceName)
-	logging.Start(log, cfg)
 
 	tel, err := telemetry.Setup(ctx, log, serviceName)
 	if err != nil {
 		return err
 	}
 	defer tel.ShutdownOnExit(ctx, &err)
+	logging.Start(log, cfg)
 	m, err := newMetrics(tel.MeterProvider())
 	if err != nil {
 		return err

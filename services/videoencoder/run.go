@@ -85,14 +85,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	log := cfg.Log.New(stdout, serviceName).With("job_id", cfg.Job.JobID)
-	logging.Start(log, cfg)
-	if cfg.ResultAnalyzerURL == "" {
-		log.Info("no reports to the result analyzer: RESULT_ANALYZER_URL is unset")
-	}
 
 	tel, err := telemetry.Setup(ctx, log, serviceName)
 	if err != nil {
 		return err
+	}
+	logging.Start(log, cfg)
+	if cfg.ResultAnalyzerURL == "" {
+		log.Info("no reports to the result analyzer: RESULT_ANALYZER_URL is unset")
 	}
 	// A job lives for seconds to minutes: Shutdown's final export is what
 	// gets its counter out. A failed flush is logged; it must not turn a

@@ -58,7 +58,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	log := cfg.Log.New(stdout, serviceName)
-	logging.Start(log, cfg)
 
 	tel, err := telemetry.Setup(ctx, log, serviceName, telemetry.CloudWatch(func(ctx context.Context) (sdkmetric.Exporter, error) {
 		return newCloudWatchExporter(ctx, getenv, cfg)
@@ -67,6 +66,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	defer tel.ShutdownOnExit(ctx, &err)
+	logging.Start(log, cfg)
 
 	app, err := telemetry.InstrumentHTTP(tel.MeterProvider(), serviceName, routes(log, cfg))
 	if err != nil {

@@ -19,10 +19,17 @@ PKGS     := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
+# The version stamped into every binary (GET /healthz, the start-up log,
+# the OTel resource's service.version); the Dockerfile's VERSION build arg
+# sets the same variable.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+VERSION_VAR := github.com/keda-eks-samples/workloads/pkg/buildinfo.Version
+
 .PHONY: build
-build: ## build the five service binaries into bin/ (stripped, trimmed paths)
+build: ## build the five service binaries into bin/ (stripped, trimmed paths, VERSION stamped)
 	@mkdir -p $(BIN)
-	@for s in $(SERVICES); do go build -trimpath -ldflags='-s -w' -o $(BIN)/$$s ./services/$$s; done
+	@for s in $(SERVICES); do go build -trimpath -ldflags='-s -w -X $(VERSION_VAR)=$(VERSION)' -o $(BIN)/$$s ./services/$$s; done
+	@echo "version $(VERSION)"
 	@ls -l $(BIN)
 
 # Container images (needs a Docker engine; not available on the CI machine).

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -139,6 +140,21 @@ func (r *Reader) duration(name string, def, lo, hi time.Duration, bare bool) tim
 		return def
 	}
 	return d
+}
+
+// Hostname is the default of a variable that names this pod (a metric
+// dimension, a job id): Kubernetes makes a pod's hostname its name and sets
+// HOSTNAME to it, so pods deployed without the downward API still tell
+// themselves apart. HOSTNAME is read through getenv, then os.Hostname;
+// fallback only when neither is known.
+func (r *Reader) Hostname(fallback string) string {
+	if h, ok := r.lookup("HOSTNAME"); ok {
+		return h
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return fallback
 }
 
 // URL returns an absolute http(s) URL or def; required when def is "".

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -71,5 +72,18 @@ func TestReaderReportsEveryBadVariable(t *testing.T) {
 	var ce *Error
 	if !errors.As(err, &ce) {
 		t.Fatal("joined error does not unwrap to *Error")
+	}
+}
+
+func TestHostnameIsHOSTNAMEThenTheOSHostname(t *testing.T) {
+	if got := New(env(map[string]string{"HOSTNAME": "webapi-7d9f-x2"})).Hostname("local"); got != "webapi-7d9f-x2" {
+		t.Errorf("with HOSTNAME set: %q, want webapi-7d9f-x2", got)
+	}
+	want, err := os.Hostname()
+	if err != nil || want == "" {
+		t.Skipf("this machine has no hostname (%v)", err)
+	}
+	if got := New(env(nil)).Hostname("local"); got != want {
+		t.Errorf("without HOSTNAME: %q, want os.Hostname() %q", got, want)
 	}
 }

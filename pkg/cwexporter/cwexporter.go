@@ -73,6 +73,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/keda-eks-samples/workloads/pkg/telemetry"
 )
 
 // Defaults applied by New to zero-valued Config fields.
@@ -80,7 +82,7 @@ const (
 	DefaultNamespace    = "MyApiNamespace"
 	DefaultMetricName   = "RequestPerSecond"
 	DefaultHost         = "local"
-	DefaultSourceMetric = "http.server.request.duration"
+	DefaultSourceMetric = telemetry.RequestDuration // otelhttp's histogram
 )
 
 // HostDimension is the name of the only dimension attached to the datum.

@@ -1,11 +1,13 @@
 // Package logging builds the slog.Logger every service uses from LOG_LEVEL
-// and LOG_FORMAT.
+// and LOG_FORMAT, and logs a service's start-up record: its version and its
+// whole effective configuration.
 package logging
 
 import (
 	"io"
 	"log/slog"
 
+	"github.com/keda-eks-samples/workloads/pkg/buildinfo"
 	"github.com/keda-eks-samples/workloads/pkg/config"
 )
 
@@ -34,10 +36,29 @@ func Read(r *config.Reader) Config {
 
 // New returns a logger writing to w, tagged with the service name.
 func (c Config) New(w io.Writer, service string) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: c.Level}
+	opts := &slog.HandlerOptions{Level: c.Level, ReplaceAttr: durationString}
 	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if c.Format == "text" {
 		h = slog.NewTextHandler(w, opts)
 	}
 	return slog.New(h).With("service", service)
+}
+
+// durationString writes a time.Duration as a Go duration ("5s", "1.5ms"),
+// the form every duration variable is set in, instead of the JSON handler's
+// integer nanoseconds. The text handler already does this.
+func durationString(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
+}
+
+// Start logs the one start-up record of a service: the build version and its
+// whole effective configuration, cfg being the service's config struct
+// (whose LogValue is usually StructValue). Call it once the configuration is
+// known to be good, after telemetry.Setup too (a bad OTEL_* value is a
+// configuration error, reported in one line and nothing else).
+func Start(log *slog.Logger, cfg slog.LogValuer) {
+	log.Info("starting", "version", buildinfo.Version, "config", cfg)
 }

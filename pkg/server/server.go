@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keda-eks-samples/workloads/pkg/buildinfo"
 	"github.com/keda-eks-samples/workloads/pkg/config"
 	"github.com/keda-eks-samples/workloads/pkg/httpx"
 )
@@ -90,9 +91,10 @@ func New(cfg Config, log *slog.Logger, app http.Handler, checks map[string]Check
 // Handler is the full handler, for tests that use httptest.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Liveness is about the process only: if it can answer, it is alive.
+// Liveness is about the process only: if it can answer, it is alive. It
+// also tells which build is running.
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
-	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": buildinfo.Version})
 }
 
 // Readiness fails from SIGTERM on, and while a required dependency is down.

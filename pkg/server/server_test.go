@@ -2,15 +2,18 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/keda-eks-samples/workloads/pkg/buildinfo"
 	"github.com/keda-eks-samples/workloads/pkg/httpx"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 )
@@ -46,6 +49,18 @@ func TestBodyOverCapIs413(t *testing.T) {
 	}
 	if code, _ := svctest.Do(t, "POST", url+"/echo", "application/json", strings.NewReader(`{"a":1}`)); code != 200 {
 		t.Fatalf("small body got %d", code)
+	}
+}
+
+func TestHealthzTellsTheBuildVersion(t *testing.T) {
+	url, _, _ := start(t, Config{ShutdownTimeout: time.Second, MaxBodyBytes: 1}, http.NotFoundHandler(), nil)
+	code, body := svctest.Get(t, url+"/healthz")
+	var got map[string]string
+	if err := json.Unmarshal([]byte(body), &got); err != nil || code != 200 {
+		t.Fatalf("got %d %s (%v)", code, body, err)
+	}
+	if want := map[string]string{"status": "ok", "version": buildinfo.Version}; !maps.Equal(got, want) {
+		t.Errorf("healthz = %v, want %v", got, want)
 	}
 }
 

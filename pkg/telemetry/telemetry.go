@@ -20,6 +20,7 @@ import (
 
 	"go.opentelemetry.io/contrib/exporters/autoexport"
 
+	"github.com/keda-eks-samples/workloads/pkg/buildinfo"
 	"github.com/keda-eks-samples/workloads/pkg/config"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
@@ -34,14 +35,15 @@ type Telemetry struct {
 	exporter string
 }
 
-// Setup builds the meter provider. service is the default service.name;
-// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override it. extra carries
+// Setup builds the meter provider. service is the default service.name and
+// buildinfo.Version the default service.version; OTEL_SERVICE_NAME and
+// OTEL_RESOURCE_ATTRIBUTES override them. extra carries
 // the settings of exporters that need more than OTEL_* (CloudWatch).
 func Setup(ctx context.Context, log *slog.Logger, service string, extra ...Option) (*Telemetry, error) {
 	res, err := resource.New(ctx,
-		resource.WithAttributes(semconv.ServiceName(service)),
+		resource.WithAttributes(semconv.ServiceName(service), semconv.ServiceVersion(buildinfo.Version)),
 		resource.WithTelemetrySDK(),
-		resource.WithFromEnv(), // after the default name, so OTEL_SERVICE_NAME wins
+		resource.WithFromEnv(), // after the defaults, so the environment wins
 	)
 	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
 		return nil, fmt.Errorf("telemetry resource: %w", err)

@@ -12,6 +12,9 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/keda-eks-samples/workloads/pkg/buildinfo"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/otlptest"
 )
 
 // activeRequests collects the reader and returns the GET/http data point.
@@ -101,5 +104,45 @@ func TestSetupRejectsUnknownExporterAndUnsupportedCloudWatch(t *testing.T) {
 				t.Fatal("want an error")
 			}
 		})
+	}
+}
+
+// exportedResource runs Setup against an OTLP receiver, records one counter
+// increment, flushes, and returns the resource attributes on the wire.
+func exportedResource(t *testing.T) map[string]string {
+	t.Helper()
+	recv := otlptest.New(t)
+	recv.Setenv(t, "3600000") // the only export is the flush at Shutdown
+	tel, err := Setup(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tel.MeterProvider().Meter("test").Int64Counter("test.count")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Add(context.Background(), 1)
+	if err := tel.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	res, ok := recv.Resource("svc")
+	if !ok {
+		t.Fatal("no export from service svc reached the receiver")
+	}
+	return res
+}
+
+func TestResourceCarriesTheBuildVersion(t *testing.T) {
+	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "")
+	if got := exportedResource(t)["service.version"]; got != buildinfo.Version {
+		t.Errorf("service.version = %q, want the build's %q", got, buildinfo.Version)
+	}
+}
+
+func TestResourceAttributesFromTheEnvironmentWinOverTheBuildVersion(t *testing.T) {
+	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "service.version=from-env,deployment.environment.name=test")
+	res := exportedResource(t)
+	if res["service.version"] != "from-env" || res["deployment.environment.name"] != "test" {
+		t.Errorf("resource = %v, want service.version=from-env from OTEL_RESOURCE_ATTRIBUTES", res)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,6 +29,9 @@ type Config struct {
 	Concurrency int    // SEND_CONCURRENCY: SendMessageBatch calls in flight (default 8)
 }
 
+// LogValue logs every field once at start-up (logging.Start).
+func (c Config) LogValue() slog.Value { return logging.StructValue(c) }
+
 func loadConfig(getenv func(string) string) (Config, error) {
 	r := config.New(getenv)
 	c := Config{
@@ -45,7 +49,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	log := cfg.Log.New(stdout, serviceName)
-	log.Info("starting", "queue_url", cfg.QueueURL, "num_messages", cfg.NumMessages, "send_concurrency", cfg.Concurrency)
+	logging.Start(log, cfg)
 
 	client, err := sqsx.NewClient(ctx, getenv)
 	if err != nil {

@@ -29,6 +29,9 @@ type Config struct {
 	DataFile string // DATA_FILE: JSON Lines file the events survive restarts in ("" = memory only)
 }
 
+// LogValue logs every field once at start-up (logging.Start).
+func (c Config) LogValue() slog.Value { return logging.StructValue(c) }
+
 func loadConfig(getenv func(string) string) (Config, error) {
 	r := config.New(getenv)
 	c := Config{
@@ -48,10 +51,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	log := cfg.Log.New(stdout, serviceName)
-	storage := cfg.DataFile
-	if storage == "" {
-		storage = "memory (set DATA_FILE to keep events across restarts)"
-	}
 
 	store, err := events.Open(cfg.DataFile, log)
 	if err != nil {
@@ -65,8 +64,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	defer tel.ShutdownOnExit(ctx, &err)
-	log.Info("starting", "port", cfg.Server.Port, "storage", storage,
-		"max_body_bytes", cfg.Server.MaxBodyBytes, "shutdown_timeout", cfg.Server.ShutdownTimeout)
+	logging.Start(log, cfg)
+	if cfg.DataFile == "" {
+		log.Info("events kept in memory only: set DATA_FILE to keep them across restarts")
+	}
 
 	app, err := telemetry.InstrumentHTTP(tel.MeterProvider(), serviceName, routes(log, store))
 	if err != nil {

@@ -32,6 +32,9 @@ type Config struct {
 	SendConcurrency int           // SEND_CONCURRENCY: parallel SendMessageBatch calls of /send
 }
 
+// LogValue logs every field once at start-up (logging.Start).
+func (c Config) LogValue() slog.Value { return logging.StructValue(c) }
+
 func loadConfig(getenv func(string) string) (Config, error) {
 	r := config.New(getenv)
 	c := Config{
@@ -80,9 +83,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	defer tel.ShutdownOnExit(ctx, &err)
-	log.Info("starting", "queue_url", cfg.Worker.QueueURL, "concurrency", cfg.Worker.Concurrency,
-		"wait_time", cfg.Worker.WaitTime, "visibility_timeout", cfg.Worker.VisibilityTimeout,
-		"min_delay", cfg.MinDelay, "max_delay", cfg.MaxDelay, "shutdown_timeout", cfg.Server.ShutdownTimeout)
+	logging.Start(log, cfg)
 	m, err := newMetrics(tel.MeterProvider())
 	if err != nil {
 		return err

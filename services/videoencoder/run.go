@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -42,13 +42,16 @@ type Config struct {
 	ResultAnalyzerURL string // RESULT_ANALYZER_URL ("" = no reports)
 }
 
+// LogValue logs every field once at start-up (logging.Start).
+func (c Config) LogValue() slog.Value { return logging.StructValue(c) }
+
 func loadConfig(getenv func(string) string) (Config, error) {
 	r := config.New(getenv)
 	c := Config{
 		Log: logging.Read(r),
 		Job: job.Config{
 			QueueURL:      r.Required("QUEUE_URL", "the SQS queue URL, e.g. https://sqs.us-east-1.amazonaws.com/123456789012/video-encoding"),
-			JobID:         r.String("JOB_ID", jobIDDefault(getenv)),
+			JobID:         r.String("JOB_ID", r.Hostname(serviceName)),
 			Visibility:    wholeSeconds(r, getenv, "SQS_VISIBILITY_TIMEOUT", 600*time.Second, time.Second, 12*time.Hour),
 			WaitTime:      wholeSeconds(r, getenv, "SQS_WAIT_TIME", 10*time.Second, 0, 20*time.Second),
 			IdleTimeout:   r.Seconds("IDLE_TIMEOUT", 60*time.Second, time.Second, 24*time.Hour),
@@ -76,35 +79,21 @@ func wholeSeconds(r *config.Reader, getenv func(string) string, name string, def
 	return d
 }
 
-// jobIDDefault is the pod name: Kubernetes sets HOSTNAME to it.
-func jobIDDefault(getenv func(string) string) string {
-	if h := getenv("HOSTNAME"); h != "" {
-		return h
-	}
-	if h, err := os.Hostname(); err == nil {
-		return h
-	}
-	return "videoencoder"
-}
-
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
 	}
 	log := cfg.Log.New(stdout, serviceName).With("job_id", cfg.Job.JobID)
-	reporting := cfg.ResultAnalyzerURL
-	if reporting == "" {
-		reporting = "off (RESULT_ANALYZER_URL unset)"
-	}
 
 	tel, err := telemetry.Setup(ctx, log, serviceName)
 	if err != nil {
 		return err
 	}
-	log.Info("starting", "queue_url", cfg.Job.QueueURL, "process_sleep_time", cfg.Job.EncodeTime,
-		"quality_scaling", cfg.Job.Scaling, "visibility_timeout", cfg.Job.Visibility, "wait_time", cfg.Job.WaitTime,
-		"idle_timeout", cfg.Job.IdleTimeout, "shutdown_timeout", cfg.Job.FinishTimeout, "result_analyzer", reporting)
+	logging.Start(log, cfg)
+	if cfg.ResultAnalyzerURL == "" {
+		log.Info("no reports to the result analyzer: RESULT_ANALYZER_URL is unset")
+	}
 	// A job lives for seconds to minutes: Shutdown's final export is what
 	// gets its counter out. A failed flush is logged; it must not turn a
 	// processed message into a failed Job.

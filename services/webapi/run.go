@@ -30,8 +30,11 @@ type Config struct {
 	MinDelay  time.Duration // WEATHER_MIN_DELAY (default 0)
 	MaxDelay  time.Duration // WEATHER_MAX_DELAY (default 1500ms, the seed's)
 	Namespace string        // CLOUDWATCH_NAMESPACE, for OTEL_METRICS_EXPORTER=cloudwatch
-	PodName   string        // POD_NAME: the Host dimension (downward API in the cluster)
+	PodName   string        // POD_NAME: the Host dimension (default: the hostname, which is the pod's name)
 }
+
+// LogValue logs every field once at start-up (logging.Start).
+func (c Config) LogValue() slog.Value { return logging.StructValue(c) }
 
 func loadConfig(getenv func(string) string) (Config, error) {
 	r := config.New(getenv)
@@ -40,8 +43,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		Log:       logging.Read(r),
 		MinDelay:  r.Duration("WEATHER_MIN_DELAY", 0, 0, 30*time.Second),
 		MaxDelay:  r.Duration("WEATHER_MAX_DELAY", 1500*time.Millisecond, 0, 30*time.Second),
-		Namespace: r.String("CLOUDWATCH_NAMESPACE", "MyApiNamespace"),
-		PodName:   r.String("POD_NAME", "local"),
+		Namespace: r.String("CLOUDWATCH_NAMESPACE", cwexporter.DefaultNamespace),
+		PodName:   r.String("POD_NAME", r.Hostname(cwexporter.DefaultHost)),
 	}
 	if c.MaxDelay < c.MinDelay {
 		r.Fail("WEATHER_MAX_DELAY", c.MaxDelay.String(), "at least WEATHER_MIN_DELAY ("+c.MinDelay.String()+")")
@@ -63,8 +66,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	defer tel.ShutdownOnExit(ctx, &err)
-	log.Info("starting", "port", cfg.Server.Port, "min_delay", cfg.MinDelay, "max_delay", cfg.MaxDelay,
-		"shutdown_timeout", cfg.Server.ShutdownTimeout)
+	logging.Start(log, cfg)
 
 	app, err := telemetry.InstrumentHTTP(tel.MeterProvider(), serviceName, routes(log, cfg))
 	if err != nil {

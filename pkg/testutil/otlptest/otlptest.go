@@ -88,6 +88,21 @@ func (r *Receiver) Metric(service, name string) (m *metricpb.Metric, points []Po
 	return nil, nil, false
 }
 
+// Resource returns the string attributes of the resource of the newest
+// export from service (by service.name); ok is false until one arrived.
+func (r *Receiver) Resource(service string) (attributes map[string]string, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.reqs) - 1; i >= 0; i-- {
+		for _, rm := range r.reqs[i].GetResourceMetrics() {
+			if a := attrs(rm.GetResource().GetAttributes()); a["service.name"] == service {
+				return a, true
+			}
+		}
+	}
+	return nil, false
+}
+
 // Value is the value of the newest point of the named metric whose
 // attributes include want; ok is false if there is none yet.
 func (r *Receiver) Value(service, name string, want map[string]string) (float64, bool) {

@@ -8,9 +8,11 @@ package svctest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keda-eks-samples/workloads/pkg/buildinfo"
 	"github.com/keda-eks-samples/workloads/pkg/cli"
 )
 
@@ -202,8 +205,9 @@ func StartBinary(t testing.TB, path string, env map[string]string) *Process {
 // Build compiles the main package at dir, relative to the repository root
 // (the directory holding go.work), e.g. "services/resultanalyzer", into a
 // temporary directory and returns the binary's path. The build cache makes
-// a repeat build quick.
-func Build(t testing.TB, dir string) string {
+// a repeat build quick. flags go to go build before the package, e.g.
+// "-ldflags=-X ...".
+func Build(t testing.TB, dir string, flags ...string) string {
 	t.Helper()
 	root := RepoRoot(t)
 	goBin, err := exec.LookPath("go") // go test puts GOROOT/bin first on PATH
@@ -211,7 +215,7 @@ func Build(t testing.TB, dir string) string {
 		t.Fatalf("go not on PATH: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), filepath.Base(dir))
-	cmd := exec.Command(goBin, "build", "-o", bin, "./"+dir)
+	cmd := exec.Command(goBin, append(append([]string{"build", "-o", bin}, flags...), "./"+dir)...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOWORK="+filepath.Join(root, "go.work"), "GOFLAGS=-buildvcs=false")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -343,4 +347,42 @@ func Do(t testing.TB, method, url, contentType string, body io.Reader) (int, str
 		t.Fatalf("read body: %v", err)
 	}
 	return resp.StatusCode, string(b)
+}
+
+// ExpectStartupConfig runs run with env (LOG_FORMAT=json) on a context that
+// is already cancelled, so the service starts and stops at once, and checks
+// its start-up record: msg "starting", the build version, and a "config"
+// equal to want, a JSON object (key order and spacing do not matter).
+func ExpectStartupConfig(t testing.TB, run cli.RunFunc, env map[string]string, want string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	env = maps.Clone(env)
+	env["LOG_FORMAT"] = "json"
+	var out SyncBuffer
+	_ = run(ctx, func(k string) string { return env[k] }, &out) // only the log matters here
+	var wantV any
+	if err := json.Unmarshal([]byte(want), &wantV); err != nil {
+		t.Fatalf("want is not JSON: %v", err)
+	}
+	for line := range strings.Lines(out.String()) {
+		var rec struct {
+			Msg     string
+			Version string
+			Config  any
+		}
+		if json.Unmarshal([]byte(line), &rec) != nil || rec.Msg != "starting" {
+			continue
+		}
+		if rec.Version != buildinfo.Version {
+			t.Errorf("start-up version %q, want %q", rec.Version, buildinfo.Version)
+		}
+		got, _ := json.Marshal(rec.Config)
+		canon, _ := json.Marshal(wantV)
+		if string(got) != string(canon) {
+			t.Errorf("start-up config\n got %s\nwant %s", got, canon)
+		}
+		return
+	}
+	t.Fatalf("no start-up record (msg \"starting\") in the output:\n%s", out.String())
 }

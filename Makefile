@@ -24,20 +24,53 @@ help: ## list the targets
 # sets the same variable.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 VERSION_VAR := github.com/keda-eks-samples/workloads/pkg/buildinfo.Version
+# The flags every binary is built with, here and in the Dockerfile (test/deploy
+# checks the two agree).
+GO_BUILD_FLAGS := -trimpath -ldflags='-s -w -X $(VERSION_VAR)=$(VERSION)'
 
 .PHONY: build
 build: ## build the five service binaries into bin/ (stripped, trimmed paths, VERSION stamped)
 	@mkdir -p $(BIN)
-	@for s in $(SERVICES); do go build -trimpath -ldflags='-s -w -X $(VERSION_VAR)=$(VERSION)' -o $(BIN)/$$s ./services/$$s; done
+	@for s in $(SERVICES); do go build $(GO_BUILD_FLAGS) -o $(BIN)/$$s ./services/$$s; done
 	@echo "version $(VERSION)"
 	@ls -l $(BIN)
 
-# Container images (needs a Docker engine; not available on the CI machine).
-REGISTRY ?= local
-TAG      ?= dev
+# Container images: the root Dockerfile through docker-bake.hcl, linux/amd64
+# and linux/arm64 (needs Docker with buildx; no engine on the CI machine —
+# test/deploy checks both files statically).
+PARAMS   := deploy/kustomize/params/params.env
+param     = $(shell sed -n 's/^$(1)=//p' $(PARAMS))
 .PHONY: images
-images: ## docker build every service from the root Dockerfile (REGISTRY=<ecr> TAG=<tag>)
-	@for s in $(SERVICES); do docker build --build-arg SERVICE=$$s -t $(REGISTRY)/$$s:$(TAG) . || exit 1; done
+images: ## build the six images for both platforms (docker buildx bake; REGISTRY/TAG from the params file)
+	REGISTRY=$(call param,ECR_REGISTRY) TAG=$(call param,IMAGE_TAG) VERSION=$(VERSION) docker buildx bake
+
+.PHONY: push
+push: ## log in to ECR and push the six images (registry, tag, region from the params file)
+	aws ecr get-login-password --region $(call param,AWS_REGION) | docker login --username AWS --password-stdin $(firstword $(subst /, ,$(call param,ECR_REGISTRY)))
+	REGISTRY=$(call param,ECR_REGISTRY) TAG=$(call param,IMAGE_TAG) VERSION=$(VERSION) docker buildx bake --push
+
+OVERLAY ?=
+OVERLAYS := $(notdir $(wildcard deploy/kustomize/overlays/*))
+.PHONY: render deploy undeploy
+render: ## print an overlay's manifests: make render OVERLAY=gateway
+	@[ -n "$(filter $(OVERLAY),$(OVERLAYS))" ] || { echo "OVERLAY must be one of: $(OVERLAYS)" >&2; exit 2; }
+	@kubectl kustomize deploy/kustomize/overlays/$(OVERLAY)
+deploy: ## apply an overlay to the current kubectl context: make deploy OVERLAY=gateway
+	@$(MAKE) --no-print-directory render OVERLAY=$(OVERLAY) | kubectl apply -f -
+undeploy: ## delete what an overlay created (namespace included): make undeploy OVERLAY=gateway
+	@$(MAKE) --no-print-directory render OVERLAY=$(OVERLAY) | kubectl delete --ignore-not-found -f -
+
+.PHONY: iam
+iam: ## write the IAM policies and trust policies, filled from the params file, to bin/iam
+	cd test/deploy && GOWORK=off go run ./cmd/iam -params ../../$(PARAMS) -iam ../../deploy/iam -out ../../$(BIN)/iam
+
+# The deploy tree's tests: every overlay rendered and checked with
+# Kubernetes', KEDA's and Pod Security's own code. Its own module outside
+# go.work (KEDA's dependency graph); no -race: the checks run in one goroutine
+# and a race build of KEDA would double its cold compile (~11 min on 2 cores).
+.PHONY: test-deploy
+test-deploy: ## the deploy tree's tests (test/deploy, KEDA module; cold build ~11 min)
+	cd test/deploy && GOWORK=off go vet ./... && GOWORK=off go test -count=1 ./...
 
 .PHONY: test
 test: deps ## run every test with the race detector (starts real emulators itself)

@@ -1,0 +1,12 @@
+// Package deploy holds the tests of the deploy tree (deploy/): every
+// kustomize overlay rendered as users render it, then checked with the code
+// of the projects that will read it — Kubernetes' and KEDA's Go types, KEDA's
+// CRD schemas through the apiextensions validator, KEDA's scaler
+// constructors, the Pod Security Admission library — plus the images, IAM
+// documents, Dockerfile and bake file.
+//
+// It is its own module, outside go.work: KEDA pulls k8s.io v0.36 and three
+// clouds' SDKs, whose pins must not decide what the services build with.
+// Every KEDA-dependent package of the repository lives in this module, so
+// KEDA's long cold build is paid once. Run it with `make test-deploy`.
+package deploy

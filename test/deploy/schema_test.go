@@ -1,0 +1,145 @@
+package deploy
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/yaml"
+)
+
+// typed maps every kind the overlays render to its Go type.
+var typed = map[string]func() any{
+	"Namespace":             func() any { return &corev1.Namespace{} },
+	"ServiceAccount":        func() any { return &corev1.ServiceAccount{} },
+	"Service":               func() any { return &corev1.Service{} },
+	"ConfigMap":             func() any { return &corev1.ConfigMap{} },
+	"Deployment":            func() any { return &appsv1.Deployment{} },
+	"Job":                   func() any { return &batchv1.Job{} },
+	"PodDisruptionBudget":   func() any { return &policyv1.PodDisruptionBudget{} },
+	"NetworkPolicy":         func() any { return &networkingv1.NetworkPolicy{} },
+	"ScaledObject":          func() any { return &kedav1alpha1.ScaledObject{} },
+	"ScaledJob":             func() any { return &kedav1alpha1.ScaledJob{} },
+	"TriggerAuthentication": func() any { return &kedav1alpha1.TriggerAuthentication{} },
+}
+
+// decodeStrict decodes o into its Go type; an unknown or misspelt field is
+// an error.
+func decodeStrict(o object) (any, error) {
+	newT, ok := typed[o.Kind]
+	if !ok {
+		return nil, fmt.Errorf("no Go type for kind %s", o.Kind)
+	}
+	v := newT()
+	return v, yaml.UnmarshalStrict(o.YAML, v)
+}
+
+func TestObjectsDecodeStrictlyIntoTheirGoTypes(t *testing.T) {
+	eachOverlay(t, func(t *testing.T, _ string, objs []object) {
+		for _, o := range objs {
+			if _, ok := typed[o.Kind]; !ok {
+				t.Errorf("%s: no Go type known for kind %s", o, o.Kind)
+				continue
+			}
+			if _, err := decodeStrict(o); err != nil {
+				t.Errorf("%s: %v", o, err)
+			}
+		}
+	})
+}
+
+func TestStrictDecodingCatchesAMisspeltField(t *testing.T) {
+	o := object{Kind: "ScaledObject", YAML: []byte("apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: x}\nspec:\n  scaleTargetRef: {name: x}\n  minReplicas: 1\n  triggers: []\n")}
+	if _, err := decodeStrict(o); err == nil || !strings.Contains(err.Error(), "minReplicas") {
+		t.Fatalf("decodeStrict accepted a misspelt field: %v", err)
+	}
+}
+
+// kedaModuleDir is where the Go command keeps the KEDA module this test
+// module requires; its config/crd/bases are the CRDs KEDA v2.21 installs.
+var kedaModuleDir = sync.OnceValues(func() (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/kedacore/keda/v2").Output()
+	return strings.TrimSpace(string(out)), err
+})
+
+// crdValidators builds, from KEDA's CRD files, Kubernetes' own validator of
+// custom resources for each kind (what the API server runs on create).
+func crdValidators(t *testing.T) map[string]apiservervalidation.SchemaValidator {
+	t.Helper()
+	dir, err := kedaModuleDir()
+	if err != nil || dir == "" {
+		t.Fatalf("locating the KEDA module: %v", err)
+	}
+	validators := map[string]apiservervalidation.SchemaValidator{}
+	for _, f := range []string{"keda.sh_scaledobjects.yaml", "keda.sh_scaledjobs.yaml", "keda.sh_triggerauthentications.yaml"} {
+		b, err := os.ReadFile(filepath.Join(dir, "config", "crd", "bases", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := yaml.Unmarshal(b, &crd); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range crd.Spec.Versions {
+			if v.Name != "v1alpha1" {
+				continue
+			}
+			var internal apiextensions.JSONSchemaProps
+			if err := apiextensionsv1.Convert_v1_JSONSchemaProps_To_apiextensions_JSONSchemaProps(v.Schema.OpenAPIV3Schema, &internal, nil); err != nil {
+				t.Fatal(err)
+			}
+			val, _, err := apiservervalidation.NewSchemaValidator(&internal)
+			if err != nil {
+				t.Fatal(err)
+			}
+			validators[crd.Spec.Names.Kind] = val
+		}
+	}
+	return validators
+}
+
+func TestKedaObjectsMatchTheCRDSchemas(t *testing.T) {
+	validators := crdValidators(t)
+	if len(validators) != 3 {
+		t.Fatalf("validators for %d kinds, want 3", len(validators))
+	}
+	seen := map[string]int{}
+	eachOverlay(t, func(t *testing.T, _ string, objs []object) {
+		for _, o := range objs {
+			val, ok := validators[o.Kind]
+			if !ok {
+				continue
+			}
+			seen[o.Kind]++
+			if errs := apiservervalidation.ValidateCustomResource(field.NewPath(""), o.Map, val); len(errs) > 0 {
+				t.Errorf("%s: %v", o, errs.ToAggregate())
+			}
+		}
+	})
+	for kind := range validators {
+		if seen[kind] == 0 {
+			t.Errorf("no %s rendered by any overlay", kind)
+		}
+	}
+	// The validator is not a no-op: a ScaledJob with an unknown strategy fails.
+	bad := map[string]any{"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledJob", "metadata": map[string]any{"name": "x"},
+		"spec": map[string]any{"jobTargetRef": map[string]any{"template": map[string]any{}}, "triggers": []any{},
+			"pollingInterval": "often"}}
+	if errs := apiservervalidation.ValidateCustomResource(field.NewPath(""), bad, validators["ScaledJob"]); len(errs) == 0 {
+		t.Error("the ScaledJob schema accepted pollingInterval: often")
+	}
+}

@@ -65,6 +65,12 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if c.Worker.VisibilityTimeout%time.Second != 0 {
 		r.Fail("SQS_VISIBILITY_TIMEOUT", c.Worker.VisibilityTimeout.String(), "whole seconds from 1s to 12h")
 	}
+	// A finished message waits up to DeleteFlush for its delete: it must
+	// go well before the message could become visible again.
+	if c.Worker.DeleteFlush > c.Worker.VisibilityTimeout/2 {
+		r.Fail("DELETE_FLUSH_INTERVAL", c.Worker.DeleteFlush.String(), fmt.Sprintf(
+			"at most half of SQS_VISIBILITY_TIMEOUT (%s), so a finished message is deleted before it can reappear", c.Worker.VisibilityTimeout/2))
+	}
 	return c, r.Err()
 }
 

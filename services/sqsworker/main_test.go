@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/keda-eks-samples/workloads/pkg/sqsx"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/sqstest"
@@ -124,6 +125,57 @@ func TestSIGTERMReleasesUnfinishedMessagesAndExitsZero(t *testing.T) {
 	// Released, not left to a one-hour visibility timeout.
 	if v, f := emu.Depth(context.Background(), t, q.URL); v != 3 || f != 0 {
 		t.Fatalf("after SIGTERM: %d visible, %d in flight; want 3, 0\n%s", v, f, p.Output)
+	}
+}
+
+// SIGTERM arrives while a long poll is open; a message sent then is handed
+// to that poll, and must be released at once, not held for its one-hour
+// visibility timeout by a process that will never work it.
+func TestMessageDeliveredByThePollOpenAtSIGTERMIsReleasedAtOnce(t *testing.T) {
+	emu := sqstest.Start(t)
+	q := emu.NewQueue(t, sqstest.WithVisibilityTimeout(time.Hour))
+	px := emu.Proxy(t)
+	p := svctest.StartProcess(t, workerEnv(t, emu, q, map[string]string{"AWS_ENDPOINT_URL_SQS": px.Endpoint,
+		"PROCESS_MIN_DELAY": "1h", "PROCESS_MAX_DELAY": "1h", "SQS_VISIBILITY_TIMEOUT": "1h", "SQS_WAIT_TIME": "10s",
+		"SHUTDOWN_TIMEOUT": "20s"}))
+	px.WaitCalls(t, "ReceiveMessage", 1, 20*time.Second) // the poll is open: the queue is empty
+	p.Signal(t, syscall.SIGTERM)
+	send(t, emu, q, 1)
+	if code := p.Wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d, want 0:\n%s", code, p.Output)
+	}
+	if v, f := emu.Depth(context.Background(), t, q.URL); v != 1 || f != 0 {
+		t.Fatalf("right after exit: %d visible, %d in flight; want 1, 0\n%s", v, f, p.Output)
+	}
+	// The open poll did receive it (this is its second receive).
+	out, err := emu.Client(t).ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.URL),
+		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount}})
+	if err != nil || len(out.Messages) != 1 {
+		t.Fatalf("receive: %v, %d messages", err, len(out.Messages))
+	}
+	if n := out.Messages[0].Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)]; n != "2" {
+		t.Fatalf("receive count %s, want 2: the poll open at SIGTERM never got the message\n%s", n, p.Output)
+	}
+}
+
+// When SQS refuses the releases at shutdown, the exit status and the log
+// say that messages were not handed back.
+func TestSIGTERMExitsNonZeroWhenMessagesCannotBeReleased(t *testing.T) {
+	emu := sqstest.Start(t)
+	q := emu.NewQueue(t, sqstest.WithVisibilityTimeout(time.Hour))
+	px := emu.Proxy(t)
+	p := svctest.StartProcess(t, workerEnv(t, emu, q, map[string]string{"AWS_ENDPOINT_URL_SQS": px.Endpoint,
+		"PROCESS_MIN_DELAY": "1h", "PROCESS_MAX_DELAY": "1h", "SQS_VISIBILITY_TIMEOUT": "1h", "SHUTDOWN_TIMEOUT": "3s"}))
+	send(t, emu, q, 2)
+	emu.WaitDepth(t, q.URL, func(v, f int) bool { return v == 0 && f == 2 }, 20*time.Second)
+	px.Fail("ChangeMessageVisibilityBatch")
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(t, 20*time.Second); code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, p.Output)
+	}
+	if out := p.Output.String(); !strings.Contains(out, "2 unfinished messages not released") ||
+		!strings.Contains(out, "messages were not handed back") {
+		t.Fatalf("neither the log nor the error says what was not handed back:\n%s", out)
 	}
 }
 

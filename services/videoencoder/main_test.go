@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/keda-eks-samples/workloads/pkg/cli"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/otlptest"
@@ -322,6 +323,34 @@ func TestJob(t *testing.T) {
 		}
 		if !strings.Contains(p.Output.String(), "stopped while waiting for a message") {
 			t.Fatalf("no stop log line; output:\n%s", p.Output)
+		}
+	})
+
+	t.Run("MessageDeliveredByThePollOpenAtSIGTERMIsReleasedAtOnce", func(t *testing.T) {
+		q := emu.NewQueue(t, sqstest.WithVisibilityTimeout(time.Hour))
+		px := emu.Proxy(t)
+		p := svctest.StartProcess(t, env(q.URL, map[string]string{"AWS_ENDPOINT_URL_SQS": px.Endpoint,
+			"SQS_WAIT_TIME": "10", "SQS_VISIBILITY_TIMEOUT": "1h", "IDLE_TIMEOUT": "10m", "PROCESS_SLEEP_TIME": "10m"}))
+		px.WaitCalls(t, "ReceiveMessage", 1, 20*time.Second) // the poll is open: the queue is empty
+		p.Signal(t, syscall.SIGTERM)
+		id := send(t, q.URL, request(11, "720p"))
+		if code := p.Wait(t, processWait); code != 0 {
+			t.Fatalf("exit %d, want 0; output:\n%s", code, p.Output)
+		}
+		if v, f := depth(t, q.URL); v != 1 || f != 0 {
+			t.Fatalf("right after exit: visible=%d inFlight=%d, want the message visible (1, 0); output:\n%s", v, f, p.Output)
+		}
+		// The open poll did receive it (this is its second receive).
+		out, err := client.ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.URL),
+			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount}})
+		if err != nil || len(out.Messages) != 1 || aws.ToString(out.Messages[0].MessageId) != id {
+			t.Fatalf("receive: %v, %+v", err, out)
+		}
+		if n := out.Messages[0].Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)]; n != "2" {
+			t.Fatalf("receive count %s, want 2: the poll open at SIGTERM never got the message; output:\n%s", n, p.Output)
+		}
+		if evs := ra.Events(t, id); len(evs) != 0 {
+			t.Fatalf("an unworked message must not be reported: %+v", evs)
 		}
 	})
 

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/keda-eks-samples/workloads/pkg/sqsx"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/otlptest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/sqstest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 )
@@ -140,6 +141,12 @@ func TestMessageDeliveredByThePollOpenAtSIGTERMIsReleasedAtOnce(t *testing.T) {
 		"SHUTDOWN_TIMEOUT": "20s"}))
 	px.WaitCalls(t, "ReceiveMessage", 1, 20*time.Second) // the poll is open: the queue is empty
 	p.Signal(t, syscall.SIGTERM)
+	// The process knows before the message comes.
+	if err := svctest.Poll(10*time.Second, func() (bool, error) {
+		return strings.Contains(p.Output.String(), `msg="stop requested`), nil
+	}); err != nil {
+		t.Fatalf("no stop logged after SIGTERM:\n%s", p.Output)
+	}
 	send(t, emu, q, 1)
 	if code := p.Wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("exit %d, want 0:\n%s", code, p.Output)
@@ -176,6 +183,42 @@ func TestSIGTERMExitsNonZeroWhenMessagesCannotBeReleased(t *testing.T) {
 	if out := p.Output.String(); !strings.Contains(out, "2 unfinished messages not released") ||
 		!strings.Contains(out, "messages were not handed back") {
 		t.Fatalf("neither the log nor the error says what was not handed back:\n%s", out)
+	}
+}
+
+// The whole shutdown, the last metrics flush included, ends within
+// SHUTDOWN_TIMEOUT: here the drain runs to its deadline (the work never
+// finishes) and the collector never answers, which used to add 5s.
+func TestExitWithinShutdownTimeoutIncludingTheLastFlush(t *testing.T) {
+	emu := sqstest.Start(t)
+	q := emu.NewQueue(t, sqstest.WithVisibilityTimeout(time.Hour))
+	collector := otlptest.NewStalled(t)
+	const budget = 4 * time.Second
+	p := svctest.StartProcess(t, workerEnv(t, emu, q, map[string]string{
+		"PROCESS_MIN_DELAY": "1h", "PROCESS_MAX_DELAY": "1h", "SQS_VISIBILITY_TIMEOUT": "1h", "SHUTDOWN_TIMEOUT": budget.String(),
+		"OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+		"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL, "OTEL_METRIC_EXPORT_INTERVAL": "3600000",
+	}))
+	send(t, emu, q, 1)
+	emu.WaitDepth(t, q.URL, func(v, f int) bool { return v == 0 && f == 1 }, 20*time.Second)
+	signalled := time.Now()
+	p.Signal(t, syscall.SIGTERM)
+	code := p.Wait(t, 30*time.Second)
+	// A generous bound on the contract, not a measurement: the old flush
+	// alone ran 5s past the budget.
+	if took := time.Since(signalled); took > budget+2*time.Second {
+		t.Fatalf("exited %s after SIGTERM, SHUTDOWN_TIMEOUT is %s:\n%s", took.Round(time.Millisecond), budget, p.Output)
+	}
+	if collector.Requests() == 0 {
+		t.Fatalf("no last flush was attempted:\n%s", p.Output)
+	}
+	// The flush failed, which the exit status says; the message was still
+	// handed back.
+	if code != 1 || !strings.Contains(p.Output.String(), "telemetry shutdown") {
+		t.Errorf("exit %d, want 1 naming the failed flush:\n%s", code, p.Output)
+	}
+	if v, f := emu.Depth(context.Background(), t, q.URL); v != 1 || f != 0 {
+		t.Fatalf("after exit: %d visible, %d in flight; want 1, 0\n%s", v, f, p.Output)
 	}
 }
 

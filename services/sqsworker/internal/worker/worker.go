@@ -129,6 +129,10 @@ func (w *Worker) Run(ctx context.Context, budget time.Duration) error {
 	stopExtender := make(chan struct{})
 	go func() { w.extendLoop(finalCtx, stopExtender); close(extenderDone) }()
 
+	stopLog := context.AfterFunc(ctx, func() {
+		w.log.Info("stop requested: no new receive; an open long poll runs out and what it brings is released")
+	})
+	defer stopLog()
 	var work sync.WaitGroup
 	w.receiveLoop(ctx, workCtx, finalCtx, &work)
 

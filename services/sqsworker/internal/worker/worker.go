@@ -448,21 +448,20 @@ func (w *Worker) deleteBatch(ctx context.Context, batch []finished) []finished {
 		cctx, cancel := context.WithTimeout(ctx, w.callTimeout())
 		_, err := sqsx.Delete(cctx, w.api, w.cfg.QueueURL, handles)
 		cancel()
-		be := &sqsx.BatchError{}
-		if err != nil && !errors.As(err, &be) {
-			be.Failed, be.Retry = map[string]string{}, map[string]bool{} // Delete always says which failed; if not, retry all
-			for i := range chunk {
-				be.Failed[strconv.Itoa(i)], be.Retry[strconv.Itoa(i)] = err.Error(), true
-			}
+		// Delete names every entry it did not delete in a BatchError.
+		var failed map[string]string
+		var again map[string]bool
+		if be := (*sqsx.BatchError)(nil); errors.As(err, &be) {
+			failed, again = be.Failed, be.Retry
 		}
 		refused := 0
 		for i, f := range chunk {
 			id := strconv.Itoa(i)
-			if _, failed := be.Failed[id]; failed {
-				if be.Retry[id] {
-					retry = append(retry, f)
-					continue // still covered
-				}
+			if again[id] {
+				retry = append(retry, f)
+				continue // still covered
+			}
+			if _, ok := failed[id]; ok {
 				refused++
 			}
 			w.leases.remove(f.id)

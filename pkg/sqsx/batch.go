@@ -87,7 +87,8 @@ func Send(ctx context.Context, api API, queueURL string, bodies []string, parall
 
 // Delete deletes messages by receipt handle with DeleteMessageBatch, 10 per
 // call. It returns the number of calls and a *BatchError naming the entries
-// SQS refused (keyed by the index into handles).
+// not deleted (keyed by the index into handles) and which of them to retry.
+// Bound ctx: a call that hangs holds up everything waiting for the delete.
 func Delete(ctx context.Context, api API, queueURL string, handles []string) (int, error) {
 	return forBatches(ctx, "DeleteMessageBatch", handles, func(entries []string, ids []string) ([]types.BatchResultErrorEntry, error) {
 		in := &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(queueURL)}
@@ -123,7 +124,7 @@ func ChangeVisibility(ctx context.Context, api API, queueURL string, handles []s
 
 func forBatches(ctx context.Context, op string, handles []string, call func(entries, ids []string) ([]types.BatchResultErrorEntry, error)) (int, error) {
 	calls := 0
-	failed := map[string]string{}
+	failed, retry := map[string]string{}, map[string]bool{}
 	var errs []error
 	for _, c := range chunks(len(handles)) {
 		ids := make([]string, 0, c[1]-c[0])
@@ -136,15 +137,19 @@ func forBatches(ctx context.Context, op string, handles []string, call func(entr
 			errs = append(errs, fmt.Errorf("%s: %w", op, err))
 			for _, id := range ids {
 				failed[id] = err.Error()
+				retry[id] = true
 			}
 			continue
 		}
 		for _, f := range bad {
 			failed[aws.ToString(f.Id)] = aws.ToString(f.Code) + ": " + aws.ToString(f.Message)
+			if !f.SenderFault {
+				retry[aws.ToString(f.Id)] = true
+			}
 		}
 	}
 	if len(failed) > 0 {
-		errs = append(errs, &BatchError{Op: op, Failed: failed})
+		errs = append(errs, &BatchError{Op: op, Failed: failed, Retry: retry})
 	}
 	return calls, errors.Join(errs...)
 }

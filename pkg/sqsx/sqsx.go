@@ -73,6 +73,11 @@ func chunks(n int) [][2]int {
 type BatchError struct {
 	Op     string
 	Failed map[string]string // entry id (message id or index) -> "Code: message"
+	// Retry holds the ids of Failed entries that may succeed if sent again:
+	// their whole call failed (timeout, network, throttling after the SDK's
+	// retries), or SQS refused them with a server-side fault. The others
+	// were refused for what they are (a stale receipt handle, say).
+	Retry map[string]bool
 }
 
 func (e *BatchError) Error() string {

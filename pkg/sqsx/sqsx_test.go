@@ -66,13 +66,21 @@ func TestBatchHelpersAgainstTheEmulator(t *testing.T) {
 	// A stale handle (already released) is refused for visibility changes.
 	_, err = ChangeVisibility(ctx, client, q.URL, handles[:1], 30)
 	var be *BatchError
-	if !errors.As(err, &be) || len(be.Failed) != 1 {
-		t.Fatalf("stale handle: %v", err)
+	if !errors.As(err, &be) || len(be.Failed) != 1 || be.Retry["0"] {
+		t.Fatalf("stale handle: %v (retry %v); want one failed entry, not worth retrying", err, be)
+	}
+	// A call that fails as a whole (here: given up before it went) may
+	// succeed later: every entry is marked for retry.
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = Delete(gone, client, q.URL, handles[:2])
+	if !errors.As(err, &be) || len(be.Failed) != 2 || !be.Retry["0"] || !be.Retry["1"] {
+		t.Fatalf("failed call: %v (retry %v); want both entries marked for retry", err, be)
 	}
 
 	calls.mu.Lock()
 	defer calls.mu.Unlock()
-	want := map[string]int{"SendMessageBatch": 3, "DeleteMessageBatch": 2, "ChangeMessageVisibilityBatch": 2}
+	want := map[string]int{"SendMessageBatch": 3, "DeleteMessageBatch": 3 /* with the cancelled one */, "ChangeMessageVisibilityBatch": 2}
 	for op, n := range want {
 		if calls.n[op] != n {
 			t.Errorf("%s counted %d, want %d (all: %v)", op, calls.n[op], n, calls.n)

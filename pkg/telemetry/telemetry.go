@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/contrib/exporters/autoexport"
@@ -33,6 +34,9 @@ import (
 type Telemetry struct {
 	provider *sdkmetric.MeterProvider
 	exporter string
+
+	stopped     atomic.Pointer[time.Time] // when Setup's context ended (SIGTERM)
+	stopWatcher func() bool
 }
 
 // Setup builds the meter provider. service is the default service.name and
@@ -77,7 +81,13 @@ func Setup(ctx context.Context, log *slog.Logger, service string, extra ...Optio
 		opts = append(opts, sdkmetric.WithReader(reader))
 	}
 	log.Info("metrics", "exporter", name)
-	return &Telemetry{provider: sdkmetric.NewMeterProvider(opts...), exporter: name}, nil
+	t := &Telemetry{provider: sdkmetric.NewMeterProvider(opts...), exporter: name}
+	// The shutdown budget counts from the signal: remember when it came.
+	t.stopWatcher = context.AfterFunc(ctx, func() {
+		now := time.Now()
+		t.stopped.Store(&now)
+	})
+	return t, nil
 }
 
 // Exporter is the exporter name in use ("none" when metrics stay local).
@@ -86,18 +96,39 @@ func (t *Telemetry) Exporter() string { return t.exporter }
 // MeterProvider is handed to instrumentation explicitly (no global provider).
 func (t *Telemetry) MeterProvider() metric.MeterProvider { return t.provider }
 
-// FlushTimeout bounds the final export at exit.
+// FlushTimeout bounds the final export at exit when no signal started a
+// shutdown budget (run is returning on its own).
 const FlushTimeout = 5 * time.Second
 
-// ShutdownOnExit is Shutdown for a deferred call at the end of run: the run
-// context is cancelled by then, so the flush gets its own FlushTimeout, and
-// its error is joined into *errp.
+// FlushReserve is the part of a shutdown budget (SHUTDOWN_TIMEOUT) kept for
+// the final export: a service gives its drain budget minus this, so that
+// draining and the last flush together end within budget.
+func FlushReserve(budget time.Duration) time.Duration { return min(FlushTimeout, budget/10) }
+
+// ShutdownOnExit is ShutdownWithin for a deferred call at the end of run,
+// its error joined into *errp.
 //
-//	defer tel.ShutdownOnExit(ctx, &err)
-func (t *Telemetry) ShutdownOnExit(ctx context.Context, errp *error) {
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), FlushTimeout)
+//	defer tel.ShutdownOnExit(ctx, cfg.Server.ShutdownTimeout, &err)
+func (t *Telemetry) ShutdownOnExit(ctx context.Context, budget time.Duration, errp *error) {
+	*errp = errors.Join(*errp, t.ShutdownWithin(ctx, budget))
+}
+
+// ShutdownWithin is Shutdown bounded by the shutdown budget: the flush ends
+// budget after Setup's context ended (SIGTERM), whatever the drain before it
+// used, so the process exits within SHUTDOWN_TIMEOUT; when that context has
+// not ended (run returns on its own), it gets min(FlushTimeout, budget).
+func (t *Telemetry) ShutdownWithin(ctx context.Context, budget time.Duration) error {
+	t.stopWatcher()
+	deadline := time.Now().Add(min(FlushTimeout, budget))
+	if ctx.Err() != nil {
+		deadline = time.Now().Add(budget) // the signal came a moment ago
+		if at := t.stopped.Load(); at != nil {
+			deadline = at.Add(budget)
+		}
+	}
+	fctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
-	*errp = errors.Join(*errp, t.Shutdown(fctx))
+	return t.Shutdown(fctx)
 }
 
 // Shutdown flushes pending metrics (one last export) and stops the readers.

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -144,5 +145,27 @@ func TestResourceAttributesFromTheEnvironmentWinOverTheBuildVersion(t *testing.T
 	res := exportedResource(t)
 	if res["service.version"] != "from-env" || res["deployment.environment.name"] != "test" {
 		t.Errorf("resource = %v, want service.version=from-env from OTEL_RESOURCE_ATTRIBUTES", res)
+	}
+}
+
+// A shutdown that no signal started (run returned on its own) still bounds
+// its flush: by the budget when that is under FlushTimeout.
+func TestShutdownWithinBoundsAFlushToAHungCollector(t *testing.T) {
+	collector := otlptest.NewStalled(t)
+	t.Setenv("OTEL_METRICS_EXPORTER", "otlp")
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
+	t.Setenv("OTEL_METRIC_EXPORT_INTERVAL", "3600000")
+	tel, err := Setup(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := tel.ShutdownWithin(context.Background(), time.Second); err == nil {
+		t.Fatal("a flush the collector never answered reported success")
+	}
+	// A generous bound on the fact, not a measurement: FlushTimeout is 5s.
+	if took := time.Since(start); took > 3*time.Second || collector.Requests() == 0 {
+		t.Fatalf("flush took %s with %d export attempts; want it cut by the 1s budget after trying", took, collector.Requests())
 	}
 }

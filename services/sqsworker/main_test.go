@@ -10,8 +10,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/keda-eks-samples/workloads/pkg/sqsx"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/otlptest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/sqstest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 )
@@ -127,6 +129,99 @@ func TestSIGTERMReleasesUnfinishedMessagesAndExitsZero(t *testing.T) {
 	}
 }
 
+// SIGTERM arrives while a long poll is open; a message sent then is handed
+// to that poll, and must be released at once, not held for its one-hour
+// visibility timeout by a process that will never work it.
+func TestMessageDeliveredByThePollOpenAtSIGTERMIsReleasedAtOnce(t *testing.T) {
+	emu := sqstest.Start(t)
+	q := emu.NewQueue(t, sqstest.WithVisibilityTimeout(time.Hour))
+	px := emu.Proxy(t)
+	p := svctest.StartProcess(t, workerEnv(t, emu, q, map[string]string{"AWS_ENDPOINT_URL_SQS": px.Endpoint,
+		"PROCESS_MIN_DELAY": "1h", "PROCESS_MAX_DELAY": "1h", "SQS_VISIBILITY_TIMEOUT": "1h", "SQS_WAIT_TIME": "10s",
+		"SHUTDOWN_TIMEOUT": "20s"}))
+	px.WaitCalls(t, "ReceiveMessage", 1, 20*time.Second) // the poll is open: the queue is empty
+	p.Signal(t, syscall.SIGTERM)
+	// The process knows before the message comes.
+	if err := svctest.Poll(10*time.Second, func() (bool, error) {
+		return strings.Contains(p.Output.String(), `msg="stop requested`), nil
+	}); err != nil {
+		t.Fatalf("no stop logged after SIGTERM:\n%s", p.Output)
+	}
+	send(t, emu, q, 1)
+	if code := p.Wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d, want 0:\n%s", code, p.Output)
+	}
+	if v, f := emu.Depth(context.Background(), t, q.URL); v != 1 || f != 0 {
+		t.Fatalf("right after exit: %d visible, %d in flight; want 1, 0\n%s", v, f, p.Output)
+	}
+	// The open poll did receive it (this is its second receive).
+	out, err := emu.Client(t).ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.URL),
+		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount}})
+	if err != nil || len(out.Messages) != 1 {
+		t.Fatalf("receive: %v, %d messages", err, len(out.Messages))
+	}
+	if n := out.Messages[0].Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)]; n != "2" {
+		t.Fatalf("receive count %s, want 2: the poll open at SIGTERM never got the message\n%s", n, p.Output)
+	}
+}
+
+// When SQS refuses the releases at shutdown, the exit status and the log
+// say that messages were not handed back.
+func TestSIGTERMExitsNonZeroWhenMessagesCannotBeReleased(t *testing.T) {
+	emu := sqstest.Start(t)
+	q := emu.NewQueue(t, sqstest.WithVisibilityTimeout(time.Hour))
+	px := emu.Proxy(t)
+	p := svctest.StartProcess(t, workerEnv(t, emu, q, map[string]string{"AWS_ENDPOINT_URL_SQS": px.Endpoint,
+		"PROCESS_MIN_DELAY": "1h", "PROCESS_MAX_DELAY": "1h", "SQS_VISIBILITY_TIMEOUT": "1h", "SHUTDOWN_TIMEOUT": "3s"}))
+	send(t, emu, q, 2)
+	emu.WaitDepth(t, q.URL, func(v, f int) bool { return v == 0 && f == 2 }, 20*time.Second)
+	px.Fail("ChangeMessageVisibilityBatch")
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(t, 20*time.Second); code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, p.Output)
+	}
+	if out := p.Output.String(); !strings.Contains(out, "2 unfinished messages not released") ||
+		!strings.Contains(out, "messages were not handed back") {
+		t.Fatalf("neither the log nor the error says what was not handed back:\n%s", out)
+	}
+}
+
+// The whole shutdown, the last metrics flush included, ends within
+// SHUTDOWN_TIMEOUT: here the drain runs to its deadline (the work never
+// finishes) and the collector never answers, which used to add 5s.
+func TestExitWithinShutdownTimeoutIncludingTheLastFlush(t *testing.T) {
+	emu := sqstest.Start(t)
+	q := emu.NewQueue(t, sqstest.WithVisibilityTimeout(time.Hour))
+	collector := otlptest.NewStalled(t)
+	const budget = 4 * time.Second
+	p := svctest.StartProcess(t, workerEnv(t, emu, q, map[string]string{
+		"PROCESS_MIN_DELAY": "1h", "PROCESS_MAX_DELAY": "1h", "SQS_VISIBILITY_TIMEOUT": "1h", "SHUTDOWN_TIMEOUT": budget.String(),
+		"OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+		"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL, "OTEL_METRIC_EXPORT_INTERVAL": "3600000",
+	}))
+	send(t, emu, q, 1)
+	emu.WaitDepth(t, q.URL, func(v, f int) bool { return v == 0 && f == 1 }, 20*time.Second)
+	signalled := time.Now()
+	p.Signal(t, syscall.SIGTERM)
+	code := p.Wait(t, 30*time.Second)
+	// A generous bound on the contract, not a measurement: the old flush
+	// alone ran 5s past the budget.
+	if took := time.Since(signalled); took > budget+2*time.Second {
+		t.Fatalf("exited %s after SIGTERM, SHUTDOWN_TIMEOUT is %s:\n%s", took.Round(time.Millisecond), budget, p.Output)
+	}
+	if collector.Requests() == 0 {
+		t.Fatalf("no last flush was attempted:\n%s", p.Output)
+	}
+	// The flush failed, which the exit status says; the message was still
+	// handed back.
+	if code != 1 || !strings.Contains(p.Output.String(), "telemetry shutdown") {
+		t.Errorf("exit %d, want 1 naming the failed flush:\n%s", code, p.Output)
+	}
+	if v, f := emu.Depth(context.Background(), t, q.URL); v != 1 || f != 0 {
+		t.Fatalf("after exit: %d visible, %d in flight; want 1, 0\n%s", v, f, p.Output)
+	}
+}
+
 func TestSIGTERMFinishesInFlightWorkWithinTheBudget(t *testing.T) {
 	emu := sqstest.Start(t)
 	q := emu.NewQueue(t, sqstest.WithVisibilityTimeout(time.Hour))
@@ -199,7 +294,8 @@ func TestBadConfigExitsTwoNamingTheVariable(t *testing.T) {
 	for _, tt := range []struct{ name, value string }{
 		{"QUEUE_URL", ""}, {"QUEUE_URL", "not a url"}, {"WORKER_CONCURRENCY", "0"},
 		{"SQS_WAIT_TIME", "1500ms"}, {"PROCESS_MAX_DELAY", "soon"},
-		{"SQS_WAIT_TIME", "20s"}, // a 20s poll cannot end inside the default 20s budget
+		{"SQS_WAIT_TIME", "20s"},         // a 20s poll cannot end inside the default 20s budget
+		{"DELETE_FLUSH_INTERVAL", "16s"}, // over half the default 30s visibility timeout
 	} {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
 			env := svctest.Env(t, map[string]string{"QUEUE_URL": "http://127.0.0.1:1/000000000000/q", "AWS_REGION": "us-east-1"})
@@ -207,4 +303,8 @@ func TestBadConfigExitsTwoNamingTheVariable(t *testing.T) {
 			svctest.ExpectConfigError(t, env, tt.name)
 		})
 	}
+	t.Run("DELETE_FLUSH_INTERVAL=600ms with SQS_VISIBILITY_TIMEOUT=1s", func(t *testing.T) {
+		svctest.ExpectConfigError(t, svctest.Env(t, map[string]string{"QUEUE_URL": "http://127.0.0.1:1/000000000000/q",
+			"AWS_REGION": "us-east-1", "SQS_VISIBILITY_TIMEOUT": "1s", "DELETE_FLUSH_INTERVAL": "600ms"}), "DELETE_FLUSH_INTERVAL")
+	})
 }

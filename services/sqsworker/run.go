@@ -58,15 +58,22 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	// A long poll open at SIGTERM is left to run out rather than cut (a cut
 	// poll can still be handed messages nobody will work), so it must end
 	// inside the drain window of the shutdown budget.
-	if drain := c.Server.ShutdownTimeout - worker.ReleaseReserve(c.Server.ShutdownTimeout); c.Worker.WaitTime >= drain {
+	budget := drainBudget(c.Server.ShutdownTimeout)
+	if drain := budget - worker.ReleaseReserve(budget); c.Worker.WaitTime >= drain {
 		r.Fail("SQS_WAIT_TIME", c.Worker.WaitTime.String(), fmt.Sprintf(
-			"less than SHUTDOWN_TIMEOUT minus the release reserve (%s), so a long poll open at SIGTERM ends within the budget", drain))
+			"less than SHUTDOWN_TIMEOUT minus the flush and release reserves (%s), so a long poll open at SIGTERM ends within the budget", drain))
 	}
 	if c.Worker.WaitTime%time.Second != 0 {
 		r.Fail("SQS_WAIT_TIME", c.Worker.WaitTime.String(), "whole seconds from 0s to 20s")
 	}
 	if c.Worker.VisibilityTimeout%time.Second != 0 {
 		r.Fail("SQS_VISIBILITY_TIMEOUT", c.Worker.VisibilityTimeout.String(), "whole seconds from 1s to 12h")
+	}
+	// A finished message waits up to DeleteFlush for its delete: it must
+	// go well before the message could become visible again.
+	if c.Worker.DeleteFlush > c.Worker.VisibilityTimeout/2 {
+		r.Fail("DELETE_FLUSH_INTERVAL", c.Worker.DeleteFlush.String(), fmt.Sprintf(
+			"at most half of SQS_VISIBILITY_TIMEOUT (%s), so a finished message is deleted before it can reappear", c.Worker.VisibilityTimeout/2))
 	}
 	return c, r.Err()
 }
@@ -82,7 +89,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
-	defer tel.ShutdownOnExit(ctx, &err)
+	defer tel.ShutdownOnExit(ctx, cfg.Server.ShutdownTimeout, &err)
 	logging.Start(log, cfg)
 	m, err := newMetrics(tel.MeterProvider())
 	if err != nil {
@@ -101,7 +108,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
-	srv := server.New(cfg.Server, log, app, map[string]server.Check{"sqs": w.Healthy})
+	// The drain leaves the last metrics flush its share of SHUTDOWN_TIMEOUT.
+	drain := cfg.Server
+	drain.ShutdownTimeout = drainBudget(cfg.Server.ShutdownTimeout)
+	srv := server.New(drain, log, app, map[string]server.Check{"sqs": w.Healthy})
 
 	// The server and the worker stop on the same signal and share the
 	// shutdown budget. If either fails on its own (the port is taken, say),
@@ -111,10 +121,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	var wg sync.WaitGroup
 	var srvErr, workErr error
 	wg.Go(func() { defer stop(); srvErr = srv.Run(both) })
-	wg.Go(func() { defer stop(); workErr = w.Run(both, cfg.Server.ShutdownTimeout) })
+	wg.Go(func() { defer stop(); workErr = w.Run(both, drain.ShutdownTimeout) })
 	wg.Wait()
 	return errors.Join(srvErr, workErr)
 }
+
+// drainBudget is the part of SHUTDOWN_TIMEOUT the server and the worker
+// may use; the rest is the last metrics flush's.
+func drainBudget(budget time.Duration) time.Duration { return budget - telemetry.FlushReserve(budget) }
 
 // routes is the whole HTTP surface of sqsworker (probes are added by server).
 func routes(log *slog.Logger, send api.Sender) http.Handler {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/keda-eks-samples/workloads/pkg/cli"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/otlptest"
@@ -215,6 +216,32 @@ func TestJob(t *testing.T) {
 		}
 	})
 
+	t.Run("SIGTERMExitsWithinShutdownTimeoutIncludingTheLastFlush", func(t *testing.T) {
+		// The collector never answers: the last flush used to add 5s on
+		// top of SHUTDOWN_TIMEOUT.
+		q := emu.NewQueue(t, sqstest.WithVisibilityTimeout(time.Hour))
+		send(t, q.URL, request(12, "480p"))
+		collector := otlptest.NewStalled(t)
+		const budget = 2 * time.Second
+		p := svctest.StartProcess(t, env(q.URL, map[string]string{"PROCESS_SLEEP_TIME": "10m", "SHUTDOWN_TIMEOUT": budget.String(),
+			"SQS_VISIBILITY_TIMEOUT": "1h", "OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL,
+			"OTEL_METRIC_EXPORT_INTERVAL": "3600000"}))
+		waitOutput(t, p, `msg="encoding started"`)
+		signalled := time.Now()
+		p.Signal(t, syscall.SIGTERM)
+		code := p.Wait(t, processWait)
+		// A generous bound on the contract, not a measurement.
+		if took := time.Since(signalled); took > budget+2*time.Second {
+			t.Fatalf("exited %s after SIGTERM, SHUTDOWN_TIMEOUT is %s; output:\n%s", took.Round(time.Millisecond), budget, p.Output)
+		}
+		if code != ExitKilled || collector.Requests() == 0 {
+			t.Fatalf("exit %d (want %d), %d flush attempts (want some); output:\n%s", code, ExitKilled, collector.Requests(), p.Output)
+		}
+		if v, f := depth(t, q.URL); v != 1 || f != 0 {
+			t.Fatalf("after SIGTERM: visible=%d inFlight=%d, want the message released (1, 0)", v, f)
+		}
+	})
+
 	t.Run("PoisonMessageReachesDLQWithoutCrashLoop", func(t *testing.T) {
 		const maxReceiveCount = 2
 		q := emu.NewQueue(t, sqstest.WithMaxReceiveCount(maxReceiveCount))
@@ -322,6 +349,35 @@ func TestJob(t *testing.T) {
 		}
 		if !strings.Contains(p.Output.String(), "stopped while waiting for a message") {
 			t.Fatalf("no stop log line; output:\n%s", p.Output)
+		}
+	})
+
+	t.Run("MessageDeliveredByThePollOpenAtSIGTERMIsReleasedAtOnce", func(t *testing.T) {
+		q := emu.NewQueue(t, sqstest.WithVisibilityTimeout(time.Hour))
+		px := emu.Proxy(t)
+		p := svctest.StartProcess(t, env(q.URL, map[string]string{"AWS_ENDPOINT_URL_SQS": px.Endpoint,
+			"SQS_WAIT_TIME": "10", "SQS_VISIBILITY_TIMEOUT": "1h", "IDLE_TIMEOUT": "10m", "PROCESS_SLEEP_TIME": "10m"}))
+		px.WaitCalls(t, "ReceiveMessage", 1, 20*time.Second) // the poll is open: the queue is empty
+		p.Signal(t, syscall.SIGTERM)
+		waitOutput(t, p, `msg="stop requested while waiting`) // the process knows before the message comes
+		id := send(t, q.URL, request(11, "720p"))
+		if code := p.Wait(t, processWait); code != 0 {
+			t.Fatalf("exit %d, want 0; output:\n%s", code, p.Output)
+		}
+		if v, f := depth(t, q.URL); v != 1 || f != 0 {
+			t.Fatalf("right after exit: visible=%d inFlight=%d, want the message visible (1, 0); output:\n%s", v, f, p.Output)
+		}
+		// The open poll did receive it (this is its second receive).
+		out, err := client.ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.URL),
+			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount}})
+		if err != nil || len(out.Messages) != 1 || aws.ToString(out.Messages[0].MessageId) != id {
+			t.Fatalf("receive: %v, %+v", err, out)
+		}
+		if n := out.Messages[0].Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)]; n != "2" {
+			t.Fatalf("receive count %s, want 2: the poll open at SIGTERM never got the message; output:\n%s", n, p.Output)
+		}
+		if evs := ra.Events(t, id); len(evs) != 0 {
+			t.Fatalf("an unworked message must not be reported: %+v", evs)
 		}
 	})
 

@@ -96,14 +96,15 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	// A job lives for seconds to minutes: Shutdown's final export is what
 	// gets its counter out. A failed flush is logged; it must not turn a
-	// processed message into a failed Job.
+	// processed message into a failed Job. It shares SHUTDOWN_TIMEOUT with
+	// settling the message, which gets the rest.
 	defer func() {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := tel.Shutdown(fctx); err != nil {
+		if err := tel.ShutdownWithin(ctx, cfg.Job.FinishTimeout); err != nil {
 			log.Warn("metrics flush failed", "err", err)
 		}
 	}()
+	jobCfg := cfg.Job
+	jobCfg.FinishTimeout -= telemetry.FlushReserve(cfg.Job.FinishTimeout)
 	outcomes, err := tel.MeterProvider().Meter(serviceName).Int64Counter("videoencoder.jobs",
 		metric.WithDescription("Encoder runs by outcome: processed, killed, poison, idle, stopped, failed."),
 		metric.WithUnit("{job}"))
@@ -119,7 +120,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		SQS:      client,
 		Reporter: &report.Client{BaseURL: cfg.ResultAnalyzerURL},
 		Log:      log,
-		Config:   cfg.Job,
+		Config:   jobCfg,
 	}
 	outcome, err := j.Run(ctx)
 	outcomes.Add(context.WithoutCancel(ctx), 1, metric.WithAttributes(attribute.String("outcome", string(outcome))))

@@ -65,14 +65,16 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
-	defer tel.ShutdownOnExit(ctx, &err)
+	defer tel.ShutdownOnExit(ctx, cfg.Server.ShutdownTimeout, &err)
 	logging.Start(log, cfg)
 
 	app, err := telemetry.InstrumentHTTP(tel.MeterProvider(), serviceName, routes(log, cfg))
 	if err != nil {
 		return err
 	}
-	return server.New(cfg.Server, log, app, nil).Run(ctx)
+	srv := cfg.Server // the last metrics flush shares SHUTDOWN_TIMEOUT
+	srv.ShutdownTimeout -= telemetry.FlushReserve(srv.ShutdownTimeout)
+	return server.New(srv, log, app, nil).Run(ctx)
 }
 
 // routes is the whole HTTP surface of webapi (probes are added by server).

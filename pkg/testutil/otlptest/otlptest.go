@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	colmetricpb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
@@ -155,3 +156,29 @@ func matches(have, want map[string]string) bool {
 	}
 	return true
 }
+
+// Stalled is an OTLP endpoint that takes export requests and never answers
+// them, until the exporter gives up or the test ends: a hung collector.
+type Stalled struct {
+	URL      string // set OTEL_EXPORTER_OTLP_ENDPOINT to it
+	requests atomic.Int64
+}
+
+// NewStalled starts a stalled endpoint for the duration of t.
+func NewStalled(t testing.TB) *Stalled {
+	s := &Stalled{}
+	gone := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		s.requests.Add(1)
+		select {
+		case <-r.Context().Done():
+		case <-gone:
+		}
+	}))
+	t.Cleanup(func() { close(gone); srv.Close() })
+	s.URL = srv.URL
+	return s
+}
+
+// Requests is the number of export requests that arrived.
+func (s *Stalled) Requests() int { return int(s.requests.Load()) }

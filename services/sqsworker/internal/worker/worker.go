@@ -7,13 +7,21 @@
 // come back: at once when we release it, after its visibility timeout when
 // the process died. Processing must therefore be idempotent, and duplicates
 // are expected (the churn test counts them).
+//
+// A message stays covered, its visibility extended, from its receive until
+// its delete has landed or its release was sent: a finished message waiting
+// for a slow delete does not reappear meanwhile. Every call to SQS is bounded
+// (callTimeout), so a hung call ends and is tried again while the lease
+// still has time left.
 package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,10 +65,13 @@ type Worker struct {
 	log     *slog.Logger
 
 	slots   chan struct{} // one token per message being worked
-	busy    atomic.Int64  // messages received and not yet deleted-or-released
+	busy    atomic.Int64  // messages being worked (finished ones wait in deletes)
 	idle    chan struct{} // signalled when busy drops to 0
-	deletes chan string   // receipt handles of finished messages
-	leases  *leases
+	deletes chan finished // finished messages, to delete
+	leases  *leases       // every message held, worked or waiting for its delete
+
+	unreleased atomic.Int64 // messages a shutdown release failed to hand back
+	undeleted  int          // finished messages whose delete never landed (set by deleteLoop)
 
 	lastErr atomic.Pointer[error] // nil after a successful receive
 }
@@ -71,7 +82,7 @@ func New(cfg Config, api sqsx.API, process Processor, metrics Metrics, log *slog
 		cfg: cfg, api: api, process: process, metrics: metrics, log: log,
 		slots:   make(chan struct{}, cfg.Concurrency),
 		idle:    make(chan struct{}, 1),
-		deletes: make(chan string, cfg.Concurrency+sqsx.MaxBatch),
+		deletes: make(chan finished, cfg.Concurrency+sqsx.MaxBatch),
 		leases:  newLeases(),
 	}
 	never := error(nil)
@@ -98,6 +109,10 @@ func (w *Worker) Healthy(context.Context) error {
 //     (visibility 0) so another consumer takes them now, not after the
 //     visibility timeout;
 //  4. flushes the pending deletes, and returns by the end of the budget.
+//
+// The error is non-nil when messages were not handed back: a release at
+// shutdown failed (those return after their visibility timeout) or the last
+// deletes did not land (those are delivered again).
 func (w *Worker) Run(ctx context.Context, budget time.Duration) error {
 	// workCtx bounds the work (and the last open receive), finalCtx the
 	// releases and deletes; neither ends at SIGTERM itself.
@@ -114,18 +129,35 @@ func (w *Worker) Run(ctx context.Context, budget time.Duration) error {
 	stopExtender := make(chan struct{})
 	go func() { w.extendLoop(finalCtx, stopExtender); close(extenderDone) }()
 
+	stopLog := context.AfterFunc(ctx, func() {
+		w.log.Info("stop requested: no new receive; an open long poll runs out and what it brings is released")
+	})
+	defer stopLog()
 	var work sync.WaitGroup
 	w.receiveLoop(ctx, workCtx, finalCtx, &work)
 
-	w.log.Info("stopped receiving; draining", "in_flight", w.leases.count(), "budget", budget)
+	w.log.Info("stopped receiving; draining", "in_flight", w.busy.Load(), "budget", budget)
 	work.Wait() // handlers end on their own or when workCtx runs out
 	if workCtx.Err() != nil {
 		w.log.Warn("drain deadline reached; unfinished messages were released")
 	}
-	close(stopExtender)
-	<-extenderDone
+	// Deletes first, then the extender: finished messages stay covered
+	// until their delete has landed.
 	close(w.deletes)
 	<-deleterDone
+	close(stopExtender)
+	<-extenderDone
+	var lost []error
+	if n := w.unreleased.Load(); n > 0 {
+		lost = append(lost, fmt.Errorf("%d unfinished messages not released: they return only after their visibility timeout", n))
+	}
+	if w.undeleted > 0 {
+		lost = append(lost, fmt.Errorf("%d finished messages not deleted: they will be delivered again", w.undeleted))
+	}
+	if err := errors.Join(lost...); err != nil {
+		w.log.Error("worker stopped; messages were not handed back", "err", err)
+		return fmt.Errorf("worker: %w", err)
+	}
 	w.log.Info("worker stopped")
 	return nil
 }
@@ -239,6 +271,9 @@ func (w *Worker) gatherSlots(have, want int) int {
 	return have
 }
 
+// finished is a message worked successfully, waiting for its delete.
+type finished struct{ id, handle string }
+
 // idleNow reports that no message is being worked and no delete is queued.
 // Handlers queue their delete before calling done, so whichever of the two
 // the delete loop sees last, it sees the pool idle then.
@@ -263,21 +298,28 @@ func (w *Worker) handle(ctx, finalCtx context.Context, m types.Message) {
 	start := time.Now()
 	log.Debug("processing")
 	err := w.process(ctx, m)
-	extending := w.leases.remove(id)
 	w.metrics.InFlight(context.WithoutCancel(ctx), -1)
 	switch {
 	case err == nil:
 		w.metrics.Processed(context.WithoutCancel(ctx), time.Since(start))
 		log.Debug("processed", "duration", time.Since(start), "body", aws.ToString(m.Body))
-		w.deletes <- aws.ToString(m.ReceiptHandle)
+		// The lease stays: the extender covers the message until deleteLoop
+		// has deleted it.
+		w.deletes <- finished{id: id, handle: aws.ToString(m.ReceiptHandle)}
 	case ctx.Err() != nil:
 		// Shutdown deadline: hand the message back now.
+		if rerr := w.release(finalCtx, m, w.leases.remove(id)); rerr != nil {
+			w.unreleased.Add(1)
+			log.Error("release of unfinished message failed; it returns after its visibility timeout", "err", rerr)
+			return
+		}
 		log.Info("released unfinished message")
-		w.release(finalCtx, m, extending)
 	default:
 		w.metrics.Failed(context.WithoutCancel(ctx))
 		log.Warn("processing failed; releasing for redelivery", "err", err)
-		w.release(finalCtx, m, extending)
+		if rerr := w.release(finalCtx, m, w.leases.remove(id)); rerr != nil {
+			log.Warn("release failed; message returns after its visibility timeout", "err", rerr)
+		}
 	}
 }
 
@@ -286,6 +328,14 @@ const receiveGather = 5 * time.Millisecond
 
 // releaseTimeout bounds one release call (also within the shutdown budget).
 const releaseTimeout = 5 * time.Second
+
+// callTimeout bounds one delete or visibility-extension call. Extensions are
+// tried every VisibilityTimeout/8 once a lease has half its time left, so a
+// call cut after VisibilityTimeout/8 leaves room for another try before the
+// lease runs out; 5s is already far beyond a healthy SQS call.
+func (w *Worker) callTimeout() time.Duration {
+	return min(max(w.cfg.VisibilityTimeout/8, 250*time.Millisecond), 5*time.Second)
+}
 
 // receiveSlack is how much longer than its long poll a receive may take.
 const receiveSlack = 10 * time.Second
@@ -302,7 +352,12 @@ func (w *Worker) releaseAll(ctx context.Context, ms []types.Message) {
 	ctx, cancel := context.WithTimeout(ctx, releaseTimeout)
 	defer cancel()
 	if _, err := sqsx.ChangeVisibility(ctx, w.api, w.cfg.QueueURL, handles, 0); err != nil {
-		w.log.Warn("release after SIGTERM failed; messages return after their visibility timeout", "count", len(ms), "err", err)
+		failed := len(ms)
+		if be := (*sqsx.BatchError)(nil); errors.As(err, &be) {
+			failed = len(be.Failed)
+		}
+		w.unreleased.Add(int64(failed))
+		w.log.Error("release after SIGTERM failed; messages return after their visibility timeout", "count", failed, "err", err)
 		return
 	}
 	w.log.Info("released messages received during shutdown", "count", len(ms))
@@ -315,46 +370,52 @@ func (w *Worker) releaseAll(ctx context.Context, ms []types.Message) {
 // extending, when not nil, is closed once a visibility extension of m that
 // was under way has finished: waiting for it keeps that extension from
 // landing after the release and hiding m again for a whole timeout.
-func (w *Worker) release(ctx context.Context, m types.Message, extending <-chan struct{}) {
+func (w *Worker) release(ctx context.Context, m types.Message, extending <-chan struct{}) error {
 	if extending != nil {
 		<-extending
 	}
 	ctx, cancel := context.WithTimeout(ctx, releaseTimeout)
 	defer cancel()
-	if _, err := sqsx.ChangeVisibility(ctx, w.api, w.cfg.QueueURL, []string{aws.ToString(m.ReceiptHandle)}, 0); err != nil {
-		w.log.Warn("release failed; message returns after its visibility timeout", "message_id", aws.ToString(m.MessageId), "err", err)
-	}
+	_, err := sqsx.ChangeVisibility(ctx, w.api, w.cfg.QueueURL, []string{aws.ToString(m.ReceiptHandle)}, 0)
+	return err
 }
 
 // deleteLoop deletes finished messages in batches of up to 10. A partial
 // batch goes when the pool is idle, after DeleteFlush at the latest, and
-// everything when the channel closes.
+// everything when the channel closes. A lease ends when its delete has
+// landed; a delete that failed is tried again after DeleteFlush, its message
+// still covered by the extender, and at the end a few times more.
 func (w *Worker) deleteLoop(ctx context.Context) {
-	var batch []string
+	var batch []finished
+	timer := time.NewTimer(w.cfg.DeleteFlush)
+	defer timer.Stop()
 	flush := func() {
 		if len(batch) == 0 {
 			return
 		}
-		if _, err := sqsx.Delete(ctx, w.api, w.cfg.QueueURL, batch); err != nil {
-			// Not deleted means delivered again later: at-least-once holds.
-			w.log.Warn("delete failed; messages will be redelivered", "count", len(batch), "err", err)
+		batch = w.deleteBatch(ctx, batch)
+		if len(batch) > 0 {
+			timer.Reset(w.cfg.DeleteFlush)
 		}
-		batch = batch[:0]
 	}
-	timer := time.NewTimer(w.cfg.DeleteFlush)
-	defer timer.Stop()
 	for {
 		select {
-		case h, ok := <-w.deletes:
+		case f, ok := <-w.deletes:
 			if !ok {
-				flush()
+				for try := 0; len(batch) > 0 && try < finalDeleteTries; try++ {
+					if try > 0 && wait.Sleep(ctx, w.callTimeout()) != nil {
+						break
+					}
+					batch = w.deleteBatch(ctx, batch)
+				}
+				w.undeleted = len(batch)
 				return
 			}
 			if len(batch) == 0 {
 				timer.Reset(w.cfg.DeleteFlush)
 			}
-			batch = append(batch, h)
-			if len(batch) == sqsx.MaxBatch || w.idleNow() {
+			batch = append(batch, f)
+			if len(batch) >= sqsx.MaxBatch || w.idleNow() {
 				flush()
 			}
 		case <-w.idle:
@@ -369,10 +430,55 @@ func (w *Worker) deleteLoop(ctx context.Context) {
 	}
 }
 
-// extendLoop pushes the visibility timeout of messages still being worked
-// when they get within half a timeout of expiring, in batches.
+// finalDeleteTries is how often the last deletes are tried at shutdown.
+const finalDeleteTries = 3
+
+// deleteBatch deletes batch with one bounded call per 10 and returns what
+// is worth trying again. Deleted messages, and those SQS refused for good
+// (a stale receipt handle: someone else holds the message now), lose their
+// lease.
+func (w *Worker) deleteBatch(ctx context.Context, batch []finished) []finished {
+	var retry []finished
+	for lo := 0; lo < len(batch); lo += sqsx.MaxBatch {
+		chunk := batch[lo:min(lo+sqsx.MaxBatch, len(batch))]
+		handles := make([]string, len(chunk))
+		for i, f := range chunk {
+			handles[i] = f.handle
+		}
+		cctx, cancel := context.WithTimeout(ctx, w.callTimeout())
+		_, err := sqsx.Delete(cctx, w.api, w.cfg.QueueURL, handles)
+		cancel()
+		// Delete names every entry it did not delete in a BatchError.
+		var failed map[string]string
+		var again map[string]bool
+		if be := (*sqsx.BatchError)(nil); errors.As(err, &be) {
+			failed, again = be.Failed, be.Retry
+		}
+		refused := 0
+		for i, f := range chunk {
+			id := strconv.Itoa(i)
+			if again[id] {
+				retry = append(retry, f)
+				continue // still covered
+			}
+			if _, ok := failed[id]; ok {
+				refused++
+			}
+			w.leases.remove(f.id)
+		}
+		if err != nil {
+			w.log.Warn("delete failed; finished messages stay invisible and the delete is tried again",
+				"retrying", len(retry), "refused", refused, "err", err)
+		}
+	}
+	return retry
+}
+
+// extendLoop pushes the visibility timeout of messages held (being worked or
+// waiting for their delete) when they get within half a timeout of
+// expiring, in batches, each call bounded by callTimeout.
 func (w *Worker) extendLoop(ctx context.Context, stop <-chan struct{}) {
-	tick := time.NewTicker(max(w.cfg.VisibilityTimeout/4, 250*time.Millisecond))
+	tick := time.NewTicker(max(w.cfg.VisibilityTimeout/8, 100*time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {
@@ -387,7 +493,9 @@ func (w *Worker) extendLoop(ctx context.Context, stop <-chan struct{}) {
 			for i, l := range due {
 				handles[i] = l.handle
 			}
-			_, err := sqsx.ChangeVisibility(ctx, w.api, w.cfg.QueueURL, handles, int32(w.cfg.VisibilityTimeout/time.Second))
+			cctx, cancel := context.WithTimeout(ctx, w.callTimeout())
+			_, err := sqsx.ChangeVisibility(cctx, w.api, w.cfg.QueueURL, handles, int32(w.cfg.VisibilityTimeout/time.Second))
+			cancel()
 			w.leases.finish(due, now.Add(w.cfg.VisibilityTimeout), err == nil)
 			if err != nil {
 				w.log.Warn("extending visibility failed", "count", len(due), "err", err)

@@ -5,15 +5,19 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/keda-eks-samples/workloads/pkg/sqsx"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/sqstest"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 )
 
 type counts struct{ processed, failed, inFlight atomic.Int64 }
@@ -167,5 +171,147 @@ func TestSimulatedWorkStopsOnCancel(t *testing.T) {
 	}
 	if err := SimulatedWork(0, 0)(context.Background(), types.Message{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// proxied returns a client that reaches emu through a fault-injecting proxy.
+func proxied(t *testing.T, emu *sqstest.Emulator) (*sqstest.Proxy, sqsx.API) {
+	t.Helper()
+	p := emu.Proxy(t)
+	client, err := sqsx.NewClient(context.Background(), p.Getenv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, client
+}
+
+// startWorker runs w until stop (or the end of the test) cancels its
+// context; stop returns Run's error.
+func startWorker(t *testing.T, w *Worker, budget time.Duration) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx, budget) }()
+	stop = sync.OnceValue(func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			t.Error("worker did not stop within 30s")
+			return nil
+		}
+	})
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+// neverReceived fails t if a competing consumer can receive anything from
+// queueURL until until() holds (checked between 1s long polls).
+func neverReceived(t *testing.T, client sqsx.API, queueURL string, until func() bool, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !until() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not reached within %s", timeout)
+		}
+		out, err := client.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(queueURL), WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Messages) > 0 {
+			t.Fatalf("message %s visible to another consumer while this worker holds it", aws.ToString(out.Messages[0].MessageId))
+		}
+	}
+}
+
+// A finished message waits for its delete under a lease that is still
+// extended: SQS hangs every DeleteMessageBatch for longer than three
+// visibility timeouts, yet no other consumer gets the message, each delete
+// call is cut and tried again, and the first one SQS answers deletes it.
+func TestFinishedMessageStaysCoveredUntilItsDeleteLands(t *testing.T) {
+	emu := sqstest.Start(t)
+	q := emu.NewQueue(t)
+	p, client := proxied(t, emu)
+	p.Hold("DeleteMessageBatch", 0)
+	c := &counts{}
+	w := New(Config{QueueURL: q.URL, Concurrency: 1, WaitTime: time.Second, VisibilityTimeout: 2 * time.Second,
+		DeleteFlush: 50 * time.Millisecond, MaxBackoff: time.Second}, client,
+		func(context.Context, types.Message) error { return nil }, c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	startWorker(t, w, 5*time.Second)
+	if _, err := sqsx.Send(context.Background(), emu.Client(t), q.URL, []string{"one"}, 1); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitCalls(t, "DeleteMessageBatch", 1, 10*time.Second)
+	// Three extensions take longer than the 2s visibility timeout.
+	neverReceived(t, emu.Client(t), q.URL, func() bool { return p.Calls("ChangeMessageVisibilityBatch") >= 3 }, 30*time.Second)
+	if n := p.Calls("DeleteMessageBatch"); n < 2 {
+		t.Fatalf("%d delete calls while SQS hung: the hung call was not cut and tried again", n)
+	}
+	p.Heal("DeleteMessageBatch")
+	emu.WaitDepth(t, q.URL, sqstest.Empty, 10*time.Second)
+	if c.processed.Load() != 1 {
+		t.Fatalf("processed %d times, want once", c.processed.Load())
+	}
+}
+
+// A visibility extension that hangs is cut in time for the next one to land
+// before the lease runs out: the message being worked never reappears.
+func TestHungExtensionIsCutAndTriedAgainInTime(t *testing.T) {
+	emu := sqstest.Start(t)
+	q := emu.NewQueue(t)
+	p, client := proxied(t, emu)
+	p.Hold("ChangeMessageVisibilityBatch", 1)
+	finish := make(chan struct{})
+	w := New(Config{QueueURL: q.URL, Concurrency: 1, WaitTime: time.Second, VisibilityTimeout: 4 * time.Second,
+		DeleteFlush: 50 * time.Millisecond, MaxBackoff: time.Second}, client,
+		func(ctx context.Context, _ types.Message) error {
+			select {
+			case <-finish:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}, &counts{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	startWorker(t, w, 5*time.Second)
+	if _, err := sqsx.Send(context.Background(), emu.Client(t), q.URL, []string{"slow"}, 1); err != nil {
+		t.Fatal(err)
+	}
+	// The first extension hangs; the two after it must keep the message.
+	neverReceived(t, emu.Client(t), q.URL, func() bool { return p.Calls("ChangeMessageVisibilityBatch") >= 3 }, 30*time.Second)
+	close(finish)
+	emu.WaitDepth(t, q.URL, sqstest.Empty, 10*time.Second)
+}
+
+// When SQS refuses the releases at shutdown and the last deletes, Run says
+// so in its error and its log: those messages were not handed back.
+func TestRunFailsWhenMessagesAreNotHandedBack(t *testing.T) {
+	emu := sqstest.Start(t)
+	q := emu.NewQueue(t, sqstest.WithVisibilityTimeout(time.Hour))
+	p, client := proxied(t, emu)
+	if _, err := sqsx.Send(context.Background(), emu.Client(t), q.URL, []string{"slow-1", "slow-2", "quick"}, 1); err != nil {
+		t.Fatal(err)
+	}
+	p.Fail("ChangeMessageVisibilityBatch")
+	p.Fail("DeleteMessageBatch")
+	var log svctest.SyncBuffer
+	w := New(Config{QueueURL: q.URL, Concurrency: 3, WaitTime: time.Second, VisibilityTimeout: time.Hour,
+		DeleteFlush: 50 * time.Millisecond, MaxBackoff: time.Second}, client,
+		func(ctx context.Context, m types.Message) error {
+			if aws.ToString(m.Body) == "quick" {
+				return nil
+			}
+			<-ctx.Done()
+			return ctx.Err()
+		}, &counts{}, slog.New(slog.NewTextHandler(&log, nil)))
+	stop := startWorker(t, w, 2*time.Second)
+	emu.WaitDepth(t, q.URL, func(v, f int) bool { return v == 0 && f == 3 }, 20*time.Second)
+	p.WaitCalls(t, "DeleteMessageBatch", 1, 10*time.Second)
+	if err := stop(); err == nil || !strings.Contains(err.Error(), "2 unfinished messages not released") ||
+		!strings.Contains(err.Error(), "1 finished messages not deleted") {
+		t.Fatalf("Run returned %v; want it to name 2 unreleased and 1 undeleted messages", err)
+	}
+	if !strings.Contains(log.String(), "messages were not handed back") {
+		t.Fatalf("nothing logged about messages not handed back:\n%s", log.String())
 	}
 }

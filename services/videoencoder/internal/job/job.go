@@ -115,6 +115,10 @@ func (j *Job) receive(ctx context.Context) (*types.Message, Outcome, error) {
 	deadline := time.Now().Add(j.Config.IdleTimeout)
 	j.Log.Info("waiting for a message", "queue_url", j.Config.QueueURL, "idle_timeout", j.Config.IdleTimeout,
 		"wait_time", j.Config.WaitTime)
+	stopLog := context.AfterFunc(ctx, func() {
+		j.Log.Info("stop requested while waiting: an open long poll runs out and what it brings is released")
+	})
+	defer stopLog()
 	for {
 		if ctx.Err() != nil {
 			j.Log.Info("stopped while waiting for a message; nothing to release")

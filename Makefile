@@ -25,6 +25,16 @@ build: ## build the five service binaries into bin/ (stripped, trimmed paths)
 	@for s in $(SERVICES); do go build -trimpath -ldflags='-s -w' -o $(BIN)/$$s ./services/$$s; done
 	@ls -l $(BIN)
 
+# Our OpenTelemetry Collector: its own module, outside go.work (GOWORK=off).
+.PHONY: collector
+collector: ## build our OpenTelemetry Collector into bin/otelcol (tools/collector)
+	@mkdir -p $(BIN)
+	cd tools/collector && GOWORK=off go build -trimpath -ldflags='-s -w -X main.version=$(TAG)' -o ../../$(BIN)/otelcol .
+
+.PHONY: test-collector
+test-collector: collector ## run bin/otelcol on the shipped configs in deploy/collector
+	cd tools/collector && GOWORK=off OTELCOL_BIN=$(CURDIR)/$(BIN)/otelcol go test -race -count=1 ./...
+
 # Container images (needs a Docker engine; not available on the CI machine).
 REGISTRY ?= local
 TAG      ?= dev
@@ -33,7 +43,7 @@ images: ## docker build every service from the root Dockerfile (REGISTRY=<ecr> T
 	@for s in $(SERVICES); do docker build --build-arg SERVICE=$$s -t $(REGISTRY)/$$s:$(TAG) . || exit 1; done
 
 .PHONY: test
-test: deps ## run every test with the race detector (starts real emulators itself)
+test: deps test-collector ## run every test with the race detector (starts real emulators itself)
 	go test -race -count=1 -skip '^$(CHURN)$$' $(PKGS)
 	@# The churn test on its own, verbose, so its duplicate count is printed.
 	go test -race -count=1 -v -run '^$(CHURN)$$' ./services/sqsworker/ | grep -v '^=== RUN'
@@ -66,7 +76,7 @@ bench: build deps ## benchmarks (ratios measured in one run) + start-up / RSS / 
 
 .PHONY: tidy
 tidy: ## go mod tidy in every module, go work sync; in CI (CI=true) fail on a dirty tree
-	@for m in $(MODULES) tools/gotools; do (cd $$m && GOWORK=off go mod tidy) || exit 1; done
+	@for m in $(MODULES) tools/gotools tools/collector; do (cd $$m && GOWORK=off go mod tidy) || exit 1; done
 	go work sync
 	@if [ -n "$${CI:-}" ]; then git diff --exit-code -- '*.mod' '*.sum' || { echo "run make tidy and commit"; exit 1; }; fi
 

@@ -35,6 +35,16 @@ build: ## build the five service binaries into bin/ (stripped, trimmed paths, VE
 	@echo "version $(VERSION)"
 	@ls -l $(BIN)
 
+# Our OpenTelemetry Collector: its own module, outside go.work (GOWORK=off).
+.PHONY: collector
+collector: ## build our OpenTelemetry Collector into bin/otelcol (tools/collector)
+	@mkdir -p $(BIN)
+	cd tools/collector && GOWORK=off go build -trimpath -ldflags='-s -w -X main.version=$(VERSION)' -o ../../$(BIN)/otelcol .
+
+.PHONY: test-collector
+test-collector: collector ## run bin/otelcol on the shipped configs in deploy/collector
+	cd tools/collector && GOWORK=off OTELCOL_BIN=$(CURDIR)/$(BIN)/otelcol go test -race -count=1 ./...
+
 # Container images: the root Dockerfile through docker-bake.hcl, linux/amd64
 # and linux/arm64 (needs Docker with buildx; no engine on the CI machine —
 # test/deploy checks both files statically).
@@ -73,7 +83,7 @@ test-deploy: ## the deploy tree's tests (test/deploy, KEDA module; cold build ~1
 	cd test/deploy && GOWORK=off go vet ./... && GOWORK=off go test -count=1 ./...
 
 .PHONY: test
-test: deps ## run every test with the race detector (starts real emulators itself)
+test: deps test-collector test-deploy ## run every test with the race detector (starts real emulators itself)
 	go test -race -count=1 -skip '^$(CHURN)$$' $(PKGS)
 	@# The churn test on its own, verbose, so its duplicate count is printed.
 	go test -race -count=1 -v -run '^$(CHURN)$$' ./services/sqsworker/ | grep -v '^=== RUN'
@@ -106,7 +116,7 @@ bench: build deps ## benchmarks (ratios measured in one run) + start-up / RSS / 
 
 .PHONY: tidy
 tidy: ## go mod tidy in every module, go work sync; in CI (CI=true) fail on a dirty tree
-	@for m in $(MODULES) tools/gotools; do (cd $$m && GOWORK=off go mod tidy) || exit 1; done
+	@for m in $(MODULES) tools/gotools tools/collector test/deploy; do (cd $$m && GOWORK=off go mod tidy) || exit 1; done
 	go work sync
 	@if [ -n "$${CI:-}" ]; then git diff --exit-code -- '*.mod' '*.sum' || { echo "run make tidy and commit"; exit 1; }; fi
 

@@ -42,6 +42,10 @@ func TestEveryImageIsTheParameterisedECRReference(t *testing.T) {
 // cluster is byte for byte what tools/collector's tests validate and run.
 func TestCollectorConfigMapsAreTheRepoFiles(t *testing.T) {
 	root := repoRoot(t)
+	shipped, err := filepath.Glob(filepath.Join(root, "deploy", "collector", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	n := 0
 	eachOverlay(t, func(t *testing.T, _ string, objs []object) {
 		for _, o := range objs {
@@ -65,6 +69,11 @@ func TestCollectorConfigMapsAreTheRepoFiles(t *testing.T) {
 					t.Errorf("%s key %s differs from deploy/collector/%s", o, key, key)
 				}
 				n++
+			}
+			for _, f := range shipped {
+				if name := filepath.Base(f); name != "kustomization.yaml" && cm.Data[name] == "" {
+					t.Errorf("%s does not ship deploy/collector/%s", o, name)
+				}
 			}
 		}
 	})

@@ -1,0 +1,153 @@
+package collectortest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/resource"
+)
+
+// fakeRemoteWrite records the series of Prometheus remote-write v1 requests
+// and their Authorization headers.
+type fakeRemoteWrite struct {
+	mu     sync.Mutex
+	series []prompb.TimeSeries
+	auth   []string
+	errs   []string
+}
+
+func (f *fakeRemoteWrite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err == nil {
+		body, err = snappy.Decode(nil, body)
+	}
+	var req prompb.WriteRequest
+	if err == nil {
+		err = req.Unmarshal(body)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err != nil {
+		f.errs = append(f.errs, err.Error())
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	f.series = append(f.series, req.Timeseries...)
+	f.auth = append(f.auth, r.Header.Get("Authorization"))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (f *fakeRemoteWrite) snapshot() ([]prompb.TimeSeries, []string, []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]prompb.TimeSeries(nil), f.series...), append([]string(nil), f.auth...), append([]string(nil), f.errs...)
+}
+
+// The shipped amp.yaml writes webapi's active requests, split by method, as
+// one series per pod: http_server_active_requests{job, instance} and no other
+// label, signed with SigV4 for aps — what the amp trigger's
+// sum(http_server_active_requests{job="webapi"}) reads.
+func TestAMPConfigWritesOneSeriesPerPod(t *testing.T) {
+	rw := &fakeRemoteWrite{}
+	srv := httptest.NewServer(rw)
+	t.Cleanup(srv.Close)
+
+	grpcPort, httpPort, healthPort := freePort(t), freePort(t), freePort(t)
+	override := writeFile(t, "override.yaml", fmt.Sprintf(`
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:%d
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:%d
+      http:
+        endpoint: 127.0.0.1:%d
+`, healthPort, grpcPort, httpPort))
+	env := collectorEnv(t, map[string]string{"AMP_REMOTE_WRITE_URL": srv.URL + "/workspaces/ws-test/api/v1/remote_write"})
+	startCollector(t, env, healthPort, filepath.Join(configsDir, "amp.yaml"), override)
+
+	ctx := t.Context()
+	exp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpoint(fmt.Sprintf("127.0.0.1:%d", httpPort)), otlpmetrichttp.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = exp.Shutdown(context.Background()) })
+	reader := sdkmetric.NewManualReader()
+	// service.namespace is set on purpose: the config removes it so that job
+	// stays "webapi" rather than "shop/webapi".
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithResource(resource.NewSchemaless(
+		attribute.String("service.name", "webapi"),
+		attribute.String("service.namespace", "shop"),
+		attribute.String("service.instance.id", "webapi-7d9f-abcde"))))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	active, err := mp.Meter("github.com/keda-eks-samples/workloads/pkg/telemetry").
+		Int64UpDownCounter(activeRequests, metric.WithUnit("{request}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	active.Add(ctx, 3, metric.WithAttributes(attribute.String("http.request.method", "GET"), attribute.String("url.scheme", "http")))
+	active.Add(ctx, 1, metric.WithAttributes(attribute.String("http.request.method", "POST"), attribute.String("url.scheme", "http")))
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(ctx, &rm); err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.Export(ctx, &rm); err != nil {
+		t.Fatal(err)
+	}
+
+	var series []prompb.TimeSeries
+	var auth []string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var errs []string
+		series, auth, errs = rw.snapshot()
+		if len(errs) > 0 {
+			t.Fatalf("remote-write stand-in: %v", errs)
+		}
+		if len(series) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no remote write within 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	if len(series) != 1 {
+		t.Fatalf("%d series, want 1: %v", len(series), series)
+	}
+	got := map[string]string{}
+	for _, l := range series[0].Labels {
+		got[l.Name] = l.Value
+	}
+	want := map[string]string{"__name__": "http_server_active_requests", "job": "webapi", "instance": "webapi-7d9f-abcde"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("labels %v, want exactly %v", got, want)
+	}
+	if len(series[0].Samples) != 1 || series[0].Samples[0].Value != 4 {
+		t.Errorf("samples %v, want one sample of 4 (GET 3 + POST 1)", series[0].Samples)
+	}
+	for _, a := range auth {
+		if !strings.HasPrefix(a, "AWS4-HMAC-SHA256 ") || !strings.Contains(a, "/eu-west-1/aps/aws4_request") {
+			t.Errorf("remote write not SigV4-signed for aps in eu-west-1: %q", a)
+		}
+	}
+}

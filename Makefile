@@ -72,7 +72,10 @@ tidy: ## go mod tidy in every module, go work sync; in CI (CI=true) fail on a di
 
 .PHONY: demo
 demo: deps build ## run the services locally against emulators and watch the scaling signals move
-	go run ./tools/demo -bin $(BIN)
+	@# Built, then run (not go run, which turns the demo's exit after Ctrl-C
+	@# into status 1): make ends with the demo's own status.
+	@go build -o $(BIN)/demo ./tools/demo
+	$(BIN)/demo -bin $(BIN)
 
 .PHONY: clean
 clean: ## remove build output and the emulator's node_modules

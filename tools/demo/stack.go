@@ -69,6 +69,9 @@ func freePort() (int, error) {
 // otherwise: everything goes to their files, and the terminal shows only
 // what the demo prints.
 func (s *stack) start(binary, name string, env map[string]string) (*proc, error) {
+	if env == nil {
+		env = map[string]string{}
+	}
 	if _, ok := env["LOG_LEVEL"]; !ok {
 		env["LOG_LEVEL"] = "info"
 	}

@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/semconv/v1.43.0/httpconv"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
@@ -25,52 +26,80 @@ const (
 
 const instrumentationName = "github.com/keda-eks-samples/workloads/pkg/telemetry"
 
-// InstrumentHTTP wraps h with otelhttp (request duration, body sizes) and
-// records http.server.active_requests, which otelhttp does not emit: +1 when
-// a request starts, -1 when its handler returns, with the semconv-required
+// InstrumentHTTP wraps h with otelhttp (request duration) and records
+// http.server.active_requests, which otelhttp does not emit: +1 when a
+// request starts, -1 when its handler returns, with the semconv-required
 // attributes http.request.method and url.scheme.
 func InstrumentHTTP(mp metric.MeterProvider, operation string, h http.Handler) (http.Handler, error) {
 	active, err := httpconv.NewServerActiveRequests(mp.Meter(instrumentationName))
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", ActiveRequests, err)
 	}
-	// The attribute sets are built once, not per request: this middleware
-	// sits on the hot path of every request (see BenchmarkForecastHandler).
-	sets := map[string][2]attribute.Set{}
+	// The attribute options are built once, not per request: this middleware
+	// sits on the hot path of every request (see BenchmarkForecastOverHTTP).
+	counter := active.Inst()
+	opts := map[string][2][]metric.AddOption{}
 	for _, m := range []string{
 		http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodHead,
 		http.MethodPatch, http.MethodOptions, http.MethodConnect, http.MethodTrace,
 	} {
-		sets[m] = [2]attribute.Set{activeSet(m, "http"), activeSet(m, "https")}
+		opts[m] = activeOpts(m)
 	}
-	other := [2]attribute.Set{activeSet(string(httpconv.RequestMethodOther), "http"), activeSet(string(httpconv.RequestMethodOther), "https")}
+	other := activeOpts(string(httpconv.RequestMethodOther)) // unknown methods: bounded cardinality
 	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		pair, ok := sets[r.Method]
+		pair, ok := opts[r.Method]
 		if !ok {
-			pair = other // unknown methods: bounded cardinality
+			pair = other
 		}
-		set := pair[0]
+		o := pair[0]
 		if r.TLS != nil {
-			set = pair[1]
+			o = pair[1]
 		}
-		active.AddSet(ctx, 1, set)
-		defer active.AddSet(ctx, -1, set)
+		counter.Add(ctx, 1, o...)
+		defer counter.Add(ctx, -1, o...)
 		h.ServeHTTP(w, r)
 	})
-	// Metrics only: no spans, no context propagation, so otelhttp skips that
-	// work instead of feeding a no-op tracer.
+	// Metrics only: a no-op tracer and no propagators. otelhttp still builds
+	// each request's span attributes and wraps the ResponseWriter (no option
+	// turns that off); that, its attribute set per request and the duration
+	// histogram are most of its cost (see BenchmarkForecastOverHTTP).
 	return otelhttp.NewHandler(counted, operation,
-		otelhttp.WithMeterProvider(mp),
+		otelhttp.WithMeterProvider(withoutBodySizes{mp}),
 		otelhttp.WithTracerProvider(tracenoop.NewTracerProvider()),
 		otelhttp.WithPropagators(propagation.NewCompositeTextMapPropagator()),
 	), nil
 }
 
-// activeSet is the semconv-required attribute set of active_requests.
-func activeSet(method, scheme string) attribute.Set {
-	return attribute.NewSet(
-		attribute.String("http.request.method", method),
-		attribute.String("url.scheme", scheme),
-	)
+// activeOpts are the options that record active_requests with its
+// semconv-required attributes, for url.scheme http and https.
+func activeOpts(method string) [2][]metric.AddOption {
+	var out [2][]metric.AddOption
+	for i, scheme := range []string{"http", "https"} {
+		out[i] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
+			attribute.String("http.request.method", method),
+			attribute.String("url.scheme", scheme),
+		))}
+	}
+	return out
+}
+
+// withoutBodySizes is the meter provider otelhttp gets: the same provider,
+// except that the request and response body-size histograms are no-ops. No
+// trigger reads them, and they are two of the three histograms otelhttp
+// would update on every request.
+type withoutBodySizes struct{ metric.MeterProvider }
+
+func (p withoutBodySizes) Meter(name string, opts ...metric.MeterOption) metric.Meter {
+	return meterWithoutBodySizes{p.MeterProvider.Meter(name, opts...)}
+}
+
+type meterWithoutBodySizes struct{ metric.Meter }
+
+func (m meterWithoutBodySizes) Int64Histogram(name string, opts ...metric.Int64HistogramOption) (metric.Int64Histogram, error) {
+	switch name {
+	case httpconv.ServerRequestBodySize{}.Name(), httpconv.ServerResponseBodySize{}.Name():
+		return metricnoop.Int64Histogram{}, nil
+	}
+	return m.Meter.Int64Histogram(name, opts...)
 }

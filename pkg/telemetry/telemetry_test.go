@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -78,6 +80,53 @@ func TestActiveRequestsRiseDuringConcurrentRequestsAndReturnToZero(t *testing.T)
 	done.Wait()
 	if got := activeRequests(t, reader); got != 0 {
 		t.Fatalf("active requests after all finished = %d", got)
+	}
+}
+
+// TestInstrumentHTTPRecordsDurationButNotBodySizes: the request duration
+// (the source of RequestPerSecond) is recorded for every request; the body
+// size histograms, which nothing reads, are not recorded at all.
+func TestInstrumentHTTPRecordsDurationButNotBodySizes(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	h, err := InstrumentHTTP(mp, "test", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(w, r.Body)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	const n = 3
+	for range n {
+		resp, err := http.Post(srv.URL, "text/plain", strings.NewReader("a body of some size"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	var requests uint64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			names = append(names, m.Name)
+			if h, ok := m.Data.(metricdata.Histogram[float64]); ok && m.Name == RequestDuration {
+				for _, dp := range h.DataPoints {
+					requests += dp.Count
+				}
+			}
+		}
+	}
+	slices.Sort(names)
+	if want := []string{ActiveRequests, RequestDuration}; !slices.Equal(names, want) {
+		t.Errorf("metrics %v, want %v", names, want)
+	}
+	if requests != n {
+		t.Errorf("%s counted %d requests, want %d", RequestDuration, requests, n)
 	}
 }
 

@@ -21,11 +21,10 @@ func httpScene(ctx context.Context, st *stack, length time.Duration) error {
 	if err != nil {
 		return err
 	}
-	url, err := st.serve("webapi", map[string]string{
+	url, _, err := st.serve("webapi", map[string]string{
 		"OTEL_METRICS_EXPORTER":         "prometheus",
 		"OTEL_EXPORTER_PROMETHEUS_HOST": "127.0.0.1",
 		"OTEL_EXPORTER_PROMETHEUS_PORT": strconv.Itoa(promPort),
-		"LOG_LEVEL":                     "warn",
 	})
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -40,11 +41,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if *logs == "" {
 		*logs = filepath.Join(*bin, "demo-logs")
 	}
-	if err := os.MkdirAll(*logs, 0o755); err != nil {
+	if err := freshLogs(*logs); err != nil {
 		return err
 	}
-	st := &stack{bin: *bin, logs: *logs, out: stdout}
-	defer st.stopAll()
+	st := &stack{bin: *bin, logs: *logs, out: stdout, grace: 25 * time.Second}
+	defer func() {
+		// The first Ctrl-C cancelled ctx; a second one while stopping kills.
+		hurry := make(chan os.Signal, 1)
+		signal.Notify(hurry, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(hurry)
+		st.hurry = hurry
+		st.stopAll()
+	}()
 
 	fmt.Fprintf(stdout, "service logs: %s/\n\n", *logs)
 	err := scenes(ctx, st, *repo, *load, *messages, *videos)
@@ -52,6 +60,24 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	}
 	return err
+}
+
+// freshLogs makes dir hold only this run's files: the logs of a previous
+// run (which may have started more jobs) would read as this one's.
+func freshLogs(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	old, err := filepath.Glob(filepath.Join(dir, "*.log"))
+	if err != nil {
+		return err
+	}
+	for _, f := range append(old, filepath.Join(dir, "timeline.html")) {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 func scenes(ctx context.Context, st *stack, repo string, load time.Duration, messages, videos int) error {
@@ -65,9 +91,10 @@ func scenes(ctx context.Context, st *stack, repo string, load time.Duration, mes
 	if err := sqsWorkerScene(ctx, st, emu, messages); err != nil {
 		return err
 	}
-	analyzer, err := st.serve("resultanalyzer", map[string]string{"LOG_LEVEL": "warn"})
+	analyzer, p, err := st.serve("resultanalyzer", map[string]string{})
 	if err != nil {
 		return err
 	}
+	p.backing = true // the jobs report to it, also when they are stopped
 	return videoScene(ctx, st, emu, analyzer, videos)
 }

@@ -37,6 +37,7 @@ func startEmulator(ctx context.Context, st *stack, repo string) (*emulator, erro
 	if err != nil {
 		return nil, err
 	}
+	p.backing = true // the workers hand their messages back to it when stopped
 	endpoint := "http://127.0.0.1:" + strconv.Itoa(port)
 	if err := waitHTTP(endpoint+"/health", 30*time.Second, p.done); err != nil {
 		return nil, fmt.Errorf("SQS emulator: %w (see %s/fauxqs.log)", err, st.logs)
@@ -98,13 +99,13 @@ func sqsWorkerScene(ctx context.Context, st *stack, emu *emulator, messages int)
 	}
 	env := func() map[string]string {
 		e := map[string]string{"QUEUE_URL": url, "WORKER_CONCURRENCY": "5", "PROCESS_MIN_DELAY": "300ms",
-			"PROCESS_MAX_DELAY": "800ms", "SQS_WAIT_TIME": "2s", "LOG_LEVEL": "warn", "SHUTDOWN_TIMEOUT": "10s"}
+			"PROCESS_MAX_DELAY": "800ms", "SQS_WAIT_TIME": "2s", "SHUTDOWN_TIMEOUT": "10s"}
 		for k, v := range emu.env {
 			e[k] = v
 		}
 		return e
 	}
-	first, err := st.serve("sqsworker", env())
+	first, _, err := st.serve("sqsworker", env())
 	if err != nil {
 		return err
 	}
@@ -131,7 +132,11 @@ func sqsWorkerScene(ctx context.Context, st *stack, emu *emulator, messages int)
 		}
 		want := min(max((v+f+queueLength-1)/queueLength, 1), maxReplicas)
 		for 1+len(replicas) < want { // the first worker also serves /send
-			p, err := st.start("sqsworker", "sqsworker-"+strconv.Itoa(len(replicas)+2), withPort(env()))
+			e := env() // a replica's HTTP server runs too, as in a pod
+			if _, err := listenOn(e); err != nil {
+				return err
+			}
+			p, err := st.start("sqsworker", "sqsworker-"+strconv.Itoa(len(replicas)+2), e)
 			if err != nil {
 				return err
 			}
@@ -155,16 +160,6 @@ func sqsWorkerScene(ctx context.Context, st *stack, emu *emulator, messages int)
 		case <-tick.C:
 		}
 	}
-}
-
-// withPort gives a background replica its own free port (its HTTP server
-// runs too, as in a pod).
-func withPort(env map[string]string) map[string]string {
-	port, err := freePort()
-	if err == nil {
-		env["HOST"], env["PORT"] = "127.0.0.1", strconv.Itoa(port)
-	}
-	return env
 }
 
 func post(ctx context.Context, url, body string) (int, string, error) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,24 +11,34 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 )
 
-// stack is every process the demo started, stopped in reverse order.
+// stack is every process the demo started. stopAll stops them all at once,
+// except that the backing services (the SQS emulator, the result analyzer)
+// outlive their clients, so a worker can still hand its messages back.
 type stack struct {
 	bin, logs string
 	out       io.Writer
 	procs     []*proc
+	// grace is how long stopAll lets a process drain before killing it,
+	// longer than any SHUTDOWN_TIMEOUT the demo sets (the kubelet's
+	// terminationGracePeriodSeconds).
+	grace time.Duration
+	// hurry, when it delivers (a second Ctrl-C), kills what is still running.
+	hurry <-chan os.Signal
 }
 
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-	err  error         // its exit status, once done is closed
-	term sync.Once
+	name    string
+	backing bool // a dependency of other processes: stopped after them
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when the process has exited
+	err     error         // its exit status, once done is closed
+	term    sync.Once
 }
 
 // exited reports whether the process has ended.
@@ -54,8 +65,16 @@ func freePort() (int, error) {
 }
 
 // start runs bin/<binary> as name with env on top of a minimal environment,
-// logging to logs/<name>.log.
+// logging to logs/<name>.log. Services log at info unless env says
+// otherwise: everything goes to their files, and the terminal shows only
+// what the demo prints.
 func (s *stack) start(binary, name string, env map[string]string) (*proc, error) {
+	if env == nil {
+		env = map[string]string{}
+	}
+	if _, ok := env["LOG_LEVEL"]; !ok {
+		env["LOG_LEVEL"] = "info"
+	}
 	return s.startCmd(name, exec.Command(filepath.Join(s.bin, binary)), env)
 }
 
@@ -80,23 +99,64 @@ func (s *stack) startCmd(name string, cmd *exec.Cmd, env map[string]string) (*pr
 	return p, nil
 }
 
-// serve starts an HTTP service on a free port and waits for /readyz.
-func (s *stack) serve(name string, env map[string]string) (string, error) {
+// listenOn sets env so that a service listens on a free loopback port and
+// stops at once on SIGTERM: no load balancer here needs the readiness delay
+// (SHUTDOWN_DELAY) to notice it is going.
+func listenOn(env map[string]string) (int, error) {
 	port, err := freePort()
 	if err != nil {
-		return "", err
+		return 0, err
 	}
 	env["HOST"], env["PORT"], env["SHUTDOWN_DELAY"] = "127.0.0.1", strconv.Itoa(port), "0s"
+	return port, nil
+}
+
+// serve starts an HTTP service on a free port and waits for /readyz.
+func (s *stack) serve(name string, env map[string]string) (string, *proc, error) {
+	port, err := listenOn(env)
+	if err != nil {
+		return "", nil, err
+	}
 	p, err := s.start(name, name, env)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
 	if err := waitHTTP(url+"/readyz", 15*time.Second, p.done); err != nil {
-		return "", fmt.Errorf("%s: %w (see %s/%s.log)", name, err, s.logs, name)
+		return "", nil, fmt.Errorf("%s: %w (see %s/%s.log)", name, err, s.logs, name)
 	}
 	fmt.Fprintf(s.out, "started %-15s %s\n", name, url)
-	return url, nil
+	return url, p, nil
+}
+
+// runJob runs bin/<binary> as name to completion (logging to its file) and
+// returns the lines it printed that are not JSON logs.
+func (s *stack) runJob(ctx context.Context, binary, name string, env map[string]string) ([]string, error) {
+	p, err := s.start(binary, name, env)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	s.forget(func(q *proc) bool { return q == p })
+	path := filepath.Join(s.logs, name+".log")
+	if p.err != nil {
+		return nil, fmt.Errorf("%s: %s (see %s)", name, p.status(), path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var lines []string
+	for l := range strings.Lines(string(b)) {
+		if !strings.HasPrefix(l, "{") {
+			lines = append(lines, strings.TrimSuffix(l, "\n"))
+		}
+	}
+	return lines, nil
 }
 
 // waitHTTP polls url until it answers 200, the process exits, or timeout.
@@ -119,21 +179,71 @@ func waitHTTP(url string, timeout time.Duration, exited <-chan struct{}) error {
 	return errors.New("not ready within " + timeout.String())
 }
 
-// stopAll sends SIGTERM to everything still running, newest first, and
-// waits; whatever ignores it for 25s is killed.
+// stopAll stops everything still running and says what it is doing: SIGTERM
+// to every client at once, then to the backing services at once, each given
+// grace to drain before it is killed; a second Ctrl-C (hurry) kills at once.
 func (s *stack) stopAll() {
-	for i := len(s.procs) - 1; i >= 0; i-- {
-		p := s.procs[i]
-		p.terminate()
-		select {
-		case <-p.done:
-		case <-time.After(25 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
+	var clients, backing []*proc
+	for _, p := range s.procs {
+		if p.backing {
+			backing = append(backing, p)
+		} else {
+			clients = append(clients, p)
 		}
-		fmt.Fprintf(s.out, "stopped %-15s %s\n", p.name, p.status())
 	}
 	s.procs = nil
+	if len(clients)+len(backing) == 0 {
+		return
+	}
+	fmt.Fprintf(s.out, "\nstopping %d processes (SIGTERM, each drains for at most %s; Ctrl-C again to kill them now)\n",
+		len(clients)+len(backing), s.grace)
+	// One deadline for the whole stop, not one per process.
+	kill := make(chan struct{})
+	var once sync.Once
+	killAll := func() { once.Do(func() { close(kill) }) }
+	timer := time.AfterFunc(s.grace, killAll)
+	defer timer.Stop()
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-s.hurry:
+			killAll()
+		case <-stopped:
+		}
+	}()
+	s.stopWave(clients, kill)
+	s.stopWave(backing, kill)
+}
+
+// stopWave sends SIGTERM to every process of wave at once and waits for all
+// of them, printing each as it ends; a closed kill kills those still running.
+func (s *stack) stopWave(wave []*proc, kill <-chan struct{}) {
+	if len(wave) == 0 {
+		return
+	}
+	names := make([]string, len(wave))
+	for i, p := range wave {
+		names[i] = p.name
+		p.terminate()
+	}
+	fmt.Fprintf(s.out, "  SIGTERM to %s\n", strings.Join(names, ", "))
+	var mu sync.Mutex // one line at a time
+	var wg sync.WaitGroup
+	for _, p := range wave {
+		wg.Go(func() {
+			select {
+			case <-p.done:
+			case <-kill:
+				_ = p.cmd.Process.Kill()
+				<-p.done
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintf(s.out, "  stopped %-15s %s\n", p.name, p.status())
+		})
+	}
+	wg.Wait()
 }
 
 // status is "exit 0" or how the process ended.

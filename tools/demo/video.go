@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -28,7 +27,7 @@ func videoScene(ctx context.Context, st *stack, emu *emulator, analyzer string, 
 	}
 	jobEnv := func() map[string]string {
 		e := map[string]string{"QUEUE_URL": url, "RESULT_ANALYZER_URL": analyzer, "PROCESS_SLEEP_TIME": "1s",
-			"QUALITY_SCALING": "linear", "IDLE_TIMEOUT": "2s", "SQS_WAIT_TIME": "1s", "LOG_LEVEL": "warn"}
+			"QUALITY_SCALING": "linear", "IDLE_TIMEOUT": "2s", "SQS_WAIT_TIME": "1s"}
 		for k, v := range emu.env {
 			e[k] = v
 		}
@@ -38,14 +37,11 @@ func videoScene(ctx context.Context, st *stack, emu *emulator, analyzer string, 
 	fmt.Fprintf(st.out, "\nvideo-encoder: producer enqueues %d requests; KEDA ScaledJob, queueLength 1, at most %d jobs\n", messages, maxJobs)
 	prodEnv := jobEnv()
 	prodEnv["NUM_MESSAGES"] = strconv.Itoa(messages)
-	prodEnv["LOG_LEVEL"] = "error"
-	cmd := exec.CommandContext(ctx, filepath.Join(st.bin, "producer"))
-	cmd.Env = envList(prodEnv)
-	out, err := cmd.CombinedOutput()
+	out, err := st.runJob(ctx, "producer", "producer", prodEnv)
 	if err != nil {
-		return fmt.Errorf("producer: %w\n%s", err, out)
+		return err
 	}
-	fmt.Fprintf(st.out, "  producer: %s", out)
+	fmt.Fprintf(st.out, "  producer: %s\n", strings.Join(out, "\n  "))
 	fmt.Fprintf(st.out, "%6s %8s %9s %5s %10s %7s\n", "time", "visible", "in flight", "jobs", "processed", "killed")
 
 	var running []*proc

@@ -1,7 +1,10 @@
 // Package timeline renders the result analyzer's page: the summary numbers,
 // an SVG chart of running jobs over time, one bar per job run, and the latest
 // events. Everything is drawn on the server (html/template, inline SVG and
-// CSS, no script), so it works from a `kubectl port-forward` with no internet.
+// CSS, no script), so it works from a `kubectl port-forward` with no internet,
+// and a saved copy of the page (make demo writes bin/demo-logs/timeline.html)
+// works from the file: its navigation stays within the page, and the only
+// links that need the service are relative and labelled so.
 package timeline
 
 import (
@@ -104,6 +107,9 @@ type Page struct {
 	Recent     []Row
 	RecentCap  int
 	TotalCount int
+	// Seed is the seed's GET /get/count lines of the events in Recent, in
+	// recording order.
+	Seed []string
 }
 
 // Geometry is the fixed layout both charts share.
@@ -149,6 +155,7 @@ type Bar struct {
 	X, Y, W, H float64
 	Class      string // "processed" or "killed": a fixed CSS class, never client text
 	Title      string
+	Href       string // "#e<seq>": its row in the events table, "" if not there
 }
 
 // XTick is a time gridline; YTick a count gridline.
@@ -163,13 +170,26 @@ type YTick struct {
 	Label int
 }
 
-// Row is one line of the events table.
+// Row is one line of the events table; its element id is "e<seq>".
 type Row struct {
 	events.Event
 	Class                 string
 	Start, End, Recorded  string
 	Duration, DetailShort string
 	SeedLine              string
+	// Attempt is "attempt 2 of 3" when other events carry the same message
+	// id (SQS redelivers a message whose job was killed, or outlived its
+	// visibility timeout); Prev and Next are the attempts either side.
+	Attempt    string
+	Prev, Next *Ref
+}
+
+// Ref points at another event of the page.
+type Ref struct {
+	Seq   int
+	Kind  events.Kind
+	Class string
+	Href  string // "#e<seq>", or "" when that event is not in the table
 }
 
 // Build lays out the page for evs (in recording order) at time now.
@@ -191,15 +211,75 @@ func Build(evs []events.Event, now time.Time) Page {
 	p.Duplicates = sum.Duplicates[:min(len(sum.Duplicates), MaxDuplicates)]
 	p.MoreDups = len(sum.Duplicates) - len(p.Duplicates)
 
+	recent := evs[max(0, len(evs)-MaxRecent):]
+	inTable := make(map[int]bool, len(recent))
+	for _, e := range recent {
+		inTable[e.Seq] = true
+		p.Seed = append(p.Seed, e.SeedLine())
+	}
+	att := attempts(evs, inTable)
+
 	sc := newScale(sum.First, sum.Last)
 	p.Conc = buildConc(sum, sc)
-	p.Jobs = buildJobs(evs, sc)
+	p.Jobs = buildJobs(evs, sc, att, inTable)
 
-	for i := len(evs) - 1; i >= 0 && len(p.Recent) < MaxRecent; i-- {
-		p.Recent = append(p.Recent, row(evs[i]))
+	for i := len(recent) - 1; i >= 0; i-- {
+		p.Recent = append(p.Recent, row(recent[i], att[recent[i].Seq]))
 	}
 	return p
 }
+
+// attempt places an event among those with the same message id.
+type attempt struct {
+	n, of      int
+	prev, next *Ref
+}
+
+func (a attempt) label() string {
+	if a.of < 2 {
+		return ""
+	}
+	return fmt.Sprintf("attempt %d of %d", a.n, a.of)
+}
+
+// attempts maps the Seq of every event whose message id another event also
+// carries to its place among them, in recording order, so the page can link
+// a retry to the attempt before it (typically a killed job).
+func attempts(evs []events.Event, inTable map[int]bool) map[int]attempt {
+	byID := map[string][]int{}
+	for i, e := range evs {
+		if e.MessageID != "" {
+			byID[e.MessageID] = append(byID[e.MessageID], i)
+		}
+	}
+	ref := func(e events.Event) *Ref {
+		r := &Ref{Seq: e.Seq, Kind: e.Kind, Class: class(e.Kind)}
+		if inTable[e.Seq] {
+			r.Href = anchor(e.Seq)
+		}
+		return r
+	}
+	out := map[int]attempt{}
+	for _, idx := range byID {
+		if len(idx) < 2 {
+			continue
+		}
+		for k, i := range idx {
+			a := attempt{n: k + 1, of: len(idx)}
+			if k > 0 {
+				a.prev = ref(evs[idx[k-1]])
+			}
+			if k+1 < len(idx) {
+				a.next = ref(evs[idx[k+1]])
+			}
+			out[evs[i].Seq] = a
+		}
+	}
+	return out
+}
+
+// anchor is the fragment of an event's row in the events table.
+func anchor(seq int) string { return "#e" + strconv.Itoa(seq) }
 
 // scale maps time to x.
 type scale struct {
@@ -261,7 +341,7 @@ func buildConc(sum events.Summary, sc scale) Conc {
 	return c
 }
 
-func buildJobs(evs []events.Event, sc scale) Jobs {
+func buildJobs(evs []events.Event, sc scale, att map[int]attempt, inTable map[int]bool) Jobs {
 	// One lane per job id (events without one get a lane each), ordered by
 	// the first start in the lane.
 	type lane struct {
@@ -307,7 +387,11 @@ func buildJobs(evs []events.Event, sc scale) Jobs {
 			if x0+w > plotRight {
 				x0 = plotRight - w
 			}
-			bars = append(bars, Bar{X: x0, Y: y + (rowH-barH)/2, W: w, H: barH, Class: class(e.Kind), Title: barTitle(e, start, end)})
+			b := Bar{X: x0, Y: y + (rowH-barH)/2, W: w, H: barH, Class: class(e.Kind), Title: barTitle(e, start, end, att[e.Seq])}
+			if inTable[e.Seq] {
+				b.Href = anchor(e.Seq)
+			}
+			bars = append(bars, b)
 			barSeqs = append(barSeqs, e.Seq)
 		}
 	}
@@ -332,7 +416,7 @@ func buildJobs(evs []events.Event, sc scale) Jobs {
 	return j
 }
 
-func barTitle(e events.Event, start, end time.Time) string {
+func barTitle(e events.Event, start, end time.Time, a attempt) string {
 	var b strings.Builder
 	job := e.JobID
 	if job == "" {
@@ -346,6 +430,12 @@ func barTitle(e events.Event, start, end time.Time) string {
 	if e.MessageID != "" {
 		fmt.Fprintf(&b, "\nmessage %s", e.MessageID)
 	}
+	if l := a.label(); l != "" {
+		fmt.Fprintf(&b, "\n%s", l)
+		if a.prev != nil {
+			fmt.Fprintf(&b, ", retry of #%d %s", a.prev.Seq, a.prev.Kind)
+		}
+	}
 	if e.Outcome != "" {
 		fmt.Fprintf(&b, "\noutcome %s", e.Outcome)
 	}
@@ -356,7 +446,7 @@ func barTitle(e events.Event, start, end time.Time) string {
 	return b.String()
 }
 
-func row(e events.Event) Row {
+func row(e events.Event, a attempt) Row {
 	r := Row{
 		Event:    e,
 		Class:    class(e.Kind),
@@ -364,6 +454,9 @@ func row(e events.Event) Row {
 		End:      clock(e.End, false),
 		Recorded: clock(e.RecordedAt, false),
 		SeedLine: e.SeedLine(),
+		Attempt:  a.label(),
+		Prev:     a.prev,
+		Next:     a.next,
 	}
 	if !e.Start.IsZero() && !e.End.IsZero() {
 		r.Duration = e.End.Sub(e.Start).Round(time.Millisecond).String()

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -83,7 +84,7 @@ func TestPageDrawsABarPerRunAndTheConcurrencyLine(t *testing.T) {
 	}
 	for _, want := range []string{
 		`<polyline class="line" points="`,
-		"<title>encoder-a\n#1 processed count 1\nmessage m1\noutcome encoded\n2024-01-17 05:50:45.000 → 2024-01-17 05:51:45.000 (1m0s)</title>",
+		"<title>encoder-a\n#1 processed count 1\nmessage m1\nattempt 1 of 2\noutcome encoded\n2024-01-17 05:50:45.000 → 2024-01-17 05:51:45.000 (1m0s)</title>",
 		"<title>encoder-b\n#2 kill count 1",
 		"(no job id) #4",
 		"<b>2</b>peak concurrent jobs",
@@ -141,7 +142,7 @@ func TestPageCapsWhatItDrawsForManyEvents(t *testing.T) {
 	if !strings.Contains(page, "job-0999") || strings.Contains(page, "job-0799<") {
 		t.Error("want the latest rows drawn")
 	}
-	if n := strings.Count(page, "<tr title="); n != MaxRecent {
+	if n := strings.Count(page, `<tr id="e`); n != MaxRecent {
 		t.Errorf("%d table rows, want %d", n, MaxRecent)
 	}
 	if !strings.Contains(page, "<b>1000</b>events") || !strings.Contains(page, "<b>31</b>peak concurrent jobs") {
@@ -195,5 +196,114 @@ func TestHandlerServesHTMLWithAStrictPolicy(t *testing.T) {
 		if tt.refresh != "" && !strings.Contains(body, tt.refresh) {
 			t.Errorf("%s: want %s", tt.query, tt.refresh)
 		}
+	}
+}
+
+var (
+	hrefRe = regexp.MustCompile(`href="([^"]*)"`)
+	liveRe = regexp.MustCompile(`(?s)<p class="muted" id="live">.*?</p>`)
+)
+
+// TestSavedPageLinksStayInThePageOrSayTheyNeedTheService opens the page as a
+// saved file would: every link is either a fragment of an element the page
+// has, or a relative link in the paragraph that says it needs the service.
+func TestSavedPageLinksStayInThePageOrSayTheyNeedTheService(t *testing.T) {
+	var evs []events.Event
+	for i := range MaxRecent + 5 { // enough for every note with a link
+		evs = append(evs, events.Event{Seq: i + 1, Kind: events.Processed, Count: i + 1, MessageID: fmt.Sprintf("m%d", i%(MaxDuplicates+3)), RecordedAt: at(i)})
+	}
+	for _, tt := range []struct {
+		name string
+		p    Page
+	}{
+		{"no events", Build(nil, at(0))},
+		{"many events", Build(evs, at(3600))},
+		{"refreshing", func() Page { p := Build(evs, at(3600)); p.Refresh = 5; return p }()},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := Render(&b, tt.p); err != nil {
+				t.Fatal(err)
+			}
+			page := b.String()
+			live := liveRe.FindString(page)
+			if !strings.Contains(live, "From the running service (not from a saved copy") {
+				t.Fatalf("no paragraph says which links need the service: %q", live)
+			}
+			inLive := map[string]bool{}
+			for _, m := range hrefRe.FindAllStringSubmatch(live, -1) {
+				inLive[m[1]] = true
+			}
+			for _, want := range []string{"events", "summary", "get/count"} {
+				if !inLive[want] {
+					t.Errorf("no relative link to %s", want)
+				}
+			}
+			for _, m := range hrefRe.FindAllStringSubmatch(page, -1) {
+				href := m[1]
+				u, err := url.Parse(href)
+				switch {
+				case err != nil:
+					t.Errorf("bad href %q: %v", href, err)
+				case strings.HasPrefix(href, "#"):
+					if !strings.Contains(page, `id="`+href[1:]+`"`) {
+						t.Errorf("link %q: no element with that id", href)
+					}
+				case u.Scheme != "" || u.Host != "" || strings.HasPrefix(u.Path, "/"):
+					t.Errorf("link %q is not relative: dead in a saved copy, wrong behind a path prefix", href)
+				case !inLive[href] && !strings.Contains(page, `<a href="`+href+`">`+href+`</a> on the running service`):
+					t.Errorf("link %q needs the service but does not say so", href)
+				}
+			}
+		})
+	}
+}
+
+func TestRetryLinksToTheAttemptBeforeIt(t *testing.T) {
+	evs := []events.Event{
+		{Seq: 1, Kind: events.Processed, Count: 1, JobID: "job-1", MessageID: "m-other", Start: at(0), End: at(2), RecordedAt: at(2)},
+		{Seq: 2, Kind: events.Killed, Count: 1, JobID: "job-2", MessageID: "m-retried", Start: at(0), End: at(3), RecordedAt: at(3)},
+		{Seq: 3, Kind: events.Processed, Count: 2, JobID: "job-3", MessageID: "m-third", Start: at(1), End: at(4), RecordedAt: at(4)},
+		{Seq: 4, Kind: events.Processed, Count: 3, JobID: "job-4", MessageID: "m-retried", Start: at(4), End: at(9), RecordedAt: at(9)},
+	}
+	page := render(t, evs)
+	rows := map[string]string{}
+	for _, r := range regexp.MustCompile(`<tr id="(e\d+)".*</tr>`).FindAllStringSubmatch(page, -1) {
+		rows[r[1]] = r[0]
+	}
+	if len(rows) != 4 {
+		t.Fatalf("%d rows with an id, want 4", len(rows))
+	}
+	for _, tt := range []struct{ row, want string }{
+		{"e4", `attempt 2 of 2, retry of <a href="#e2" class="killed">#2 killed</a>`},
+		{"e2", `attempt 1 of 2, retried as <a href="#e4" class="processed">#4 processed</a>`},
+	} {
+		if !strings.Contains(rows[tt.row], tt.want) {
+			t.Errorf("row %s lacks %q:\n%s", tt.row, tt.want, rows[tt.row])
+		}
+	}
+	for _, r := range []string{"e1", "e3"} {
+		if strings.Contains(rows[r], "attempt") {
+			t.Errorf("row %s has one attempt but says otherwise:\n%s", r, rows[r])
+		}
+	}
+	// The retry's bar says so too, and every bar links to its row.
+	if !strings.Contains(page, "message m-retried\nattempt 2 of 2, retry of #2 killed\n") {
+		t.Error("the retry's bar does not name the attempt before it")
+	}
+	if n := len(regexp.MustCompile(`<a href="#e\d+"`).FindAllString(page, -1)); n != 4+2 {
+		t.Errorf("%d links to rows, want a bar per event and the two attempt links", n)
+	}
+
+	// An earlier attempt older than the table is named, not linked.
+	var many []events.Event
+	many = append(many, events.Event{Seq: 1, Kind: events.Killed, Count: 1, MessageID: "m-old", RecordedAt: at(0)})
+	for i := 2; i <= MaxRecent+1; i++ {
+		many = append(many, events.Event{Seq: i, Kind: events.Processed, Count: i - 1, RecordedAt: at(i)})
+	}
+	many = append(many, events.Event{Seq: MaxRecent + 2, Kind: events.Processed, Count: MaxRecent + 1, MessageID: "m-old", RecordedAt: at(MaxRecent + 2)})
+	page = render(t, many)
+	if !strings.Contains(page, "attempt 2 of 2, retry of #1 killed (not in this table)") || strings.Contains(page, `href="#e1"`) {
+		t.Error("an attempt outside the table should be named without a link")
 	}
 }

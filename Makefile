@@ -83,11 +83,19 @@ test-deploy: ## the deploy tree's tests (test/deploy, KEDA module; cold build ~1
 	cd test/deploy && GOWORK=off go vet ./... && GOWORK=off go test -count=1 ./...
 
 .PHONY: test
-test: deps test-collector test-deploy ## run every test with the race detector (starts real emulators itself)
+test: deps test-k6 test-collector test-deploy ## run every test with the race detector (starts real emulators itself)
 	go test -race -count=1 -skip '^$(CHURN)$$' $(PKGS)
 	@# The churn test on its own, verbose, so its duplicate count is printed.
 	go test -race -count=1 -v -run '^$(CHURN)$$' ./services/sqsworker/ | grep -v '^=== RUN'
 	@$(MAKE) --no-print-directory standalone
+
+# The k6 scripts are shipped, not run here (k6 is AGPL: users run their
+# own). The TypeScript compiler checks them against @types/k6, both pinned
+# in loadtest/package-lock.json.
+.PHONY: test-k6
+test-k6: ## type-check the k6 scripts in loadtest/ (tsc + @types/k6; npm ci when needed)
+	@[ -d loadtest/node_modules ] || (cd loadtest && npm ci --no-audit --no-fund --loglevel=error)
+	cd loadtest && npx --no-install tsc -p .
 
 .PHONY: standalone
 standalone: ## check every module builds and vets with GOWORK=off

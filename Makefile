@@ -8,7 +8,7 @@ export GOFLAGS := -buildvcs=false
 
 SERVICES := webapi sqsworker videoencoder resultanalyzer producer
 # Modules in go.work; each must also build on its own (GOWORK=off).
-MODULES  := pkg $(addprefix services/,$(SERVICES)) tools/demo tools/bench
+MODULES  := pkg $(addprefix services/,$(SERVICES)) tools/demo tools/bench tools/loadgen
 BIN      := bin
 CHURN    := TestChurnLosesNothing
 # Benchmarks that run against the SQS emulator (a few seconds each).
@@ -91,7 +91,8 @@ test: deps test-k6 test-collector test-deploy ## run every test with the race de
 
 # The k6 scripts are shipped, not run here (k6 is AGPL: users run their
 # own). The TypeScript compiler checks them against @types/k6, both pinned
-# in loadtest/package-lock.json.
+# in loadtest/package-lock.json; tools/loadgen's tests show it rejects a
+# misspelt executor, option or http call, and replay the smoke profile.
 .PHONY: test-k6
 test-k6: ## type-check the k6 scripts in loadtest/ (tsc + @types/k6; npm ci when needed)
 	@[ -d loadtest/node_modules ] || (cd loadtest && npm ci --no-audit --no-fund --loglevel=error)

@@ -98,6 +98,17 @@ test-k6: ## type-check the k6 scripts in loadtest/ (tsc + @types/k6; npm ci when
 	@[ -d loadtest/node_modules ] || (cd loadtest && npm ci --no-audit --no-fund --loglevel=error)
 	cd loadtest && npx --no-install tsc -p .
 
+SCRIPT   ?=
+BASE_URL ?=
+K6_INSTALL := https://grafana.com/docs/k6/latest/set-up/install-k6/
+.PHONY: load
+load: ## run a k6 script with your own k6: make load SCRIPT=loadtest/smoke.js BASE_URL=http://127.0.0.1:8080
+	@[ -n "$(SCRIPT)" ] && [ -f "$(SCRIPT)" ] || { echo "SCRIPT must be one of: $(wildcard loadtest/*.js)" >&2; exit 2; }
+	@[ -n "$(BASE_URL)" ] || { echo "BASE_URL is required, e.g. BASE_URL=http://127.0.0.1:8080 (kubectl port-forward svc/webapi 8080:80)" >&2; exit 2; }
+	@command -v k6 >/dev/null || { echo "k6 is not installed. Install it (this repository ships scripts only): $(K6_INSTALL)" >&2; \
+		echo "  (a release binary, Homebrew, or Grafana's apt/rpm repository), then run this again." >&2; exit 127; }
+	k6 run -e BASE_URL='$(BASE_URL)' $(SCRIPT)
+
 .PHONY: standalone
 standalone: ## check every module builds and vets with GOWORK=off
 	@for m in $(MODULES); do (cd $$m && GOWORK=off go vet ./...) || exit 1; done

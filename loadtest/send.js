@@ -1,5 +1,5 @@
 // @ts-check
-// sqsworker burst: one POST /send {"Messages": 300}; the worker enqueues the
+// sqsworker burst: one POST /send {"Messages": 2000}; the worker enqueues the
 // messages with SendMessageBatch and the sqs-worker overlay scales on the
 // queue depth (README: replicas to expect).
 //   kubectl -n $NAMESPACE port-forward svc/sqsworker 8080:80 &

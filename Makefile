@@ -8,7 +8,7 @@ export GOFLAGS := -buildvcs=false
 
 SERVICES := webapi sqsworker videoencoder resultanalyzer producer
 # Modules in go.work; each must also build on its own (GOWORK=off).
-MODULES  := pkg $(addprefix services/,$(SERVICES)) tools/demo tools/bench
+MODULES  := pkg $(addprefix services/,$(SERVICES)) tools/demo tools/bench tools/loadgen
 BIN      := bin
 CHURN    := TestChurnLosesNothing
 # Benchmarks that run against the SQS emulator (a few seconds each).
@@ -83,11 +83,31 @@ test-deploy: ## the deploy tree's tests (test/deploy, KEDA module; cold build ~1
 	cd test/deploy && GOWORK=off go vet ./... && GOWORK=off go test -count=1 ./...
 
 .PHONY: test
-test: deps test-collector test-deploy ## run every test with the race detector (starts real emulators itself)
+test: deps test-k6 test-collector test-deploy ## run every test with the race detector (starts real emulators itself)
 	go test -race -count=1 -skip '^$(CHURN)$$' $(PKGS)
 	@# The churn test on its own, verbose, so its duplicate count is printed.
 	go test -race -count=1 -v -run '^$(CHURN)$$' ./services/sqsworker/ | grep -v '^=== RUN'
 	@$(MAKE) --no-print-directory standalone
+
+# The k6 scripts are shipped, not run here (k6 is AGPL: users run their
+# own). The TypeScript compiler checks them against @types/k6, both pinned
+# in loadtest/package-lock.json; tools/loadgen's tests show it rejects a
+# misspelt executor, option or http call, and replay the smoke profile.
+.PHONY: test-k6
+test-k6: ## type-check the k6 scripts in loadtest/ (tsc + @types/k6; npm ci when needed)
+	@[ -d loadtest/node_modules ] || (cd loadtest && npm ci --no-audit --no-fund --loglevel=error)
+	cd loadtest && npx --no-install tsc -p .
+
+SCRIPT   ?=
+BASE_URL ?=
+K6_INSTALL := https://grafana.com/docs/k6/latest/set-up/install-k6/
+.PHONY: load
+load: ## run a k6 script with your own k6: make load SCRIPT=loadtest/smoke.js BASE_URL=http://127.0.0.1:8080
+	@[ -n "$(SCRIPT)" ] && [ -f "$(SCRIPT)" ] || { echo "SCRIPT must be one of: $(wildcard loadtest/*.js)" >&2; exit 2; }
+	@[ -n "$(BASE_URL)" ] || { echo "BASE_URL is required, e.g. BASE_URL=http://127.0.0.1:8080 (kubectl port-forward svc/webapi 8080:80)" >&2; exit 2; }
+	@command -v k6 >/dev/null || { echo "k6 is not installed. Install it (this repository ships scripts only): $(K6_INSTALL)" >&2; \
+		echo "  (a release binary, Homebrew, or Grafana's apt/rpm repository), then run this again." >&2; exit 127; }
+	k6 run -e BASE_URL='$(BASE_URL)' $(SCRIPT)
 
 .PHONY: standalone
 standalone: ## check every module builds and vets with GOWORK=off

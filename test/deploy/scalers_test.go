@@ -74,8 +74,8 @@ func deref(p *int32, def int32) int32 {
 
 // buildScaler builds tr with KEDA v2.21's own scaler constructor for its
 // type, as the operator would (pkg/scaling/scalers_builder.go), with the
-// metadata exactly as rendered. Only the address of a local stand-in may be
-// overridden (serverAddress; awsEndpoint, and queueURL because the SQS
+// metadata exactly as rendered. Only the address of a local server may be
+// overridden (serverAddress, awsEndpoint, and queueURL because the SQS
 // emulator matches whole queue URLs); everything else is what ships.
 func buildScaler(t *testing.T, tr trigger, override map[string]string) (scalers.Scaler, error) {
 	t.Helper()

@@ -3,7 +3,6 @@ package deploy
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,6 +10,8 @@ import (
 	"github.com/kedacore/keda/v2/pkg/scalers"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
 )
 
 // The signal tests: real components on 127.0.0.1 (our services as built
@@ -23,17 +24,13 @@ import (
 func init() { ctrllog.SetLogger(logr.Discard()) }
 
 // dummyAWS gives KEDA's scalers (which resolve podIdentity aws through the
-// AWS SDK's default chain) static dummy credentials, and keeps every file
-// and metadata source of real ones out of reach.
+// AWS SDK's default chain) static dummy credentials, with the developer's
+// AWS files, profiles and endpoint variables kept out (cwtest.ClearAWSEnv).
 func dummyAWS(t *testing.T) {
 	t.Helper()
-	home := t.TempDir()
+	cwtest.ClearAWSEnv(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(home, "no-aws-config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(home, "no-aws-credentials"))
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 }
 

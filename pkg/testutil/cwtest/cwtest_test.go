@@ -61,7 +61,10 @@ func TestDecodesWhatTheSDKSends(t *testing.T) {
 				StorageResolution: aws.Int32(1),
 				Values:            []float64{1, 2.5},
 				Counts:            []float64{3, 1},
-				StatisticValues:   &types.StatisticSet{SampleCount: aws.Float64(4), Sum: aws.Float64(5.5), Minimum: aws.Float64(1), Maximum: aws.Float64(2.5)},
+			},
+			{
+				MetricName:      aws.String("Set"),
+				StatisticValues: &types.StatisticSet{SampleCount: aws.Float64(4), Sum: aws.Float64(5.5), Minimum: aws.Float64(1), Maximum: aws.Float64(2.5)},
 			},
 		},
 	})
@@ -81,13 +84,16 @@ func TestDecodesWhatTheSDKSends(t *testing.T) {
 			Dimensions: map[string]string{"Host": "pod-1", "Zone": "a"}},
 		{MetricName: "Bare", Value: -3},
 		{MetricName: "Distribution"},
+		{MetricName: "Set"},
 	}
-	if len(c.Data) == 3 {
+	if len(c.Data) == 4 {
 		// No Value member: NaN, which DeepEqual cannot compare.
-		if !math.IsNaN(c.Data[2].Value) {
-			t.Errorf("Value of a datum without one = %v, want NaN", c.Data[2].Value)
+		for _, i := range []int{2, 3} {
+			if !math.IsNaN(c.Data[i].Value) {
+				t.Errorf("Value of a datum without one = %v, want NaN", c.Data[i].Value)
+			}
+			c.Data[i].Value = 0
 		}
-		c.Data[2].Value = 0
 	}
 	if !reflect.DeepEqual(c.Data, want) {
 		t.Errorf("Data = %+v\nwant   %+v", c.Data, want)
@@ -208,8 +214,11 @@ func TestMalformedRequestsAreRejected(t *testing.T) {
 		{"integer timestamp", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Timestamp": tag(1, 1_700_000_000)})), ""},
 		{"integer value", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Value": 3})), ""},
 		{"null member is absent", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Unit": nil})), ""},
-		{"wrong operation", "POST", "/service/GraniteServiceVersion20100801/operation/ListMetrics", "application/cbor", body(datum(nil)), "not a PutMetricData request"},
-		{"GET", "GET", cwtest.PutMetricDataPath, "application/cbor", nil, "not a PutMetricData request"},
+		{"wrong operation", "POST", "/service/GraniteServiceVersion20100801/operation/ListMetrics", "application/cbor", body(datum(nil)), "operation ListMetrics is not supported"},
+		{"GET", "GET", cwtest.PutMetricDataPath, "application/cbor", nil, "not a CloudWatch request"},
+		{"no operation", "POST", "/", "application/cbor", body(datum(nil)), "not a CloudWatch request"},
+		{"value and values", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Values": []any{1.0}})), "mutually exclusive"},
+		{"counts without values", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Counts": []any{1.0}})), "want as many"},
 		{"JSON", "POST", cwtest.PutMetricDataPath, "application/json", []byte(`{}`), "Content-Type"},
 		{"not CBOR", "POST", cwtest.PutMetricDataPath, "application/cbor", []byte{0xff, 0x00}, "decode CBOR"},
 		{"body not a map", "POST", cwtest.PutMetricDataPath, "application/cbor", enc([]any{}), "cannot unmarshal array"},

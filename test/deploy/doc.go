@@ -3,9 +3,10 @@
 // of the projects that will read it — Kubernetes' and KEDA's Go types, KEDA's
 // CRD schemas through the apiextensions validator, KEDA's scaler
 // constructors, the Pod Security Admission library — plus the images, IAM
-// documents, Dockerfile and bake file. Signal tests run a real service
-// against a loopback stand-in and read the signal with KEDA's scaler built
-// from the rendered trigger (cloudwatch_direct_test.go).
+// documents, Dockerfile and bake file. Signal tests run our real services
+// against loopback components (the SQS emulator, our collector, Prometheus,
+// a CloudWatch stand-in) and read the signal with KEDA's scaler built from
+// the rendered trigger (cloudwatch_direct_test.go, signals_*_test.go).
 //
 // It is its own module, outside go.work: KEDA pulls k8s.io v0.36 and three
 // clouds' SDKs, whose pins must not decide what the services build with.

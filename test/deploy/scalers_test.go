@@ -74,9 +74,9 @@ func deref(p *int32, def int32) int32 {
 
 // buildScaler builds tr with KEDA v2.21's own scaler constructor for its
 // type, as the operator would (pkg/scaling/scalers_builder.go), with the
-// metadata exactly as rendered. Only the endpoint (serverAddress,
-// awsEndpoint) may be overridden, to reach a local server; everything else
-// is what ships.
+// metadata exactly as rendered. Only the address of a local server may be
+// overridden (serverAddress, awsEndpoint, and queueURL because the SQS
+// emulator matches whole queue URLs); everything else is what ships.
 func buildScaler(t *testing.T, tr trigger, override map[string]string) (scalers.Scaler, error) {
 	t.Helper()
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")

@@ -1,0 +1,401 @@
+package deploy
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
+)
+
+// The amp overlay's signal, end to end: webapi's OTLP metrics → our
+// collector running the shipped deploy/collector/amp.yaml → Prometheus
+// remote write, SigV4-signed for aps → Prometheus (Debian's 2.42 package,
+// the AMP stand-in: the same remote-write receiver and query API) → KEDA's
+// prometheus scaler built from the amp overlay's trigger.
+
+// startPrometheus runs the prometheus on PATH (Debian: /usr/bin/prometheus)
+// with its remote-write receiver on and a query log, and returns its URL
+// and the query log's path. A missing prometheus fails the test: CI
+// installs it (.ci/run), and a skipped signal test proves nothing.
+func startPrometheus(t *testing.T) (base, queryLog string) {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		t.Fatalf("prometheus not found (%v): it is the AMP stand-in; install it with `apt-get install -y prometheus` (Debian's 2.42, as .ci/run does)", err)
+	}
+	dir := t.TempDir()
+	queryLog = filepath.Join(dir, "queries.log")
+	config := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(config, []byte("global:\n  query_log_file: "+queryLog+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", svctest.FreePort(t))
+	out, done := startCmd(t, "prometheus", bin, []string{
+		"--config.file=" + config,
+		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr,
+		"--web.enable-remote-write-receiver",
+		"--log.level=warn",
+	}, []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir})
+	base = "http://" + addr
+	waitOK(t, "prometheus", base+"/-/ready", 30*time.Second, out, done)
+	return base, queryLog
+}
+
+// startCmd starts bin with args and exactly env; when the test ends it
+// sends SIGTERM (SIGKILL after 15 s) and, if the test failed, logs the
+// output. done is closed once the process has exited.
+func startCmd(t *testing.T, name, bin string, args, env []string) (*svctest.SyncBuffer, <-chan struct{}) {
+	t.Helper()
+	out := &svctest.SyncBuffer{}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, out)
+		}
+	})
+	return out, done
+}
+
+// waitOK polls url until it answers 200; it fails t if the process
+// (done) exits first or timeout passes.
+func waitOK(t *testing.T, name, url string, timeout time.Duration, out *svctest.SyncBuffer, done <-chan struct{}) {
+	t.Helper()
+	err := svctest.Poll(timeout, func() (bool, error) {
+		select {
+		case <-done:
+			return false, fmt.Errorf("%s exited:\n%s", name, out)
+		default:
+		}
+		resp, err := http.Get(url)
+		if err != nil {
+			return false, nil
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		t.Fatalf("%s not ready at %s: %v", name, url, err)
+	}
+}
+
+// ampProxy stands where AMP's workspace endpoint would be: it forwards
+// POST /workspaces/<id>/api/v1/remote_write to Prometheus's /api/v1/write
+// and records each request's Authorization header and the answer.
+type ampProxy struct {
+	URL string
+	mu  sync.Mutex
+	log []ampWrite
+}
+
+type ampWrite struct {
+	auth, amzDate string
+	status        int
+}
+
+func startAMPProxy(t *testing.T, prometheus string) *ampProxy {
+	t.Helper()
+	target, err := url.Parse(prometheus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &ampProxy{}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	writePath := regexp.MustCompile(`^/workspaces/[^/]+/api/v1/remote_write$`)
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || !writePath.MatchString(r.URL.Path) {
+			http.Error(w, "not an AMP remote-write request", http.StatusNotFound)
+			return
+		}
+		auth, date := r.Header.Get("Authorization"), r.Header.Get("X-Amz-Date")
+		r.URL.Path = "/api/v1/write"
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		rp.ServeHTTP(rec, r)
+		p.mu.Lock()
+		p.log = append(p.log, ampWrite{auth: auth, amzDate: date, status: rec.status})
+		p.mu.Unlock()
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	p.URL = "http://" + ln.Addr().String()
+	return p
+}
+
+func (p *ampProxy) writes() []ampWrite {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]ampWrite(nil), p.log...)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// collectorBinary is OTELCOL_BIN if set (e.g. bin/otelcol from `make
+// collector`), else tools/collector built into a temporary directory
+// (GOWORK=off: it is its own module; the build cache makes this quick).
+func collectorBinary(t *testing.T) string {
+	t.Helper()
+	if bin := os.Getenv("OTELCOL_BIN"); bin != "" {
+		abs, err := filepath.Abs(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return abs
+	}
+	bin := filepath.Join(t.TempDir(), "otelcol")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
+	cmd.Dir = filepath.Join(repoRoot(t), "tools", "collector")
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-buildvcs=false")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build tools/collector: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startAMPCollector runs our collector on the shipped amp.yaml plus an
+// override that only moves its listeners to free loopback ports; the
+// environment gives the variables amp.yaml names and static dummy AWS
+// credentials. It returns the OTLP/HTTP endpoint.
+func startAMPCollector(t *testing.T, remoteWriteURL string) string {
+	t.Helper()
+	bin := collectorBinary(t)
+	health, grpcPort, httpPort := svctest.FreePort(t), svctest.FreePort(t), svctest.FreePort(t)
+	override := filepath.Join(t.TempDir(), "loopback.yaml")
+	if err := os.WriteFile(override, fmt.Appendf(nil, `# test only: listeners on free loopback ports
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:%d
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:%d
+      http:
+        endpoint: 127.0.0.1:%d
+`, health, grpcPort, httpPort), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + home,
+		"MY_POD_IP=127.0.0.1",
+		"AWS_REGION=us-east-1",
+		"AMP_REMOTE_WRITE_URL=" + remoteWriteURL,
+		"AWS_ACCESS_KEY_ID=AKIDEXAMPLE",
+		"AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+		"AWS_CONFIG_FILE=" + filepath.Join(home, "no-aws-config"),
+		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "no-aws-credentials"),
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
+	shipped := filepath.Join(repoRoot(t), "deploy", "collector", "amp.yaml")
+	out, done := startCmd(t, "collector", bin, []string{"--config=" + shipped, "--config=" + override}, env)
+	waitOK(t, "collector", fmt.Sprintf("http://127.0.0.1:%d/", health), 60*time.Second, out, done)
+	return fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+}
+
+// promSeries returns the series Prometheus holds for a selector, by
+// instant query (never the trigger's own query: the query log check below
+// attributes that one to KEDA alone).
+func promSeries(t *testing.T, base, selector string) []map[string]string {
+	t.Helper()
+	var resp struct {
+		Status string
+		Data   struct {
+			Result []struct {
+				Metric map[string]string
+			}
+		}
+	}
+	getJSON(t, base+"/api/v1/query?query="+url.QueryEscape(selector), &resp)
+	if resp.Status != "success" {
+		t.Fatalf("query %s: status %s", selector, resp.Status)
+	}
+	var out []map[string]string
+	for _, r := range resp.Data.Result {
+		out = append(out, r.Metric)
+	}
+	return out
+}
+
+// holdRequests keeps n requests to webapi in flight, each re-issued when
+// the server answers, until the returned release is called; release waits
+// until every client has returned.
+func holdRequests(t *testing.T, base string, paths []string, n int) (release func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+paths[i%len(paths)], nil)
+				resp, err := client.Do(req)
+				if err == nil {
+					resp.Body.Close()
+				}
+			}
+		})
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			cancel()
+			wg.Wait()
+			client.CloseIdleConnections()
+		})
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// sigV4 is the Authorization header of a SigV4-signed request.
+var sigV4 = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/(\d{8})/us-east-1/aps/aws4_request, SignedHeaders=([a-z0-9;-]+), Signature=[0-9a-f]{64}$`)
+
+// Must-show 1: N requests held in webapi → the amp trigger's own query,
+// run by KEDA's prometheus scaler against Prometheus, reads N and active;
+// the HPA asks for ⌈N/2⌉ replicas; without load, 0 and the minimum.
+func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
+	dummyAWS(t)
+	tr := onlyTrigger(t, "amp", "prometheus")
+	prom, queryLog := startPrometheus(t)
+	proxy := startAMPProxy(t, prom)
+	otlp := startAMPCollector(t, proxy.URL+"/workspaces/ws-test/api/v1/remote_write")
+
+	instance := fmt.Sprintf("webapi-test-%d", time.Now().UnixNano())
+	webEnv := svctest.Env(t, map[string]string{
+		"LOG_LEVEL":                   "info",
+		"OTEL_SERVICE_NAME":           "webapi",
+		"OTEL_METRICS_EXPORTER":       "otlp",
+		"OTEL_TRACES_EXPORTER":        "none",
+		"OTEL_LOGS_EXPORTER":          "none",
+		"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+		"OTEL_EXPORTER_OTLP_ENDPOINT": otlp,
+		"OTEL_METRIC_EXPORT_INTERVAL": "500",
+		"OTEL_RESOURCE_ATTRIBUTES":    "service.instance.id=" + instance,
+		"WEATHER_MIN_DELAY":           "30s", // held until the client leaves
+		"WEATHER_MAX_DELAY":           "30s",
+	})
+	web := svctest.StartBinary(t, svctest.Build(t, "services/webapi"), webEnv)
+	webURL := "http://127.0.0.1:" + webEnv["PORT"]
+	web.WaitReady(t, webURL)
+
+	s, target, desired := localScaler(t, tr, map[string]string{"serverAddress": prom})
+
+	r, _ := waitKeda(t, s, 250*time.Millisecond, 10*time.Second, "a reading", func(kedaReading) bool { return true })
+	if r.value != 0 || r.active {
+		t.Fatalf("no load yet: KEDA reports %v active=%v, want 0 and inactive", r.value, r.active)
+	}
+
+	const inFlight = 7
+	release := holdRequests(t, webURL, []string{"/weatherforecast", "/weatherforecast?days=5", "/weatherforecast?city=Seattle"}, inFlight)
+	r, seen := waitKeda(t, s, 250*time.Millisecond, 45*time.Second, fmt.Sprintf("%d in flight", inFlight), func(r kedaReading) bool { return r.value == inFlight })
+	for _, v := range seen {
+		if v > inFlight {
+			t.Errorf("KEDA read %v with %d requests in flight (values %v)", v, inFlight, seen)
+		}
+	}
+	if !r.active {
+		t.Errorf("%d in flight: KEDA reports inactive", inFlight)
+	}
+	up := desired(r.value, tr.min)
+	t.Logf("%d in flight: KEDA reads %v active=%v (values on the way %v); target %s %s -> HPA desired %d", inFlight, r.value, r.active, seen, target.Type, targetString(target), up)
+	if up != (inFlight+1)/2 {
+		t.Errorf("%d in flight: HPA desired %d, want ceil(%d/2) = %d", inFlight, up, inFlight, (inFlight+1)/2)
+	}
+	series := promSeries(t, prom, "http_server_active_requests")
+	want := map[string]string{"__name__": "http_server_active_requests", "job": "webapi", "instance": instance}
+	if len(series) != 1 || !maps.Equal(series[0], want) {
+		t.Errorf("Prometheus holds %v, want exactly one series %v", series, want)
+	}
+
+	release()
+	r, seen = waitKeda(t, s, 250*time.Millisecond, 30*time.Second, "no load", func(r kedaReading) bool { return r.value == 0 })
+	down := desired(r.value, up)
+	t.Logf("released: KEDA reads %v active=%v (values on the way %v) -> HPA desired %d from %d", r.value, r.active, seen, down, up)
+	if r.active || down != tr.min {
+		t.Errorf("no load: KEDA active=%v, HPA desired %d; want inactive and the minimum %d", r.active, down, tr.min)
+	}
+
+	writes := proxy.writes()
+	if len(writes) == 0 {
+		t.Fatal("no remote write reached the AMP endpoint")
+	}
+	for i, w := range writes {
+		m := sigV4.FindStringSubmatch(w.auth)
+		if m == nil || !strings.HasPrefix(w.amzDate, m[1]) || !strings.Contains(";"+m[2]+";", ";host;") || !strings.Contains(";"+m[2]+";", ";x-amz-date;") {
+			t.Errorf("write %d: Authorization %q (X-Amz-Date %q) is not SigV4 for aps in us-east-1 with the dummy key", i, w.auth, w.amzDate)
+		}
+		if w.status/100 != 2 {
+			t.Errorf("write %d: Prometheus answered %d", i, w.status)
+		}
+	}
+	t.Logf("%d remote writes, all SigV4-signed for aps: %s", len(writes), writes[0].auth[:strings.Index(writes[0].auth, "Signature=")])
+
+	// Prometheus's query log: KEDA ran the overlay's query string, as rendered.
+	ran := map[string]int{}
+	f, err := os.Open(queryLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var entry struct{ Params struct{ Query string } }
+		if err := json.Unmarshal(sc.Bytes(), &entry); err != nil {
+			t.Fatalf("query log line %q: %v", sc.Text(), err)
+		}
+		ran[entry.Params.Query]++
+	}
+	if ran[tr.spec.Metadata["query"]] == 0 {
+		t.Errorf("Prometheus never ran the overlay's query %q; it ran %v", tr.spec.Metadata["query"], ran)
+	}
+	for q := range ran {
+		if q != tr.spec.Metadata["query"] && q != "http_server_active_requests" {
+			t.Errorf("Prometheus ran %q, neither the overlay's query nor the test's own", q)
+		}
+	}
+	t.Logf("Prometheus query log: %v", ran)
+}

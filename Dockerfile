@@ -26,11 +26,11 @@ WORKDIR /src
 # Dependencies first: this layer stays cached until a go.mod or go.sum changes.
 COPY pkg/go.mod pkg/go.sum pkg/
 COPY ${MODULE}/go.mod ${MODULE}/go.sum ${MODULE}/
-RUN --mount=type=cache,target=/root/go/pkg/mod cd ${MODULE} && go mod download
+RUN --mount=type=cache,target=/go/pkg/mod cd ${MODULE} && go mod download
 COPY pkg/ pkg/
 COPY ${MODULE}/ ${MODULE}/
 # The same flags as `make build` (test/deploy checks they agree).
-RUN --mount=type=cache,target=/root/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     cd ${MODULE} && GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
     go build -trimpath -ldflags="-s -w -X ${VERSION_VAR}=${VERSION}" -o /out/app .
 

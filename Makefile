@@ -51,7 +51,7 @@ test-collector: collector ## run bin/otelcol on the shipped configs in deploy/co
 PARAMS   := deploy/kustomize/params/params.env
 param     = $(shell sed -n 's/^$(1)=//p' $(PARAMS))
 .PHONY: images
-images: ## build the six images for both platforms (docker buildx bake; REGISTRY/TAG from the params file)
+images: ## build the six images for both platforms into the buildx cache (docker buildx bake; make push pushes them)
 	REGISTRY=$(call param,ECR_REGISTRY) TAG=$(call param,IMAGE_TAG) VERSION=$(VERSION) docker buildx bake
 
 .PHONY: push

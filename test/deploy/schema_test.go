@@ -143,3 +143,37 @@ func TestKedaObjectsMatchTheCRDSchemas(t *testing.T) {
 		t.Error("the ScaledJob schema accepted pollingInterval: often")
 	}
 }
+
+// TestEveryScaledObjectStatesItsHPABehavior: without spec.advanced...behavior
+// the HPA KEDA creates takes the controller's legacy path (scale-up held at
+// the highest recommendation of the last 300 s), which is not what the
+// trigger arithmetic assumes.
+func TestEveryScaledObjectStatesItsHPABehavior(t *testing.T) {
+	n := 0
+	eachOverlay(t, func(t *testing.T, _ string, objs []object) {
+		for _, o := range objs {
+			if o.Kind != "ScaledObject" {
+				continue
+			}
+			n++
+			v, err := decodeStrict(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			so := v.(*kedav1alpha1.ScaledObject)
+			adv := so.Spec.Advanced
+			if adv == nil || adv.HorizontalPodAutoscalerConfig == nil || adv.HorizontalPodAutoscalerConfig.Behavior == nil {
+				t.Errorf("%s states no HPA behavior", o)
+				continue
+			}
+			b := adv.HorizontalPodAutoscalerConfig.Behavior
+			if b.ScaleUp == nil || b.ScaleDown == nil || len(b.ScaleUp.Policies) == 0 || len(b.ScaleDown.Policies) == 0 ||
+				b.ScaleUp.StabilizationWindowSeconds == nil || b.ScaleDown.StabilizationWindowSeconds == nil {
+				t.Errorf("%s: behavior %+v leaves part of scale-up or scale-down to the controller's defaults", o, b)
+			}
+		}
+	})
+	if n == 0 {
+		t.Fatal("no ScaledObject rendered")
+	}
+}

@@ -16,7 +16,7 @@ import (
 // Metric names the KEDA triggers in deploy/ read. Spelled once, here.
 const (
 	// ActiveRequests is read by the aws-cloudwatch trigger of the sidecar and
-	// gateway overlays (SELECT AVG("http.server.active_requests") FROM ...)
+	// gateway overlays (SELECT SUM("http.server.active_requests") FROM ...)
 	// and by the prometheus trigger of the amp overlay.
 	ActiveRequests = "http.server.active_requests"
 	// RequestDuration is otelhttp's histogram; its count is the request

@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 )
 
@@ -85,36 +87,207 @@ func queryValue(agg aggregation, load float64, pods int32) float64 {
 	panic("aggregation " + agg)
 }
 
-// settle runs the HPA from min replicas until the recommendation stops
-// changing and returns that count, or the sequence if it never settles.
-func settle(target autoscalingv2.MetricTarget, agg aggregation, load float64, min, max int32) (int32, []int32) {
-	n := min
-	seq := []int32{n}
-	for range 50 {
-		next := clamp(hpaDesired(target, queryValue(agg, load, n), n), min, max)
-		if next == n {
-			return n, nil
+// syncPeriod is the HPA controller's default --horizontal-pod-autoscaler-sync-period.
+const syncPeriod = 15 // seconds
+
+// cloudwatchLag is how many syncs old the metric an aws-cloudwatch trigger
+// hands the HPA is: KEDA reads the 60 s period that ends at
+// floor(now - metricEndTimeOffset 60 s), so the newest datapoint it sees is
+// 60-120 s old and the oldest 120-180 s; 8 syncs (120 s) is the middle.
+const cloudwatchLag = 8
+
+// hpaSim is the HPA controller's loop for one External metric with an
+// explicit spec.behavior (k8s.io/kubernetes pkg/controller/podautoscaler/
+// horizontal.go: stabilizeRecommendationWithBehaviors,
+// convertDesiredReplicasWithBehaviorRate, calculateScaleUpLimitWithScalingRules,
+// calculateScaleDownLimitWithBehaviors), on a clock of whole syncs. Pods are
+// taken to be ready as soon as they are asked for (the real lag is longer,
+// which slows a ratchet down but does not stop it).
+type hpaSim struct {
+	target         autoscalingv2.MetricTarget
+	behavior       *autoscalingv2.HorizontalPodAutoscalerBehavior
+	min, max       int32
+	recs           []scaleRec // unstabilised recommendations
+	ups, downs     []scaleRec // scale events (replicas added / removed)
+	current, clock int32      // replicas; seconds
+}
+
+type scaleRec struct{ at, n int32 }
+
+// since sums the events strictly after now - period (getReplicasChangePerPeriod).
+func since(evs []scaleRec, now, period int32) int32 {
+	var n int32
+	for _, e := range evs {
+		if e.at > now-period {
+			n += e.n
 		}
-		n = next
-		seq = append(seq, n)
 	}
-	return -1, seq
+	return n
+}
+
+// step runs one sync with the metric KEDA reports and returns the new count.
+func (h *hpaSim) step(metric float64) int32 {
+	now, cur := h.clock, h.current
+	desired := hpaDesired(h.target, metric, cur)
+	// Stabilisation: the lowest recommendation of the scale-up window and
+	// the highest of the scale-down window bound the new one.
+	up, down := desired, desired
+	for _, r := range h.recs {
+		if r.at > now-deref(h.behavior.ScaleUp.StabilizationWindowSeconds, 0) {
+			up = min(up, r.n)
+		}
+		if r.at > now-deref(h.behavior.ScaleDown.StabilizationWindowSeconds, 300) {
+			down = max(down, r.n)
+		}
+	}
+	h.recs = append(h.recs, scaleRec{now, desired})
+	rec := max(cur, up)
+	rec = min(rec, down)
+	// Rate limits of the behavior's policies.
+	next := rec
+	if rec > cur {
+		limit := rateLimit(h.behavior.ScaleUp, cur, now, h.ups, h.downs, +1)
+		next = min(rec, max(limit, cur), h.max)
+	} else if rec < cur {
+		limit := rateLimit(h.behavior.ScaleDown, cur, now, h.ups, h.downs, -1)
+		next = max(rec, min(limit, cur), h.min)
+	}
+	next = clamp(next, h.min, h.max)
+	if next > cur {
+		h.ups = append(h.ups, scaleRec{now, next - cur})
+	} else if next < cur {
+		h.downs = append(h.downs, scaleRec{now, cur - next})
+	}
+	h.current, h.clock = next, now+syncPeriod
+	return next
+}
+
+// rateLimit is the furthest one sync may go in direction dir (+1 up, -1
+// down) under rules, from the count at the start of each policy's period.
+func rateLimit(rules *autoscalingv2.HPAScalingRules, cur, now int32, ups, downs []scaleRec, dir int32) int32 {
+	sel := autoscalingv2.MaxChangePolicySelect
+	if rules.SelectPolicy != nil {
+		sel = *rules.SelectPolicy
+	}
+	if sel == autoscalingv2.DisabledPolicySelect {
+		return cur
+	}
+	var limit int32
+	for i, p := range rules.Policies {
+		start := cur - since(ups, now, p.PeriodSeconds) + since(downs, now, p.PeriodSeconds)
+		var proposed int32
+		switch {
+		case p.Type == autoscalingv2.PodsScalingPolicy:
+			proposed = start + dir*p.Value
+		case dir > 0:
+			proposed = int32(math.Ceil(float64(start) * (1 + float64(p.Value)/100)))
+		default:
+			proposed = int32(float64(start) * (1 - float64(p.Value)/100))
+		}
+		// Max picks the policy allowing the largest change, Min the smallest.
+		largest := (dir > 0) == (sel == autoscalingv2.MaxChangePolicySelect)
+		switch {
+		case i == 0:
+			limit = proposed
+		case largest:
+			limit = max(limit, proposed)
+		default:
+			limit = min(limit, proposed)
+		}
+	}
+	return limit
+}
+
+// settle runs the HPA from min replicas for 80 syncs (20 minutes) under a
+// constant load. The metric at sync k is what the query returns for the
+// replica count of sync k-lag (the count was min before the run). It
+// returns the count held over the last 30 syncs (-1 if it still moves),
+// the highest count reached and the sequence.
+func settle(target autoscalingv2.MetricTarget, behavior *autoscalingv2.HorizontalPodAutoscalerBehavior, agg aggregation, load float64, lo, hi int32, lag int) (settled, peak int32, seq []int32) {
+	h := &hpaSim{target: target, behavior: behavior, min: lo, max: hi, current: lo}
+	seq = []int32{lo}
+	for k := range 80 {
+		seen := lo
+		if k-lag >= 0 {
+			seen = seq[k-lag]
+		}
+		seq = append(seq, h.step(queryValue(agg, load, seen)))
+	}
+	settled, peak = seq[len(seq)-1], slices.Max(seq)
+	for _, n := range seq[len(seq)-30:] {
+		if n != settled {
+			settled = -1
+		}
+	}
+	return settled, peak, seq
+}
+
+// runs prints a sequence as count x syncs.
+func runs(seq []int32) string {
+	var b strings.Builder
+	for i := 0; i < len(seq); {
+		j := i
+		for j < len(seq) && seq[j] == seq[i] {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteString(" ")
+		}
+		if j-i > 1 {
+			fmt.Fprintf(&b, "%dx%d", seq[i], j-i)
+		} else {
+			fmt.Fprintf(&b, "%d", seq[i])
+		}
+		i = j
+	}
+	return b.String()
+}
+
+// webapiBehavior is the rendered ScaledObject webapi's HPA behavior.
+func webapiBehavior(t *testing.T, objs []object) *autoscalingv2.HorizontalPodAutoscalerBehavior {
+	t.Helper()
+	for _, o := range objs {
+		if o.Kind != "ScaledObject" || o.Name != "webapi" {
+			continue
+		}
+		v, err := decodeStrict(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		so := v.(*kedav1alpha1.ScaledObject)
+		if a := so.Spec.Advanced; a != nil && a.HorizontalPodAutoscalerConfig != nil {
+			if b := a.HorizontalPodAutoscalerConfig.Behavior; b != nil && b.ScaleUp != nil && b.ScaleDown != nil {
+				return b
+			}
+		}
+		t.Fatal("ScaledObject/webapi states no scaleUp and scaleDown behavior")
+	}
+	t.Fatal("no ScaledObject/webapi")
+	return nil
 }
 
 // httpScaledObjects are the overlays whose ScaledObject scales webapi on an
 // HTTP signal, and the load each signal measures.
 var httpScaledObjects = []string{"sidecar", "gateway", "cloudwatch-direct", "amp"}
 
+// perPod is the seeds' target: 2 in flight (or 2 per second) per pod.
+const perPod = 2
+
+// TestHTTPTriggersSettleOnWhatTheLoadNeeds runs each HTTP overlay's
+// rendered trigger (target built by KEDA's own scaler) and behavior through
+// the HPA loop for loads 0..50, with a fresh metric and with CloudWatch's
+// 2-minute-old one: it must settle on ceil(load / 2) and never go above it.
 func TestHTTPTriggersSettleOnWhatTheLoadNeeds(t *testing.T) {
 	root := repoRoot(t)
-	loads := []float64{0, 1, 3, 7, 12, 20, 50}
 	for _, overlay := range httpScaledObjects {
 		t.Run(overlay, func(t *testing.T) {
-			trs := triggers(t, renderOverlay(t, root, overlay))
+			objs := renderOverlay(t, root, overlay)
+			trs := triggers(t, objs)
 			if len(trs) != 1 {
 				t.Fatalf("%d triggers, want 1", len(trs))
 			}
 			tr := trs[0]
+			behavior := webapiBehavior(t, objs)
 			s, err := buildScaler(t, tr, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -125,16 +298,57 @@ func TestHTTPTriggersSettleOnWhatTheLoadNeeds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			const perPod = 2 // the seeds' target: 2 in flight (or 2 per second) per pod
-			for _, load := range loads {
-				want := clamp(int32(math.Ceil(load/perPod)), tr.min, tr.max)
-				got, seq := settle(target, agg, load, tr.min, tr.max)
-				t.Logf("load %4.0f: %s %s target %s -> %d replicas (want %d)", load, agg, target.Type, targetString(target), got, want)
-				if got != want {
-					t.Errorf("load %v: settles on %d replicas (sequence %v), the load needs %d", load, got, seq, want)
+			for _, lag := range []int{0, cloudwatchLag} {
+				for load := range 51 {
+					want := clamp(int32(math.Ceil(float64(load)/perPod)), tr.min, tr.max)
+					got, peak, seq := settle(target, behavior, agg, float64(load), tr.min, tr.max, lag)
+					if load%10 == 6 || load == 50 {
+						t.Logf("lag %3d s, load %2d: %s %s target %s: %s (want %d)", lag*syncPeriod, load, agg, target.Type, targetString(target), runs(seq), want)
+					}
+					if got != want || peak > want {
+						t.Errorf("lag %d s, load %d: settles on %d, peak %d (sequence %s); the load needs %d",
+							lag*syncPeriod, load, got, peak, runs(seq), want)
+					}
 				}
 			}
 		})
+	}
+}
+
+// TestAvgValueRatchetsUnderLag keeps the other tempting shape — AVG of a
+// per-pod value with metricType Value — as a counterexample: with a fresh
+// metric it settles on ceil(load / 2), but CloudWatch's metric is minutes
+// old (L / the pod count back then) and the HPA multiplies it by the current
+// count at every sync, so it overshoots to a multiple of what the load needs
+// and the scale-down window holds it there.
+func TestAvgValueRatchetsUnderLag(t *testing.T) {
+	objs := renderOverlay(t, repoRoot(t), "gateway")
+	tr := triggers(t, objs)[0]
+	tr.spec.MetricType = "Value"
+	tr.spec.Metadata["expression"] = strings.Replace(tr.spec.Metadata["expression"], "SELECT SUM(", "SELECT AVG(", 1)
+	behavior := webapiBehavior(t, objs)
+	s, err := buildScaler(t, tr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	target := externalTarget(t, s)
+	agg, err := queryAggregation(tr)
+	if err != nil || agg != "AVG" || target.Type != autoscalingv2.ValueMetricType {
+		t.Fatalf("counterexample is %s %s (%v), want AVG Value", agg, target.Type, err)
+	}
+	for _, load := range []float64{6, 12} {
+		needed := clamp(int32(math.Ceil(load/perPod)), tr.min, tr.max)
+		fresh, freshPeak, freshSeq := settle(target, behavior, agg, load, tr.min, tr.max, 0)
+		t.Logf("load %v, fresh metric: AVG Value: %s (needs %d)", load, runs(freshSeq), needed)
+		if fresh != needed || freshPeak != needed {
+			t.Errorf("load %v, fresh metric: AVG Value settles on %d (peak %d), expected %d", load, fresh, freshPeak, needed)
+		}
+		_, peak, seq := settle(target, behavior, agg, load, tr.min, tr.max, cloudwatchLag)
+		t.Logf("load %v, metric %d s old: AVG Value: %s (needs %d, peak %d)", load, cloudwatchLag*syncPeriod, runs(seq), needed, peak)
+		if peak < 2*needed && peak != tr.max {
+			t.Errorf("load %v with lag: AVG Value peaks at %d, expected the ratchet to reach a multiple of %d", load, peak, needed)
+		}
 	}
 }
 

@@ -2,12 +2,16 @@
 // request-rate metric to Amazon CloudWatch with PutMetricData.
 //
 // It exists for the "CloudWatch-direct" variant of the KEDA autoscaling
-// sample: KEDA's aws-cloudwatch trigger runs
+// sample: KEDA's aws-cloudwatch trigger (deploy/kustomize/components/
+// trigger-cloudwatch-direct) runs
 //
-//	SELECT AVG(RequestPerSecond) FROM MyApiNamespace
+//	SELECT SUM(RequestPerSecond) FROM SCHEMA("<namespace>", Host)
 //
-// so every pod has to publish its own request rate, tagged with a Host
-// dimension, into that namespace. The original seed did this with an
+// with metricType AverageValue, so every pod has to publish its own request
+// rate, tagged with a Host dimension, into that namespace — once per 60 s
+// period (OTEL_METRIC_EXPORT_INTERVAL=60000 in that overlay), so the SUM of
+// a period is the total rate. (The seed ran SELECT AVG(...) with KEDA's
+// default AverageValue, which under-scales.) The original seed did this with an
 // EventListener that called PutMetricData once per second per pod. Here the
 // rate is derived from the OpenTelemetry HTTP server histogram that the
 // service records anyway (otelhttp's http.server.request.duration) and pushed

@@ -193,11 +193,13 @@ func collectorBinary(t *testing.T) string {
 	return bin
 }
 
-// startAMPCollector runs our collector on the shipped amp.yaml plus an
-// override that only moves its listeners to free loopback ports; the
-// environment gives the variables amp.yaml names and static dummy AWS
-// credentials. It returns the OTLP/HTTP endpoint.
-func startAMPCollector(t *testing.T, remoteWriteURL string) string {
+// startCollector runs our collector on the shipped deploy/collector/<config>
+// plus a test-only override that moves its listeners to free loopback ports
+// and adds extra (YAML with other top-level keys: endpoints, or a
+// deliberately broken processor). The environment is static dummy AWS
+// credentials, MY_POD_IP and AWS_REGION plus env (the other variables the
+// config names). It returns the OTLP/HTTP endpoint.
+func startCollector(t *testing.T, config, extra string, env map[string]string) string {
 	t.Helper()
 	bin := collectorBinary(t)
 	health, grpcPort, httpPort := svctest.FreePort(t), svctest.FreePort(t), svctest.FreePort(t)
@@ -213,25 +215,27 @@ receivers:
         endpoint: 127.0.0.1:%d
       http:
         endpoint: 127.0.0.1:%d
-`, health, grpcPort, httpPort), 0o600); err != nil {
+%s`, health, grpcPort, httpPort, extra), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	home := t.TempDir()
-	env := []string{
+	vars := []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + home,
 		"MY_POD_IP=127.0.0.1",
 		"AWS_REGION=us-east-1",
-		"AMP_REMOTE_WRITE_URL=" + remoteWriteURL,
 		"AWS_ACCESS_KEY_ID=AKIDEXAMPLE",
 		"AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
 		"AWS_CONFIG_FILE=" + filepath.Join(home, "no-aws-config"),
 		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "no-aws-credentials"),
 		"AWS_EC2_METADATA_DISABLED=true",
 	}
-	shipped := filepath.Join(repoRoot(t), "deploy", "collector", "amp.yaml")
-	out, done := startCmd(t, "collector", bin, []string{"--config=" + shipped, "--config=" + override}, env)
-	waitOK(t, "collector", fmt.Sprintf("http://127.0.0.1:%d/", health), 60*time.Second, out, done)
+	for k, v := range env {
+		vars = append(vars, k+"="+v)
+	}
+	shipped := filepath.Join(repoRoot(t), "deploy", "collector", config)
+	out, done := startCmd(t, "collector "+config, bin, []string{"--config=" + shipped, "--config=" + override}, vars)
+	waitOK(t, "collector "+config, fmt.Sprintf("http://127.0.0.1:%d/", health), 60*time.Second, out, done)
 	return fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 }
 
@@ -301,7 +305,7 @@ func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 	tr := onlyTrigger(t, "amp", "prometheus")
 	prom, queryLog := startPrometheus(t)
 	proxy := startAMPProxy(t, prom)
-	otlp := startAMPCollector(t, proxy.URL+"/workspaces/ws-test/api/v1/remote_write")
+	otlp := startCollector(t, "amp.yaml", "", map[string]string{"AMP_REMOTE_WRITE_URL": proxy.URL + "/workspaces/ws-test/api/v1/remote_write"})
 
 	instance := fmt.Sprintf("webapi-test-%d", time.Now().UnixNano())
 	webEnv := svctest.Env(t, map[string]string{

@@ -183,7 +183,18 @@ func (h *Handler) logs(op string, r *http.Request) (any, error) {
 		if err := in.validate(); err != nil {
 			return nil, err
 		}
-		return struct{}{}, h.putLogEvents(in, r.Header)
+		if err := h.putLogEvents(in, r.Header); err != nil {
+			return nil, err
+		}
+		// CloudWatch Logs still answers a (deprecated, ignored) sequence
+		// token, and awsemf depends on it: its PutLogEvents loop
+		// (internal/aws/cwlogs) re-sends the same batch up to retryCnt more
+		// times until the answer carries nextSequenceToken, so an answer
+		// without one makes every EMF record arrive three times.
+		h.mu.Lock()
+		n := len(h.events)
+		h.mu.Unlock()
+		return map[string]string{"nextSequenceToken": fmt.Sprintf("%056d", n)}, nil
 	}
 	return nil, badLogsRequest("UnknownOperationException", "operation %s is not supported by cwtest (CreateLogGroup, CreateLogStream, PutRetentionPolicy, PutLogEvents)", op)
 }

@@ -68,19 +68,7 @@ func TestAMPConfigWritesOneSeriesPerPod(t *testing.T) {
 	srv := httptest.NewServer(rw)
 	t.Cleanup(srv.Close)
 
-	grpcPort, httpPort, healthPort := freePort(t), freePort(t), freePort(t)
-	override := writeFile(t, "override.yaml", fmt.Sprintf(`
-extensions:
-  health_check:
-    endpoint: 127.0.0.1:%d
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%d
-      http:
-        endpoint: 127.0.0.1:%d
-`, healthPort, grpcPort, httpPort))
+	override, httpPort, healthPort := loopbackOverride(t, "")
 	env := collectorEnv(t, map[string]string{"AMP_REMOTE_WRITE_URL": srv.URL + "/workspaces/ws-test/api/v1/remote_write"})
 	startCollector(t, env, healthPort, filepath.Join(configsDir, "amp.yaml"), override)
 

@@ -133,23 +133,12 @@ func TestCloudWatchConfigTurnsActiveRequestsIntoOneGauge(t *testing.T) {
 	srv := httptest.NewServer(logs)
 	t.Cleanup(srv.Close)
 
-	grpcPort, httpPort, healthPort := freePort(t), freePort(t), freePort(t)
 	// Test-only override: endpoints to loopback, nothing else.
-	override := writeFile(t, "override.yaml", fmt.Sprintf(`
-extensions:
-  health_check:
-    endpoint: 127.0.0.1:%d
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%d
-      http:
-        endpoint: 127.0.0.1:%d
+	override, httpPort, healthPort := loopbackOverride(t, fmt.Sprintf(`
 exporters:
   awsemf:
     endpoint: %s
-`, healthPort, grpcPort, httpPort, srv.URL))
+`, srv.URL))
 	env := collectorEnv(t, nil)
 	startCollector(t, env, healthPort, filepath.Join(configsDir, "cloudwatch.yaml"), override)
 

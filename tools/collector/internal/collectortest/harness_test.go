@@ -239,3 +239,25 @@ func mutate(t *testing.T, shipped, old, new string) string {
 	}
 	return writeFile(t, shipped, strings.Replace(string(b), old, new, 1))
 }
+
+// loopbackOverride writes the test-only config every test runs beside a
+// shipped one: the collector's listeners on loopback free ports, plus extra
+// (endpoints of the test's own fakes). It returns the file, the OTLP/HTTP
+// port and the health port.
+func loopbackOverride(t *testing.T, extra string) (file string, httpPort, healthPort int) {
+	t.Helper()
+	grpcPort, httpPort, healthPort := freePort(t), freePort(t), freePort(t)
+	file = writeFile(t, "override.yaml", fmt.Sprintf(`
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:%d
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:%d
+      http:
+        endpoint: 127.0.0.1:%d
+`, healthPort, grpcPort, httpPort)+extra)
+	return file, httpPort, healthPort
+}

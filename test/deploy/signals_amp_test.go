@@ -91,21 +91,8 @@ func startCmd(t *testing.T, name, bin string, args, env []string) (*svctest.Sync
 // (done) exits first or timeout passes.
 func waitOK(t *testing.T, name, url string, timeout time.Duration, out *svctest.SyncBuffer, done <-chan struct{}) {
 	t.Helper()
-	err := svctest.Poll(timeout, func() (bool, error) {
-		select {
-		case <-done:
-			return false, fmt.Errorf("%s exited:\n%s", name, out)
-		default:
-		}
-		resp, err := http.Get(url)
-		if err != nil {
-			return false, nil
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
-	})
-	if err != nil {
-		t.Fatalf("%s not ready at %s: %v", name, url, err)
+	if err := svctest.WaitOK(url, timeout, done); err != nil {
+		t.Fatalf("%s not ready at %s: %v; output:\n%s", name, url, err, out)
 	}
 }
 

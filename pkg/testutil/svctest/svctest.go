@@ -97,24 +97,35 @@ type ended struct {
 	err  error
 }
 
-// waitReady is the one readiness poller: it polls url/readyz until it
-// answers 200 and fails t if the service ends first or readyTimeout passes.
-func (e *ended) waitReady(t testing.TB, url string, output *SyncBuffer) {
-	t.Helper()
-	err := Poll(readyTimeout, func() (bool, error) {
+// WaitOK is the one readiness poller: it polls url until it answers 200 and
+// returns an error if done is closed first (the process behind url ended) or
+// timeout passes.
+func WaitOK(url string, timeout time.Duration, done <-chan struct{}) error {
+	return Poll(timeout, func() (bool, error) {
 		select {
-		case <-e.done:
-			return false, fmt.Errorf("exited before ready (%v)", e.err)
+		case <-done:
+			return false, errors.New("exited before ready")
 		default:
 		}
-		resp, err := http.Get(url + "/readyz")
+		resp, err := http.Get(url)
 		if err != nil {
 			return false, nil
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, nil
 	})
-	if err != nil {
+}
+
+// waitReady waits for url/readyz and fails t, with the service's output, if
+// it ends first or readyTimeout passes.
+func (e *ended) waitReady(t testing.TB, url string, output *SyncBuffer) {
+	t.Helper()
+	if err := WaitOK(url+"/readyz", readyTimeout, e.done); err != nil {
+		select {
+		case <-e.done:
+			err = fmt.Errorf("%w (%v)", err, e.err)
+		default:
+		}
 		t.Fatalf("%s/readyz: %v; output:\n%s", url, err, output)
 	}
 }

@@ -278,6 +278,8 @@ func TestHungExtensionIsCutAndTriedAgainInTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The first extension hangs; the two after it must keep the message.
+	// The worker holds it first; only then may no other consumer see it.
+	emu.WaitDepth(t, q.URL, func(v, f int) bool { return v == 0 && f == 1 }, 10*time.Second)
 	neverReceived(t, emu.Client(t), q.URL, func() bool { return p.Calls("ChangeMessageVisibilityBatch") >= 3 }, 30*time.Second)
 	close(finish)
 	emu.WaitDepth(t, q.URL, sqstest.Empty, 10*time.Second)

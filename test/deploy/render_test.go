@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 )
@@ -51,6 +52,12 @@ func render(t testing.TB, dir string) []object {
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
+	return objectsOf(t, m)
+}
+
+// objectsOf is every object of a kustomize build.
+func objectsOf(t testing.TB, m resmap.ResMap) []object {
+	t.Helper()
 	var objs []object
 	for _, r := range m.Resources() {
 		b, err := r.AsYAML()

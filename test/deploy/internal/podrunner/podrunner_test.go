@@ -1,0 +1,337 @@
+package podrunner
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8stypes "k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+// The test binary doubles as the pods' program: with PODRUNNER_HELPER=1 in
+// its environment (which only a pod's env gives it) it runs helperMain.
+func TestMain(m *testing.M) {
+	if os.Getenv("PODRUNNER_HELPER") == "1" {
+		os.Exit(helperMain())
+	}
+	os.Exit(m.Run())
+}
+
+// helperMain: prints its environment, serves GET /readyz and /env on
+// HOST:PORT when PORT is set, writes "written" to DATA_FILE when set, exits
+// EXIT_CODE after EXIT_AFTER when set, and on SIGTERM prints "got SIGTERM"
+// and exits TERM_EXIT (default 0) unless IGNORE_TERM is set.
+func helperMain() int {
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Printf("ENV %s=%s\n", k, env[k])
+	}
+	if f := env["DATA_FILE"]; f != "" {
+		if err := os.WriteFile(f, []byte("written"), 0o644); err != nil {
+			fmt.Println("data file:", err)
+			return 1
+		}
+	}
+	if port := env["PORT"]; port != "" {
+		ln, err := net.Listen("tcp", net.JoinHostPort(env["HOST"], port))
+		if err != nil {
+			fmt.Println("listen:", err)
+			return 1
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
+		mux.HandleFunc("GET /env", func(w http.ResponseWriter, _ *http.Request) { json.NewEncoder(w).Encode(env) })
+		go http.Serve(ln, mux)
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM)
+	var exitAfter <-chan time.Time
+	if d, err := time.ParseDuration(env["EXIT_AFTER"]); err == nil {
+		exitAfter = time.After(d)
+	}
+	for {
+		select {
+		case <-sig:
+			fmt.Println("got SIGTERM")
+			if env["IGNORE_TERM"] != "" {
+				continue
+			}
+			code, _ := strconv.Atoi(env["TERM_EXIT"])
+			return code
+		case <-exitAfter:
+			code, _ := strconv.Atoi(env["EXIT_CODE"])
+			return code
+		}
+	}
+}
+
+const (
+	node  = "kwok-node"
+	ns    = "e2e"
+	image = "local/helper"
+)
+
+// start runs a Runner over a fake clientset holding objs.
+func start(t *testing.T, objs ...*corev1.ConfigMap) (*Runner, *fake.Clientset, string) {
+	t.Helper()
+	c := fake.NewClientset()
+	for _, o := range objs {
+		if _, err := c.CoreV1().ConfigMaps(o.Namespace).Create(context.Background(), o, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logDir := t.TempDir()
+	r, err := NewForClient(c, Options{NodeName: node, Images: map[string]string{image: self}, LogDir: logDir, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Stop(); cancel() })
+	return r, c, logDir
+}
+
+func helperPod(name string, restart corev1.RestartPolicy, env ...corev1.EnvVar) *corev1.Pod {
+	grace := int64(5)
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, UID: k8stypes.UID("uid-" + name), Labels: map[string]string{"app": "helper"}},
+		Spec: corev1.PodSpec{
+			NodeName:                      node,
+			RestartPolicy:                 restart,
+			TerminationGracePeriodSeconds: &grace,
+			Containers: []corev1.Container{{
+				Name:  "main",
+				Image: image,
+				Env:   append([]corev1.EnvVar{{Name: "PODRUNNER_HELPER", Value: "1"}}, env...),
+			}},
+		},
+	}
+}
+
+func create(t *testing.T, c *fake.Clientset, p *corev1.Pod) {
+	t.Helper()
+	if _, err := c.CoreV1().Pods(p.Namespace).Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// poll calls cond until it is true or 20 s have passed.
+func poll(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, s := cond()
+		if ok {
+			return
+		}
+		last = s
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within 20s (last: %s)", what, last)
+}
+
+func getPod(t *testing.T, c *fake.Clientset, name string) *corev1.Pod {
+	t.Helper()
+	p, err := c.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	return p
+}
+
+func TestServingPodsGetTheirEnvOwnAddressReadinessAndSIGTERM(t *testing.T) {
+	r, c, logDir := start(t, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: ns},
+		Data:       map[string]string{"greeting": "hello"},
+	})
+	mk := func(name string) *corev1.Pod {
+		p := helperPod(name, corev1.RestartPolicyAlways,
+			corev1.EnvVar{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+			corev1.EnvVar{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+			corev1.EnvVar{Name: "HOST", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+			corev1.EnvVar{Name: "NODE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
+			corev1.EnvVar{Name: "PORT", Value: "8080"},
+			corev1.EnvVar{Name: "GREETING", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "settings"}, Key: "greeting"}}},
+			corev1.EnvVar{Name: "ATTRS", Value: "service.instance.id=$(POD_NAME)"},
+			corev1.EnvVar{Name: "DATA_FILE", Value: "/data/out.txt"},
+		)
+		ctr := &p.Spec.Containers[0]
+		ctr.Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}
+		ctr.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromString("http")}}}
+		ctr.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+		p.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+		return p
+	}
+	create(t, c, mk("web-a"))
+	create(t, c, mk("web-b"))
+	other := mk("elsewhere")
+	other.Spec.NodeName = "another-node"
+	create(t, c, other)
+
+	// Both pods listen on 8080, each on its own address, and are ready.
+	var urls []string
+	poll(t, "two ready endpoints", func() (bool, string) {
+		var err error
+		urls, err = r.Endpoints(ns, "app=helper")
+		return err == nil && len(urls) == 2, fmt.Sprint(urls, err)
+	})
+	for _, name := range []string{"web-a", "web-b"} {
+		ip := r.PodIP(ns, name)
+		resp, err := http.Get("http://" + net.JoinHostPort(ip, "8080") + "/env")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var env map[string]string
+		if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want := map[string]string{
+			"POD_NAME": name, "POD_NAMESPACE": ns, "HOST": ip, "NODE": node, "PORT": "8080",
+			"GREETING": "hello", "ATTRS": "service.instance.id=" + name, "HOSTNAME": name,
+			"DATA_FILE": filepath.Join(logDir, ns+"_"+name, "volumes", "data", "out.txt"),
+		}
+		for k, v := range want {
+			if env[k] != v {
+				t.Errorf("%s: %s=%q, want %q", name, k, env[k], v)
+			}
+		}
+		if b, err := os.ReadFile(want["DATA_FILE"]); err != nil || string(b) != "written" {
+			t.Errorf("%s: emptyDir file: %q, %v", name, b, err)
+		}
+		if _, ok := env["AWS_ACCESS_KEY_ID"]; ok {
+			t.Errorf("%s: the runner's own environment leaked into the pod", name)
+		}
+		// The status the endpoints controller and the HPA read.
+		poll(t, name+" status", func() (bool, string) {
+			p := getPod(t, c, name)
+			if p == nil {
+				return false, "no pod"
+			}
+			ready := false
+			for _, cd := range p.Status.Conditions {
+				if cd.Type == corev1.PodReady && cd.Status == corev1.ConditionTrue {
+					ready = true
+				}
+			}
+			ok := p.Status.Phase == corev1.PodRunning && p.Status.PodIP == ip && ready &&
+				len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Running != nil
+			return ok, fmt.Sprintf("%+v", p.Status)
+		})
+	}
+	if r.PodIP(ns, "elsewhere") != "" {
+		t.Error("ran a pod of another node")
+	}
+	if r.PodIP(ns, "web-a") == r.PodIP(ns, "web-b") {
+		t.Error("two pods share an address")
+	}
+
+	// Deleting a pod sends its process SIGTERM and drops it from the endpoints.
+	if err := c.CoreV1().Pods(ns).Delete(context.Background(), "web-a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "SIGTERM in web-a's log", func() (bool, string) {
+		b, _ := os.ReadFile(filepath.Join(logDir, ns+"_web-a_main.log"))
+		return strings.Contains(string(b), "got SIGTERM"), string(b)
+	})
+	poll(t, "one endpoint left", func() (bool, string) {
+		urls, err := r.Endpoints(ns, "app=helper")
+		return err == nil && len(urls) == 1 && strings.Contains(urls[0], r.PodIP(ns, "web-b")), fmt.Sprint(urls, err)
+	})
+}
+
+func TestJobPodsReportTheProcessExitCode(t *testing.T) {
+	r, c, _ := start(t)
+	job := func(p *corev1.Pod) *corev1.Pod {
+		yes := true
+		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: "j", UID: "job-uid", Controller: &yes}}
+		return p
+	}
+	create(t, c, job(helperPod("fails", corev1.RestartPolicyNever,
+		corev1.EnvVar{Name: "EXIT_AFTER", Value: "200ms"}, corev1.EnvVar{Name: "EXIT_CODE", Value: "65"})))
+	create(t, c, job(helperPod("succeeds", corev1.RestartPolicyNever,
+		corev1.EnvVar{Name: "EXIT_AFTER", Value: "200ms"}, corev1.EnvVar{Name: "EXIT_CODE", Value: "0"})))
+	create(t, c, job(helperPod("killed", corev1.RestartPolicyNever, corev1.EnvVar{Name: "TERM_EXIT", Value: "143"})))
+
+	terminated := func(name string, phase corev1.PodPhase, code int32, reason string) {
+		t.Helper()
+		poll(t, name+" terminal status", func() (bool, string) {
+			p := getPod(t, c, name)
+			if p == nil || len(p.Status.ContainerStatuses) != 1 {
+				return false, "no status"
+			}
+			term := p.Status.ContainerStatuses[0].State.Terminated
+			ok := p.Status.Phase == phase && term != nil && term.ExitCode == code && term.Reason == reason
+			return ok, fmt.Sprintf("%+v", p.Status)
+		})
+	}
+	terminated("fails", corev1.PodFailed, 65, "Error")
+	terminated("succeeds", corev1.PodSucceeded, 0, "Completed")
+
+	// A process killed mid-run (the e2e's "kill an encoder") reports the code
+	// it exits with, which the Job's podFailurePolicy matches.
+	poll(t, "killed is running", func() (bool, string) {
+		p := getPod(t, c, "killed")
+		return p != nil && p.Status.Phase == corev1.PodRunning, "not running"
+	})
+	if err := r.Signal(ns, "killed", syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	terminated("killed", corev1.PodFailed, 143, "Error")
+}
+
+func TestDeletionEscalatesToSIGKILLAfterTheGracePeriod(t *testing.T) {
+	r, c, logDir := start(t)
+	p := helperPod("stubborn", corev1.RestartPolicyAlways, corev1.EnvVar{Name: "IGNORE_TERM", Value: "1"})
+	grace := int64(1)
+	p.Spec.TerminationGracePeriodSeconds = &grace
+	create(t, c, p)
+	poll(t, "stubborn is running", func() (bool, string) {
+		return r.PodIP(ns, "stubborn") != "" && getPod(t, c, "stubborn").Status.Phase == corev1.PodRunning, "not running"
+	})
+	if err := c.CoreV1().Pods(ns).Delete(context.Background(), "stubborn", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	r.Stop() // waits for the process: SIGTERM ignored, SIGKILL after 1 s
+	if d := time.Since(start); d < 900*time.Millisecond {
+		t.Errorf("stopped after %v, before the 1 s grace period", d)
+	}
+	b, _ := os.ReadFile(filepath.Join(logDir, ns+"_stubborn_main.log"))
+	if !strings.Contains(string(b), "got SIGTERM") {
+		t.Errorf("no SIGTERM before the SIGKILL: %s", b)
+	}
+}

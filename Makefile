@@ -138,7 +138,7 @@ bench: build deps ## benchmarks (ratios measured in one run) + start-up / RSS / 
 
 .PHONY: tidy
 tidy: ## go mod tidy in every module, go work sync; in CI (CI=true) fail on a dirty tree
-	@for m in $(MODULES) tools/gotools tools/collector test/deploy; do (cd $$m && GOWORK=off go mod tidy) || exit 1; done
+	@for m in $(MODULES) tools/gotools tools/collector test/deploy test/cluster test/cluster/kwok; do (cd $$m && GOWORK=off go mod tidy) || exit 1; done
 	go work sync
 	@if [ -n "$${CI:-}" ]; then git diff --exit-code -- '*.mod' '*.sum' || { echo "run make tidy and commit"; exit 1; }; fi
 

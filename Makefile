@@ -105,7 +105,7 @@ endef
 .PHONY: cluster-bins
 cluster-bins: ## build the local control plane + KEDA binaries into ~/.cache/keda-eks-samples/cluster (cold ~25 min on 2 cores; warm: seconds)
 	@mkdir -p '$(CLUSTER_BIN)'
-	@echo "cluster binaries in $(CLUSTER_BIN) (a cold build takes ~25 min on 2 cores and ~7 GB of Go build cache)"
+	@echo "cluster binaries in $(CLUSTER_BIN) (cold: ~20-25 min on 2 cores, several GB of Go build cache; warm: seconds)"
 	$(call cluster-bin,etcd,$(ETCD_VERSION),test/cluster,go.etcd.io/etcd/server/v3)
 	$(call cluster-bin,kube-apiserver,$(K8S_VERSION),test/cluster,k8s.io/kubernetes/cmd/kube-apiserver,$(K8S_LDFLAGS))
 	$(call cluster-bin,kube-controller-manager,$(K8S_VERSION),test/cluster,k8s.io/kubernetes/cmd/kube-controller-manager,$(K8S_LDFLAGS))
@@ -113,6 +113,19 @@ cluster-bins: ## build the local control plane + KEDA binaries into ~/.cache/ked
 	$(call cluster-bin,kwokctl,$(KWOK_VERSION),test/cluster/kwok,sigs.k8s.io/kwok/cmd/kwokctl)
 	$(call cluster-bin,keda-operator,$(KEDA_VERSION),test/deploy,github.com/kedacore/keda/v2/cmd/operator,$(KEDA_LDFLAGS))
 	$(call cluster-bin,keda-adapter,$(ADAPTER_KEY),test/deploy,./cmd/keda-adapter,$(KEDA_LDFLAGS))
+
+# The binaries' paths, for internal/localcluster.BinsFromEnv.
+CLUSTER_ENV  = LOCALCLUSTER_KWOKCTL='$(CLUSTER_BIN)/kwokctl-$(KWOK_VERSION)' LOCALCLUSTER_KWOK='$(CLUSTER_BIN)/kwok-$(KWOK_VERSION)' \
+	LOCALCLUSTER_ETCD='$(CLUSTER_BIN)/etcd-$(ETCD_VERSION)' LOCALCLUSTER_KUBE_APISERVER='$(CLUSTER_BIN)/kube-apiserver-$(K8S_VERSION)' \
+	LOCALCLUSTER_KUBE_CONTROLLER_MANAGER='$(CLUSTER_BIN)/kube-controller-manager-$(K8S_VERSION)' \
+	LOCALCLUSTER_KEDA_OPERATOR='$(CLUSTER_BIN)/keda-operator-$(KEDA_VERSION)' LOCALCLUSTER_KEDA_ADAPTER='$(CLUSTER_BIN)/keda-adapter-$(ADAPTER_KEY)'
+
+# End-to-end tests on the local control plane with the real KEDA and HPA
+# (build tag e2e: `make test` never starts a cluster). Component logs of each
+# test end up in bin/e2e-logs/<test>.
+.PHONY: e2e
+e2e: cluster-bins build ## e2e tests on a local control plane with the real KEDA operator, adapter and HPA (needs cluster-bins: cold ~25 min)
+	cd test/deploy && $(CLUSTER_ENV) LOCALCLUSTER_LOG_DIR=$(CURDIR)/$(BIN)/e2e-logs GOWORK=off go test -tags e2e -count=1 -v -timeout 40m ./internal/localcluster/...
 
 # The deploy tree's tests: every overlay rendered and checked with
 # Kubernetes', KEDA's and Pod Security's own code. Its own module outside

@@ -55,6 +55,14 @@ func (c *Cluster) startKEDA(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("keda certificates: %w", err)
 	}
+	// --ca-dir: the CAs scalers trust; every file in it must be a certificate.
+	caDir := filepath.Join(c.opts.WorkDir, "keda-ca")
+	if err := os.MkdirAll(caDir, 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(caDir, "ca.crt"), caPEM, 0o600); err != nil {
+		return err
+	}
 	ports, err := freePorts(5)
 	if err != nil {
 		return err
@@ -80,7 +88,7 @@ func (c *Cluster) startKEDA(ctx context.Context) error {
 		"--enable-webhook-patching=false",
 		"--enable-apiservice-patching=false",
 		"--cert-dir=" + certDir,
-		"--ca-dir=" + certDir,
+		"--ca-dir=" + caDir,
 	}, logArgs...), env)
 	if err != nil {
 		return err

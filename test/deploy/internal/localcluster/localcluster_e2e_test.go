@@ -253,3 +253,52 @@ func assertLoopbackOnly(t *testing.T, pids map[string]int) {
 		t.Error("found no listening socket of the cluster's processes")
 	}
 }
+
+// TestStartFailureLeavesNothingRunning: when KEDA's operator dies at start,
+// Start reports it with the operator's output and stops what it had started:
+// no process mentioning the cluster's work dir is left.
+func TestStartFailureLeavesNothingRunning(t *testing.T) {
+	bins, err := localcluster.BinsFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	bins.KEDAOperator = filepath.Join(work, "broken-operator")
+	if err := os.WriteFile(bins.KEDAOperator, []byte("#!/bin/sh\necho operator cannot start >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c, err := localcluster.Start(ctx, localcluster.Options{Bins: bins, WorkDir: work, Logf: t.Logf})
+	if err == nil {
+		c.Stop()
+		t.Fatal("Start succeeded with an operator that exits at once")
+	}
+	if !strings.Contains(err.Error(), "keda-operator") || !strings.Contains(err.Error(), "operator cannot start") {
+		t.Errorf("error does not name the operator and show its output: %v", err)
+	}
+	if left := processesMentioning(t, work); len(left) > 0 {
+		t.Errorf("processes left after a failed Start: %v", left)
+	}
+}
+
+// processesMentioning lists the processes whose command line contains s.
+func processesMentioning(t *testing.T, s string) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), s) && localcluster.Alive(pid) {
+			found = append(found, fmt.Sprintf("%d: %s", pid, strings.ReplaceAll(string(b), "\x00", " ")))
+		}
+	}
+	return found
+}

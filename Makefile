@@ -17,7 +17,7 @@ PKGS     := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 # The version stamped into every binary (GET /healthz, the start-up log,
 # the OTel resource's service.version); the Dockerfile's VERSION build arg

@@ -31,6 +31,7 @@ GO_BUILD_FLAGS := -trimpath -ldflags='-s -w -X $(VERSION_VAR)=$(VERSION)'
 .PHONY: build
 build: ## build the five service binaries into bin/ (stripped, trimmed paths, VERSION stamped)
 	@mkdir -p $(BIN)
+	@echo "building $(SERVICES) into $(BIN)/ (a first build compiles their dependencies: minutes; later ones: seconds)"
 	@for s in $(SERVICES); do go build $(GO_BUILD_FLAGS) -o $(BIN)/$$s ./services/$$s; done
 	@echo "version $(VERSION)"
 	@ls -l $(BIN)
@@ -39,6 +40,7 @@ build: ## build the five service binaries into bin/ (stripped, trimmed paths, VE
 .PHONY: collector
 collector: ## build our OpenTelemetry Collector into bin/otelcol (tools/collector)
 	@mkdir -p $(BIN)
+	@echo "building our collector into $(BIN)/otelcol (tools/collector; a first build compiles the OpenTelemetry Collector: ~8 min on 2 cores; later ones: seconds)"
 	cd tools/collector && GOWORK=off go build -trimpath -ldflags='-s -w -X main.version=$(VERSION)' -o ../../$(BIN)/otelcol .
 
 .PHONY: test-collector
@@ -143,9 +145,10 @@ tidy: ## go mod tidy in every module, go work sync; in CI (CI=true) fail on a di
 	@if [ -n "$${CI:-}" ]; then git diff --exit-code -- '*.mod' '*.sum' || { echo "run make tidy and commit"; exit 1; }; fi
 
 .PHONY: demo
-demo: deps build ## run the services locally against emulators and watch the scaling signals move
+demo: deps build collector ## run the services locally against emulators and watch the scaling signals move
 	@# Built, then run (not go run, which turns the demo's exit after Ctrl-C
 	@# into status 1): make ends with the demo's own status.
+	@echo "building the demo into $(BIN)/demo"
 	@go build -o $(BIN)/demo ./tools/demo
 	$(BIN)/demo -bin $(BIN)
 

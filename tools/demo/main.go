@@ -81,14 +81,21 @@ func freshLogs(dir string) error {
 }
 
 func scenes(ctx context.Context, st *stack, repo string, load time.Duration, messages, videos int) error {
-	if err := httpScene(ctx, st, load); err != nil {
+	m := &measured{}
+	if err := httpScene(ctx, st, repo, load, m); err != nil {
 		return err
 	}
 	emu, err := startEmulator(ctx, st, repo)
 	if err != nil {
 		return err
 	}
-	if err := sqsWorkerScene(ctx, st, emu, messages); err != nil {
+	fmt.Fprintln(st.out, "\ncost meters (beside the next scenes): webapi with the CloudWatch-direct exporter, webapi → collector → EMF, an idle sqsworker")
+	mt, err := startMeters(ctx, st, repo, emu)
+	if err != nil {
+		return err
+	}
+	defer mt.close()
+	if err := sqsWorkerScene(ctx, st, emu, messages, m); err != nil {
 		return err
 	}
 	analyzer, p, err := st.serve("resultanalyzer", map[string]string{})
@@ -96,5 +103,12 @@ func scenes(ctx context.Context, st *stack, repo string, load time.Duration, mes
 		return err
 	}
 	p.backing = true // the jobs report to it, also when they are stopped
-	return videoScene(ctx, st, emu, analyzer, videos)
+	if err := videoScene(ctx, st, emu, analyzer, videos); err != nil {
+		return err
+	}
+	rows, err := mt.rows(ctx, st, m)
+	if err != nil {
+		return err
+	}
+	return writeCostTable(st, filepath.Join(st.logs, "costs.md"), rows)
 }

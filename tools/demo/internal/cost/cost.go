@@ -152,9 +152,9 @@ func Write(w io.Writer, rows []Row, markdown bool) {
 		}
 		return
 	}
-	fmt.Fprintf(w, "  %-34s %-13s %12s  %-38s %10s\n", "signal", "per", "calls/day", "billed per day", "$/month")
+	fmt.Fprintf(w, "  %-36s %-13s %10s  %-46s %s\n", "signal", "per", "calls/day", "billed per day", "$/month")
 	for _, r := range rows {
-		fmt.Fprintf(w, "  %-34s %-13s %12s  %-38s %10s\n", r.Signal, r.Per, calls(r), r.Billed, dollars(r))
+		fmt.Fprintf(w, "  %-36s %-13s %10s  %-46s %s\n", r.Signal, r.Per, calls(r), r.Billed, dollars(r))
 	}
 }
 

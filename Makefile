@@ -72,6 +72,22 @@ deploy: ## apply an overlay to the current kubectl context: make deploy OVERLAY=
 undeploy: ## delete what an overlay created (namespace included): make undeploy OVERLAY=gateway
 	@$(MAKE) --no-print-directory render OVERLAY=$(OVERLAY) | kubectl delete --ignore-not-found -f -
 
+# What KEDA would do: the overlay's trigger, read from the render, polled
+# with KEDA's own scaler (test/deploy/cmd/preview, the KEDA module) on the
+# local signal that bin/demo -serve starts. POLL shortens the shipped
+# pollingInterval; DURATION ends it on its own; LOAD=none leaves the load to
+# make load (the default drives the built-in Go profile when k6 is not on PATH).
+POLL     ?=
+DURATION ?=
+LOAD     ?= auto
+.PHONY: preview
+preview: deps build collector ## what KEDA would do with an overlay's trigger on the local signal: make preview OVERLAY=amp [POLL=5s] [DURATION=2m] [LOAD=none]
+	@[ -n "$(filter $(OVERLAY),$(OVERLAYS))" ] || { echo "OVERLAY must be one of: $(OVERLAYS)" >&2; exit 2; }
+	@echo "building the demo into $(BIN)/demo and the preview into $(BIN)/preview (KEDA's module: a first build takes ~15 min on 2 cores)"
+	@go build -o $(BIN)/demo ./tools/demo
+	@cd test/deploy && GOWORK=off go build -o ../../$(BIN)/preview ./cmd/preview
+	$(BIN)/preview -overlay $(OVERLAY) -repo . -bin $(BIN) -load $(LOAD)$(if $(POLL), -poll $(POLL))$(if $(DURATION), -duration $(DURATION))
+
 .PHONY: iam
 iam: ## write the IAM policies and trust policies, filled from the params file, to bin/iam
 	cd test/deploy && GOWORK=off go run ./cmd/iam -params ../../$(PARAMS) -iam ../../deploy/iam -out ../../$(BIN)/iam

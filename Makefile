@@ -31,6 +31,7 @@ GO_BUILD_FLAGS := -trimpath -ldflags='-s -w -X $(VERSION_VAR)=$(VERSION)'
 .PHONY: build
 build: ## build the five service binaries into bin/ (stripped, trimmed paths, VERSION stamped)
 	@mkdir -p $(BIN)
+	@echo "building $(SERVICES) into $(BIN)/ (a first build compiles their dependencies: minutes; later ones: seconds)"
 	@for s in $(SERVICES); do go build $(GO_BUILD_FLAGS) -o $(BIN)/$$s ./services/$$s; done
 	@echo "version $(VERSION)"
 	@ls -l $(BIN)
@@ -39,6 +40,7 @@ build: ## build the five service binaries into bin/ (stripped, trimmed paths, VE
 .PHONY: collector
 collector: ## build our OpenTelemetry Collector into bin/otelcol (tools/collector)
 	@mkdir -p $(BIN)
+	@echo "building our collector into $(BIN)/otelcol (tools/collector; a first build compiles the OpenTelemetry Collector: ~8 min on 2 cores; later ones: seconds)"
 	cd tools/collector && GOWORK=off go build -trimpath -ldflags='-s -w -X main.version=$(VERSION)' -o ../../$(BIN)/otelcol .
 
 .PHONY: test-collector
@@ -69,6 +71,22 @@ deploy: ## apply an overlay to the current kubectl context: make deploy OVERLAY=
 	@$(MAKE) --no-print-directory render OVERLAY=$(OVERLAY) | kubectl apply -f -
 undeploy: ## delete what an overlay created (namespace included): make undeploy OVERLAY=gateway
 	@$(MAKE) --no-print-directory render OVERLAY=$(OVERLAY) | kubectl delete --ignore-not-found -f -
+
+# What KEDA would do: the overlay's trigger, read from the render, polled
+# with KEDA's own scaler (test/deploy/cmd/preview, the KEDA module) on the
+# local signal that bin/demo -serve starts. POLL shortens the shipped
+# pollingInterval; DURATION ends it on its own; LOAD=none leaves the load to
+# make load (the default drives the built-in Go profile when k6 is not on PATH).
+POLL     ?=
+DURATION ?=
+LOAD     ?= auto
+.PHONY: preview
+preview: deps build collector ## what KEDA would do with an overlay's trigger on the local signal: make preview OVERLAY=amp [POLL=5s] [DURATION=2m] [LOAD=none]
+	@[ -n "$(filter $(OVERLAY),$(OVERLAYS))" ] || { echo "OVERLAY must be one of: $(OVERLAYS)" >&2; exit 2; }
+	@echo "building the demo into $(BIN)/demo and the preview into $(BIN)/preview (KEDA's module: a first build takes ~15 min on 2 cores)"
+	@go build -o $(BIN)/demo ./tools/demo
+	@cd test/deploy && GOWORK=off go build -o ../../$(BIN)/preview ./cmd/preview
+	$(BIN)/preview -overlay $(OVERLAY) -repo . -bin $(BIN) -load $(LOAD)$(if $(POLL), -poll $(POLL))$(if $(DURATION), -duration $(DURATION))
 
 .PHONY: iam
 iam: ## write the IAM policies and trust policies, filled from the params file, to bin/iam
@@ -197,9 +215,10 @@ tidy: ## go mod tidy in every module, go work sync; in CI (CI=true) fail on a di
 	@if [ -n "$${CI:-}" ]; then git diff --exit-code -- '*.mod' '*.sum' || { echo "run make tidy and commit"; exit 1; }; fi
 
 .PHONY: demo
-demo: deps build ## run the services locally against emulators and watch the scaling signals move
+demo: deps build collector ## run the services locally against emulators and watch the scaling signals move
 	@# Built, then run (not go run, which turns the demo's exit after Ctrl-C
 	@# into status 1): make ends with the demo's own status.
+	@echo "building the demo into $(BIN)/demo"
 	@go build -o $(BIN)/demo ./tools/demo
 	$(BIN)/demo -bin $(BIN)
 

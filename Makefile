@@ -17,7 +17,7 @@ PKGS     := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 # The version stamped into every binary (GET /healthz, the start-up log,
 # the OTel resource's service.version); the Dockerfile's VERSION build arg
@@ -31,6 +31,7 @@ GO_BUILD_FLAGS := -trimpath -ldflags='-s -w -X $(VERSION_VAR)=$(VERSION)'
 .PHONY: build
 build: ## build the five service binaries into bin/ (stripped, trimmed paths, VERSION stamped)
 	@mkdir -p $(BIN)
+	@echo "building $(SERVICES) into $(BIN)/ (a first build compiles their dependencies: minutes; later ones: seconds)"
 	@for s in $(SERVICES); do go build $(GO_BUILD_FLAGS) -o $(BIN)/$$s ./services/$$s; done
 	@echo "version $(VERSION)"
 	@ls -l $(BIN)
@@ -39,6 +40,7 @@ build: ## build the five service binaries into bin/ (stripped, trimmed paths, VE
 .PHONY: collector
 collector: ## build our OpenTelemetry Collector into bin/otelcol (tools/collector)
 	@mkdir -p $(BIN)
+	@echo "building our collector into $(BIN)/otelcol (tools/collector; a first build compiles the OpenTelemetry Collector: ~8 min on 2 cores; later ones: seconds)"
 	cd tools/collector && GOWORK=off go build -trimpath -ldflags='-s -w -X main.version=$(VERSION)' -o ../../$(BIN)/otelcol .
 
 .PHONY: test-collector
@@ -70,9 +72,79 @@ deploy: ## apply an overlay to the current kubectl context: make deploy OVERLAY=
 undeploy: ## delete what an overlay created (namespace included): make undeploy OVERLAY=gateway
 	@$(MAKE) --no-print-directory render OVERLAY=$(OVERLAY) | kubectl delete --ignore-not-found -f -
 
+# What KEDA would do: the overlay's trigger, read from the render, polled
+# with KEDA's own scaler (test/deploy/cmd/preview, the KEDA module) on the
+# local signal that bin/demo -serve starts. POLL shortens the shipped
+# pollingInterval; DURATION ends it on its own; LOAD=none leaves the load to
+# make load (the default drives the built-in Go profile when k6 is not on PATH).
+POLL     ?=
+DURATION ?=
+LOAD     ?= auto
+.PHONY: preview
+preview: deps build collector ## what KEDA would do with an overlay's trigger on the local signal: make preview OVERLAY=amp [POLL=5s] [DURATION=2m] [LOAD=none]
+	@[ -n "$(filter $(OVERLAY),$(OVERLAYS))" ] || { echo "OVERLAY must be one of: $(OVERLAYS)" >&2; exit 2; }
+	@echo "building the demo into $(BIN)/demo and the preview into $(BIN)/preview (KEDA's module: a first build takes ~15 min on 2 cores)"
+	@go build -o $(BIN)/demo ./tools/demo
+	@cd test/deploy && GOWORK=off go build -o ../../$(BIN)/preview ./cmd/preview
+	$(BIN)/preview -overlay $(OVERLAY) -repo . -bin $(BIN) -load $(LOAD)$(if $(POLL), -poll $(POLL))$(if $(DURATION), -duration $(DURATION))
+
 .PHONY: iam
 iam: ## write the IAM policies and trust policies, filled from the params file, to bin/iam
 	cd test/deploy && GOWORK=off go run ./cmd/iam -params ../../$(PARAMS) -iam ../../deploy/iam -out ../../$(BIN)/iam
+
+# The local control plane for the e2e tests (test/deploy/internal/localcluster):
+# etcd, kube-apiserver, kube-controller-manager (test/cluster), kwok and
+# kwokctl (test/cluster/kwok), the KEDA operator and our KEDA metrics adapter
+# (test/deploy), built once into a cache directory keyed by version. No
+# kube-scheduler: test pods name their node. Versions come from the go.mod
+# files, so a bump there rebuilds.
+CLUSTER_BIN ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/keda-eks-samples/cluster
+modver       = $(shell cd $(1) && GOWORK=off go list -m -f '{{.Version}}' $(2))
+K8S_VERSION  = $(call modver,test/cluster,k8s.io/kubernetes)
+ETCD_VERSION = $(call modver,test/cluster,go.etcd.io/etcd/server/v3)
+KWOK_VERSION = $(call modver,test/cluster/kwok,sigs.k8s.io/kwok)
+KEDA_VERSION = $(call modver,test/deploy,github.com/kedacore/keda/v2)
+# Our adapter's main changes with the repository, not with KEDA: key it by its source too.
+ADAPTER_KEY  = $(KEDA_VERSION)-$(shell cat test/deploy/cmd/keda-adapter/*.go test/deploy/go.sum | sha256sum | cut -c1-12)
+# kubectl and KEDA parse the apiserver's version: a plain go build reports v0.0.0-master.
+KEDA_LDFLAGS = -X github.com/kedacore/keda/v2/version.Version=$(KEDA_VERSION:v%=%)
+K8S_LDFLAGS  = $(foreach v,gitVersion=$(K8S_VERSION) gitMajor=$(word 2,$(subst ., ,$(K8S_VERSION:v%=x.%))) gitMinor=$(word 3,$(subst ., ,$(K8S_VERSION:v%=x.%))) gitTreeState=clean,-X k8s.io/component-base/version.$(v))
+
+# $(call cluster-bin,name,version key,module dir,package,extra ldflags):
+# build one binary into $(CLUSTER_BIN)/name-key unless it is there; print the wall time.
+# Written under a temporary name and renamed: worktrees share the cache.
+define cluster-bin
+	@out='$(CLUSTER_BIN)/$(1)-$(2)'; if [ -x "$$out" ]; then echo "  $(1): cached ($$out)"; else \
+	  echo "  $(1): building $(4) ($(2))"; start=$$(date +%s); \
+	  (cd $(3) && GOWORK=off go build -trimpath -ldflags='-s -w $(5)' -o "$$out.tmp$$$$" $(4)) && mv "$$out.tmp$$$$" "$$out"; \
+	  echo "  $(1): built in $$(( $$(date +%s) - start )) s"; fi
+
+endef
+
+.PHONY: cluster-bins
+cluster-bins: ## build the local control plane + KEDA binaries into ~/.cache/keda-eks-samples/cluster (cold ~25 min on 2 cores; warm: seconds)
+	@mkdir -p '$(CLUSTER_BIN)'
+	@echo "cluster binaries in $(CLUSTER_BIN) (cold: ~20-25 min on 2 cores, several GB of Go build cache; warm: seconds)"
+	$(call cluster-bin,etcd,$(ETCD_VERSION),test/cluster,go.etcd.io/etcd/server/v3)
+	$(call cluster-bin,kube-apiserver,$(K8S_VERSION),test/cluster,k8s.io/kubernetes/cmd/kube-apiserver,$(K8S_LDFLAGS))
+	$(call cluster-bin,kube-controller-manager,$(K8S_VERSION),test/cluster,k8s.io/kubernetes/cmd/kube-controller-manager,$(K8S_LDFLAGS))
+	$(call cluster-bin,kwok,$(KWOK_VERSION),test/cluster/kwok,sigs.k8s.io/kwok/cmd/kwok)
+	$(call cluster-bin,kwokctl,$(KWOK_VERSION),test/cluster/kwok,sigs.k8s.io/kwok/cmd/kwokctl)
+	$(call cluster-bin,keda-operator,$(KEDA_VERSION),test/deploy,github.com/kedacore/keda/v2/cmd/operator,$(KEDA_LDFLAGS))
+	$(call cluster-bin,keda-adapter,$(ADAPTER_KEY),test/deploy,./cmd/keda-adapter,$(KEDA_LDFLAGS))
+
+# The binaries' paths, for internal/localcluster.BinsFromEnv.
+CLUSTER_ENV  = LOCALCLUSTER_KWOKCTL='$(CLUSTER_BIN)/kwokctl-$(KWOK_VERSION)' LOCALCLUSTER_KWOK='$(CLUSTER_BIN)/kwok-$(KWOK_VERSION)' \
+	LOCALCLUSTER_ETCD='$(CLUSTER_BIN)/etcd-$(ETCD_VERSION)' LOCALCLUSTER_KUBE_APISERVER='$(CLUSTER_BIN)/kube-apiserver-$(K8S_VERSION)' \
+	LOCALCLUSTER_KUBE_CONTROLLER_MANAGER='$(CLUSTER_BIN)/kube-controller-manager-$(K8S_VERSION)' \
+	LOCALCLUSTER_KEDA_OPERATOR='$(CLUSTER_BIN)/keda-operator-$(KEDA_VERSION)' LOCALCLUSTER_KEDA_ADAPTER='$(CLUSTER_BIN)/keda-adapter-$(ADAPTER_KEY)'
+
+# End-to-end tests on the local control plane with the real KEDA and HPA
+# (build tag e2e: `make test` never starts a cluster). Component logs of each
+# test end up in bin/e2e-logs/<test>.
+.PHONY: e2e
+e2e: cluster-bins build ## e2e tests on a local control plane with the real KEDA operator, adapter and HPA (needs cluster-bins: cold ~25 min)
+	cd test/deploy && $(CLUSTER_ENV) LOCALCLUSTER_LOG_DIR=$(CURDIR)/$(BIN)/e2e-logs GOWORK=off go test -tags e2e -count=1 -v -timeout 40m ./internal/localcluster/...
 
 # The deploy tree's tests: every overlay rendered and checked with
 # Kubernetes', KEDA's and Pod Security's own code. Its own module outside
@@ -138,14 +210,15 @@ bench: build deps ## benchmarks (ratios measured in one run) + start-up / RSS / 
 
 .PHONY: tidy
 tidy: ## go mod tidy in every module, go work sync; in CI (CI=true) fail on a dirty tree
-	@for m in $(MODULES) tools/gotools tools/collector test/deploy; do (cd $$m && GOWORK=off go mod tidy) || exit 1; done
+	@for m in $(MODULES) tools/gotools tools/collector test/deploy test/cluster test/cluster/kwok; do (cd $$m && GOWORK=off go mod tidy) || exit 1; done
 	go work sync
 	@if [ -n "$${CI:-}" ]; then git diff --exit-code -- '*.mod' '*.sum' || { echo "run make tidy and commit"; exit 1; }; fi
 
 .PHONY: demo
-demo: deps build ## run the services locally against emulators and watch the scaling signals move
+demo: deps build collector ## run the services locally against emulators and watch the scaling signals move
 	@# Built, then run (not go run, which turns the demo's exit after Ctrl-C
 	@# into status 1): make ends with the demo's own status.
+	@echo "building the demo into $(BIN)/demo"
 	@go build -o $(BIN)/demo ./tools/demo
 	$(BIN)/demo -bin $(BIN)
 

@@ -88,10 +88,10 @@ func TestCloudWatchDirectRateThroughKedasScaler(t *testing.T) {
 	ctrllog.SetLogger(logr.Discard())
 	objs := renderOverlay(t, repoRoot(t), "cloudwatch-direct")
 	tr := triggers(t, objs)[0]
-	md := tr.spec.Metadata
-	if tr.spec.Type != "aws-cloudwatch" || md["metricStatPeriod"] != "60" || md["metricEndTimeOffset"] != "60" ||
+	md := tr.Spec.Metadata
+	if tr.Spec.Type != "aws-cloudwatch" || md["metricStatPeriod"] != "60" || md["metricEndTimeOffset"] != "60" ||
 		!strings.HasPrefix(md["expression"], "SELECT SUM(RequestPerSecond) ") {
-		t.Fatalf("cloudwatch-direct trigger changed (%s, %v): revisit the time shift", tr.spec.Type, md)
+		t.Fatalf("cloudwatch-direct trigger changed (%s, %v): revisit the time shift", tr.Spec.Type, md)
 	}
 	shipped := overlayContainerEnv(t, objs, "webapi", "webapi")
 	ms, err := strconv.Atoi(shipped["OTEL_METRIC_EXPORT_INTERVAL"])
@@ -255,7 +255,7 @@ func TestCloudWatchDirectRateThroughKedasScaler(t *testing.T) {
 	// What the HPA makes of it (AverageValue, target 2): ceil(total / 2).
 	target := externalTarget(t, s)
 	t.Logf("HPA asks %d replicas (%d for exactly %.0f req/s), whatever the current count",
-		clamp(hpaDesired(target, value, 1), tr.min, tr.max), clamp(hpaDesired(target, total, 1), tr.min, tr.max), total)
+		clamp(hpaDesired(target, value, 1), tr.Min, tr.Max), clamp(hpaDesired(target, total, 1), tr.Min, tr.Max), total)
 	for i, p := range procs {
 		if strings.Contains(p.Output.String(), "level=ERROR") {
 			t.Errorf("webapi-%d logged errors:\n%s", i, p.Output.String())

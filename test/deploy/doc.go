@@ -8,6 +8,12 @@
 // a CloudWatch stand-in) and read the signal with KEDA's scaler built from
 // the rendered trigger (cloudwatch_direct_test.go, signals_*_test.go).
 //
+// The e2e tests (build tag e2e, `make e2e`) run on a real control plane with
+// the real KEDA operator, metrics adapter and HPA controller, all local
+// processes on 127.0.0.1 (internal/localcluster; binaries from `make
+// cluster-bins`: test/cluster, KEDA's cmd/operator as a tool of this module,
+// and our cmd/keda-adapter). `make test` never starts them.
+//
 // It is its own module, outside go.work: KEDA pulls k8s.io v0.36 and three
 // clouds' SDKs, whose pins must not decide what the services build with.
 // Every KEDA-dependent package of the repository lives in this module, so

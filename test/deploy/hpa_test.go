@@ -15,43 +15,21 @@ import (
 
 	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+
+	"github.com/keda-eks-samples/workloads/test/deploy/internal/kedaview"
 )
 
 // The replica count an HPA settles on for a steady load, from each HTTP
 // ScaledObject's rendered metricType, target and query: the arithmetic that
 // the seeds' triggers got wrong.
 
-// hpaTolerance is the HPA controller's default --horizontal-pod-autoscaler-tolerance.
-const hpaTolerance = 0.1
-
 // hpaDesired is one recommendation of the HPA controller for an External
-// metric (k8s.io/kubernetes pkg/controller/podautoscaler/replica_calculator.go,
-// GetExternalPerPodMetricReplicas and GetExternalMetricReplicas), written
-// out because that package is not importable as a library:
-//
-//	AverageValue: ratio = metric / (target x current); desired = ceil(metric / target)
-//	Value:        ratio = metric / target;            desired = ceil(ratio x current)
-//
-// and within the tolerance (|ratio - 1| <= 0.1) the current count is kept.
+// metric (kedaview.HPADesired).
 func hpaDesired(target autoscalingv2.MetricTarget, metric float64, current int32) int32 {
-	switch target.Type {
-	case autoscalingv2.AverageValueMetricType:
-		t := target.AverageValue.AsApproximateFloat64()
-		if math.Abs(metric/(t*float64(current))-1) <= hpaTolerance {
-			return current
-		}
-		return int32(math.Ceil(metric / t))
-	case autoscalingv2.ValueMetricType:
-		ratio := metric / target.Value.AsApproximateFloat64()
-		if math.Abs(ratio-1) <= hpaTolerance {
-			return current
-		}
-		return int32(math.Ceil(ratio * float64(current)))
-	}
-	panic("metric target type " + string(target.Type))
+	return kedaview.HPADesired(target, metric, current)
 }
 
-func clamp(n, lo, hi int32) int32 { return max(lo, min(n, hi)) }
+func clamp(n, lo, hi int32) int32 { return kedaview.Clamp(n, lo, hi) }
 
 // aggregation is how a trigger's query folds the pods' values together.
 type aggregation string
@@ -63,14 +41,14 @@ var (
 
 func queryAggregation(tr trigger) (aggregation, error) {
 	var m []string
-	switch tr.spec.Type {
+	switch tr.Spec.Type {
 	case "aws-cloudwatch":
-		m = cloudwatchAgg.FindStringSubmatch(tr.spec.Metadata["expression"])
+		m = cloudwatchAgg.FindStringSubmatch(tr.Spec.Metadata["expression"])
 	case "prometheus":
-		m = promqlAgg.FindStringSubmatch(tr.spec.Metadata["query"])
+		m = promqlAgg.FindStringSubmatch(tr.Spec.Metadata["query"])
 	}
 	if m == nil {
-		return "", fmt.Errorf("%s: no aggregation the test understands in %v", tr.owner, tr.spec.Metadata)
+		return "", fmt.Errorf("%s: no aggregation the test understands in %v", tr.Owner, tr.Spec.Metadata)
 	}
 	return aggregation(strings.ToUpper(m[1])), nil
 }
@@ -133,10 +111,10 @@ func (h *hpaSim) step(metric float64) int32 {
 	// the highest of the scale-down window bound the new one.
 	up, down := desired, desired
 	for _, r := range h.recs {
-		if r.at > now-deref(h.behavior.ScaleUp.StabilizationWindowSeconds, 0) {
+		if r.at > now-kedaview.Deref(h.behavior.ScaleUp.StabilizationWindowSeconds, 0) {
 			up = min(up, r.n)
 		}
-		if r.at > now-deref(h.behavior.ScaleDown.StabilizationWindowSeconds, 300) {
+		if r.at > now-kedaview.Deref(h.behavior.ScaleDown.StabilizationWindowSeconds, 300) {
 			down = max(down, r.n)
 		}
 	}
@@ -300,8 +278,8 @@ func TestHTTPTriggersSettleOnWhatTheLoadNeeds(t *testing.T) {
 			}
 			for _, lag := range []int{0, cloudwatchLag} {
 				for load := range 51 {
-					want := clamp(int32(math.Ceil(float64(load)/perPod)), tr.min, tr.max)
-					got, peak, seq := settle(target, behavior, agg, float64(load), tr.min, tr.max, lag)
+					want := clamp(int32(math.Ceil(float64(load)/perPod)), tr.Min, tr.Max)
+					got, peak, seq := settle(target, behavior, agg, float64(load), tr.Min, tr.Max, lag)
 					if load%10 == 6 || load == 50 {
 						t.Logf("lag %3d s, load %2d: %s %s target %s: %s (want %d)", lag*syncPeriod, load, agg, target.Type, targetString(target), runs(seq), want)
 					}
@@ -324,8 +302,8 @@ func TestHTTPTriggersSettleOnWhatTheLoadNeeds(t *testing.T) {
 func TestAvgValueRatchetsUnderLag(t *testing.T) {
 	objs := renderOverlay(t, repoRoot(t), "gateway")
 	tr := triggers(t, objs)[0]
-	tr.spec.MetricType = "Value"
-	tr.spec.Metadata["expression"] = strings.Replace(tr.spec.Metadata["expression"], "SELECT SUM(", "SELECT AVG(", 1)
+	tr.Spec.MetricType = "Value"
+	tr.Spec.Metadata["expression"] = strings.Replace(tr.Spec.Metadata["expression"], "SELECT SUM(", "SELECT AVG(", 1)
 	behavior := webapiBehavior(t, objs)
 	s, err := buildScaler(t, tr, nil)
 	if err != nil {
@@ -338,15 +316,15 @@ func TestAvgValueRatchetsUnderLag(t *testing.T) {
 		t.Fatalf("counterexample is %s %s (%v), want AVG Value", agg, target.Type, err)
 	}
 	for _, load := range []float64{6, 12} {
-		needed := clamp(int32(math.Ceil(load/perPod)), tr.min, tr.max)
-		fresh, freshPeak, freshSeq := settle(target, behavior, agg, load, tr.min, tr.max, 0)
+		needed := clamp(int32(math.Ceil(load/perPod)), tr.Min, tr.Max)
+		fresh, freshPeak, freshSeq := settle(target, behavior, agg, load, tr.Min, tr.Max, 0)
 		t.Logf("load %v, fresh metric: AVG Value: %s (needs %d)", load, runs(freshSeq), needed)
 		if fresh != needed || freshPeak != needed {
 			t.Errorf("load %v, fresh metric: AVG Value settles on %d (peak %d), expected %d", load, fresh, freshPeak, needed)
 		}
-		_, peak, seq := settle(target, behavior, agg, load, tr.min, tr.max, cloudwatchLag)
+		_, peak, seq := settle(target, behavior, agg, load, tr.Min, tr.Max, cloudwatchLag)
 		t.Logf("load %v, metric %d s old: AVG Value: %s (needs %d, peak %d)", load, cloudwatchLag*syncPeriod, runs(seq), needed, peak)
-		if peak < 2*needed && peak != tr.max {
+		if peak < 2*needed && peak != tr.Max {
 			t.Errorf("load %v with lag: AVG Value peaks at %d, expected the ratchet to reach a multiple of %d", load, peak, needed)
 		}
 	}
@@ -357,7 +335,7 @@ func TestAvgValueRatchetsUnderLag(t *testing.T) {
 // out to what the load needs, it recommends a fraction of it.
 func TestSeedShapeUnderScales(t *testing.T) {
 	tr := triggers(t, renderOverlay(t, repoRoot(t), "gateway"))[0]
-	tr.spec.MetricType = "" // the seed's: KEDA's default AverageValue
+	tr.Spec.MetricType = "" // the seed's: KEDA's default AverageValue
 	s, err := buildScaler(t, tr, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -368,8 +346,8 @@ func TestSeedShapeUnderScales(t *testing.T) {
 		t.Fatalf("KEDA's default metric type is %s", target.Type)
 	}
 	for _, load := range []float64{12, 20, 50} {
-		needed := clamp(int32(math.Ceil(load/2)), tr.min, tr.max)
-		got := clamp(hpaDesired(target, queryValue("AVG", load, needed), needed), tr.min, tr.max)
+		needed := clamp(int32(math.Ceil(load/2)), tr.Min, tr.Max)
+		got := clamp(hpaDesired(target, queryValue("AVG", load, needed), needed), tr.Min, tr.Max)
 		t.Logf("load %v: at the %d replicas it needs, the seed's shape recommends %d", load, needed, got)
 		if got > needed/2 {
 			t.Errorf("load %v at %d replicas: seed shape recommends %d, expected far fewer", load, needed, got)
@@ -425,8 +403,8 @@ func TestAMPTriggerValueThroughKedasScaler(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if gotQuery != tr.spec.Metadata["query"] {
-		t.Errorf("KEDA sent query %q, rendered %q", gotQuery, tr.spec.Metadata["query"])
+	if gotQuery != tr.Spec.Metadata["query"] {
+		t.Errorf("KEDA sent query %q, rendered %q", gotQuery, tr.Spec.Metadata["query"])
 	}
 	if !strings.HasPrefix(gotAuth, "AWS4-HMAC-SHA256 ") || !strings.Contains(gotAuth, "/aps/aws4_request") {
 		t.Errorf("Authorization %q is not SigV4 for service aps", gotAuth)
@@ -435,7 +413,7 @@ func TestAMPTriggerValueThroughKedasScaler(t *testing.T) {
 		t.Fatalf("KEDA reports %v active=%v, want 17 and active", metrics, active)
 	}
 	target := externalTarget(t, s)
-	if got := clamp(hpaDesired(target, 17, 1), tr.min, tr.max); got != 9 {
+	if got := clamp(hpaDesired(target, 17, 1), tr.Min, tr.Max); got != 9 {
 		t.Errorf("17 requests in flight: HPA asks %d replicas, want ceil(17/2) = 9", got)
 	}
 }

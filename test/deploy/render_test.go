@@ -11,23 +11,17 @@ import (
 	"strings"
 	"testing"
 
-	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/resmap"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
+
+	"github.com/keda-eks-samples/workloads/test/deploy/internal/kedaview"
 )
 
 // overlays are the six variants users deploy (deploy/kustomize/overlays).
-var overlays = []string{"sidecar", "gateway", "cloudwatch-direct", "amp", "sqs-worker", "video-encoder"}
+var overlays = kedaview.Names
 
 // object is one rendered Kubernetes object.
-type object struct {
-	Kind, Name, Namespace string
-	YAML                  []byte
-	Map                   map[string]any
-}
-
-func (o object) String() string { return o.Kind + "/" + o.Name }
+type object = kedaview.Object
 
 // repoRoot is the repository's top directory (this module is test/deploy).
 func repoRoot(t testing.TB) string {
@@ -42,33 +36,23 @@ func repoRoot(t testing.TB) string {
 	return root
 }
 
-// render builds a kustomization directory with the kustomize API, with the
-// options `kustomize build` and `kubectl kustomize` use by default (files
-// only from inside each kustomization's root).
+// render builds a kustomization directory as `kustomize build` does
+// (kedaview.Render).
 func render(t testing.TB, dir string) []object {
 	t.Helper()
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	m, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	objs, err := kedaview.Render(dir)
 	if err != nil {
-		t.Fatalf("kustomize build %s: %v", dir, err)
+		t.Fatal(err)
 	}
-	return objectsOf(t, m)
+	return objs
 }
 
 // objectsOf is every object of a kustomize build.
 func objectsOf(t testing.TB, m resmap.ResMap) []object {
 	t.Helper()
-	var objs []object
-	for _, r := range m.Resources() {
-		b, err := r.AsYAML()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var mp map[string]any
-		if err := yaml.Unmarshal(b, &mp); err != nil {
-			t.Fatal(err)
-		}
-		objs = append(objs, object{Kind: r.GetKind(), Name: r.GetName(), Namespace: r.GetNamespace(), YAML: b, Map: mp})
+	objs, err := kedaview.Objects(m)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return objs
 }

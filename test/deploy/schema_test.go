@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,48 +9,23 @@ import (
 	"testing"
 
 	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
-)
 
-// typed maps every kind the overlays render to its Go type.
-var typed = map[string]func() any{
-	"Namespace":             func() any { return &corev1.Namespace{} },
-	"ServiceAccount":        func() any { return &corev1.ServiceAccount{} },
-	"Service":               func() any { return &corev1.Service{} },
-	"ConfigMap":             func() any { return &corev1.ConfigMap{} },
-	"Deployment":            func() any { return &appsv1.Deployment{} },
-	"Job":                   func() any { return &batchv1.Job{} },
-	"PodDisruptionBudget":   func() any { return &policyv1.PodDisruptionBudget{} },
-	"NetworkPolicy":         func() any { return &networkingv1.NetworkPolicy{} },
-	"ScaledObject":          func() any { return &kedav1alpha1.ScaledObject{} },
-	"ScaledJob":             func() any { return &kedav1alpha1.ScaledJob{} },
-	"TriggerAuthentication": func() any { return &kedav1alpha1.TriggerAuthentication{} },
-}
+	"github.com/keda-eks-samples/workloads/test/deploy/internal/kedaview"
+)
 
 // decodeStrict decodes o into its Go type; an unknown or misspelt field is
 // an error.
-func decodeStrict(o object) (any, error) {
-	newT, ok := typed[o.Kind]
-	if !ok {
-		return nil, fmt.Errorf("no Go type for kind %s", o.Kind)
-	}
-	v := newT()
-	return v, yaml.UnmarshalStrict(o.YAML, v)
-}
+func decodeStrict(o object) (any, error) { return kedaview.DecodeStrict(o) }
 
 func TestObjectsDecodeStrictlyIntoTheirGoTypes(t *testing.T) {
 	eachOverlay(t, func(t *testing.T, _ string, objs []object) {
 		for _, o := range objs {
-			if _, ok := typed[o.Kind]; !ok {
+			if _, ok := kedaview.NewTyped(o.Kind); !ok {
 				t.Errorf("%s: no Go type known for kind %s", o, o.Kind)
 				continue
 			}

@@ -330,7 +330,7 @@ func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 	if !r.active {
 		t.Errorf("%d in flight: KEDA reports inactive", inFlight)
 	}
-	up := desired(r.value, tr.min)
+	up := desired(r.value, tr.Min)
 	t.Logf("%d in flight: KEDA reads %v active=%v (values on the way %v); target %s %s -> HPA desired %d", inFlight, r.value, r.active, seen, target.Type, targetString(target), up)
 	if up != (inFlight+1)/2 {
 		t.Errorf("%d in flight: HPA desired %d, want ceil(%d/2) = %d", inFlight, up, inFlight, (inFlight+1)/2)
@@ -345,8 +345,8 @@ func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 	r, seen = waitKeda(t, s, 250*time.Millisecond, 30*time.Second, "no load", func(r kedaReading) bool { return r.value == 0 })
 	down := desired(r.value, up)
 	t.Logf("released: KEDA reads %v active=%v (values on the way %v) -> HPA desired %d from %d", r.value, r.active, seen, down, up)
-	if r.active || down != tr.min {
-		t.Errorf("no load: KEDA active=%v, HPA desired %d; want inactive and the minimum %d", r.active, down, tr.min)
+	if r.active || down != tr.Min {
+		t.Errorf("no load: KEDA active=%v, HPA desired %d; want inactive and the minimum %d", r.active, down, tr.Min)
 	}
 
 	writes := proxy.writes()
@@ -380,11 +380,11 @@ func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 		}
 		ran[entry.Params.Query]++
 	}
-	if ran[tr.spec.Metadata["query"]] == 0 {
-		t.Errorf("Prometheus never ran the overlay's query %q; it ran %v", tr.spec.Metadata["query"], ran)
+	if ran[tr.Spec.Metadata["query"]] == 0 {
+		t.Errorf("Prometheus never ran the overlay's query %q; it ran %v", tr.Spec.Metadata["query"], ran)
 	}
 	for q := range ran {
-		if q != tr.spec.Metadata["query"] && q != "http_server_active_requests" {
+		if q != tr.Spec.Metadata["query"] && q != "http_server_active_requests" {
 			t.Errorf("Prometheus ran %q, neither the overlay's query nor the test's own", q)
 		}
 	}

@@ -369,13 +369,13 @@ func TestEMFSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 	dummyAWS(t)
 	objs := renderOverlay(t, repoRoot(t), "gateway")
 	tr := onlyTrigger(t, "gateway", "aws-cloudwatch")
-	if tr.spec.Metadata["metricStatPeriod"] != "60" || tr.spec.Metadata["metricEndTimeOffset"] != "60" {
-		t.Fatalf("gateway trigger changed (%v): revisit the time shift", tr.spec.Metadata)
+	if tr.Spec.Metadata["metricStatPeriod"] != "60" || tr.Spec.Metadata["metricEndTimeOffset"] != "60" {
+		t.Fatalf("gateway trigger changed (%v): revisit the time shift", tr.Spec.Metadata)
 	}
 	_, params := readParams(t, filepath.Join(repoRoot(t), "deploy", "kustomize", "params", "params.env"))
 	namespace := params["CLOUDWATCH_NAMESPACE"]
-	if !strings.Contains(tr.spec.Metadata["expression"], `"`+namespace+`"`) {
-		t.Fatalf("trigger expression %q does not read namespace %s", tr.spec.Metadata["expression"], namespace)
+	if !strings.Contains(tr.Spec.Metadata["expression"], `"`+namespace+`"`) {
+		t.Fatalf("trigger expression %q does not read namespace %s", tr.Spec.Metadata["expression"], namespace)
 	}
 	rendered := containerEnv(t, objs, "webapi", "webapi")
 	if rendered["OTEL_METRICS_EXPORTER"] != "otlp" || rendered["OTEL_EXPORTER_OTLP_PROTOCOL"] != "http/protobuf" {
@@ -509,7 +509,7 @@ func TestEMFSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 		}
 		up := desired(r.value, 1)
 		t.Logf("EMF values %v; minute KEDA read holds %v; KEDA (%s, %s %s) reads %v active=%v -> HPA desired %d from 1 pod",
-			values, bucket, tr.spec.Metadata["expression"], target.Type, targetString(target), r.value, r.active, up)
+			values, bucket, tr.Spec.Metadata["expression"], target.Type, targetString(target), r.value, r.active, up)
 		if len(bucket) == 0 {
 			t.Errorf("no datapoint in the minute KEDA read")
 		}
@@ -548,8 +548,8 @@ func TestEMFSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 		if rNoFix.value != 0 || rNoFix.active {
 			t.Errorf("KEDA reads %v active=%v without the fix, want the garbage 0", rNoFix.value, rNoFix.active)
 		}
-		if bad != tr.min {
-			t.Errorf("HPA desired %d without the fix, want the minimum %d", bad, tr.min)
+		if bad != tr.Min {
+			t.Errorf("HPA desired %d without the fix, want the minimum %d", bad, tr.Min)
 		}
 	})
 }

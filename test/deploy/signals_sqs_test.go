@@ -16,6 +16,8 @@ import (
 
 	"github.com/keda-eks-samples/workloads/pkg/testutil/sqstest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
+
+	"github.com/keda-eks-samples/workloads/test/deploy/internal/kedaview"
 )
 
 // The SQS overlays' signal: messages our producer enqueues in the SQS
@@ -59,8 +61,8 @@ func TestSQSWorkerScaledObjectFollowsTheQueue(t *testing.T) {
 	emu := sqstest.Start(t)
 	q := emu.NewQueue(t)
 	tr := onlyTrigger(t, "sqs-worker", "aws-sqs-queue")
-	if tr.kind != "ScaledObject" || tr.min != 1 || tr.max != 15 {
-		t.Fatalf("%s: min %d max %d; this test expects the sqs-worker ScaledObject with 1..15", tr.owner, tr.min, tr.max)
+	if tr.Kind != "ScaledObject" || tr.Min != 1 || tr.Max != 15 {
+		t.Fatalf("%s: min %d max %d; this test expects the sqs-worker ScaledObject with 1..15", tr.Owner, tr.Min, tr.Max)
 	}
 	s, target, desired := localScaler(t, tr, map[string]string{"awsEndpoint": emu.Endpoint, "queueURL": q.URL})
 
@@ -75,9 +77,9 @@ func TestSQSWorkerScaledObjectFollowsTheQueue(t *testing.T) {
 	if !r.active {
 		t.Errorf("200 messages: KEDA reports inactive")
 	}
-	got := desired(r.value, tr.min)
-	t.Logf("queue of %d: KEDA reports %v active=%v; target %s %s -> HPA desired %d (from %d)", messages, r.value, r.active, target.Type, targetString(target), got, tr.min)
-	if want := min(tr.max, int32((messages+4)/5)); got != want || want != 15 {
+	got := desired(r.value, tr.Min)
+	t.Logf("queue of %d: KEDA reports %v active=%v; target %s %s -> HPA desired %d (from %d)", messages, r.value, r.active, target.Type, targetString(target), got, tr.Min)
+	if want := min(tr.Max, int32((messages+4)/5)); got != want || want != 15 {
 		t.Errorf("200 messages: HPA desired %d, want min(15, ceil(200/5)) = 15", got)
 	}
 
@@ -116,8 +118,8 @@ func TestSQSWorkerScaledObjectFollowsTheQueue(t *testing.T) {
 	if r.active {
 		t.Errorf("drained queue: KEDA reports active")
 	}
-	if got := desired(r.value, 15); got != tr.min {
-		t.Errorf("drained queue: HPA desired %d from 15, want the minimum %d", got, tr.min)
+	if got := desired(r.value, 15); got != tr.Min {
+		t.Errorf("drained queue: HPA desired %d from 15, want the minimum %d", got, tr.Min)
 	}
 	if v, f := emu.Depth(t.Context(), t, q.URL); v != 0 || f != 0 {
 		t.Errorf("KEDA reports 0 but the queue holds visible %d in flight %d", v, f)
@@ -130,65 +132,13 @@ func TestSQSWorkerScaledObjectFollowsTheQueue(t *testing.T) {
 }
 
 // jobDecision is KEDA v2.21's ScaledJob executor deciding how many Jobs to
-// create in one poll, reproduced here because it is unexported and its
-// package cannot be imported cheaply: pkg/scaling/executor imports
-// pkg/scaling/resolver, which brings the HashiCorp Vault, GCP Secret
-// Manager, Azure Key Vault and AWS Secrets Manager SDKs into this module.
-// The metric side (CalculateQueueLengthAndMaxValue, IsScaledJobActive) is
-// called from KEDA itself. Line by line, pkg/scaling/executor/scale_jobs.go
-// of v2.21.0:
-//
-//	L55-59   RequestJobScale: effectiveMaxScale, scaleTo := getScalingDecision(...); negative -> 0
-//	L61-64   only when isActive: createJobs(scaleTo, effectiveMaxScale)
-//	L110-122 getScalingDecision: fewer running than min -> min - running; else the
-//	         strategy's GetEffectiveMaxScale(maxScale, running - min, pending, MaxReplicaCount(), scaleTo)
-//	L124-133 createJobs: none when maxScale <= 0; scaleTo capped at maxScale
-//	L448-475 NewScalingStrategy: custom (unparsable percentage -> default), accurate, eager, else default
-//	L484-525 GetEffectiveMaxScale of default, custom, accurate, eager
-//
-// scaleTo and maxScale are IsScaledJobActive's ceil(queueLength) and
-// ceil(maxValue) (pkg/scaling/scale_handler.go L512-514).
+// create in one poll (kedaview.JobDecision, reproduced there line by line).
 func jobDecision(sj *kedav1alpha1.ScaledJob, isActive bool, running, pending, scaleTo, maxScale int64) int64 {
-	if !isActive {
-		return 0
-	}
-	minReplicas, maxReplicas := sj.MinReplicaCount(), sj.MaxReplicaCount()
-	var effective int64
-	if running < minReplicas {
-		scaleTo, effective = minReplicas-running, minReplicas-running
-	} else {
-		effective, scaleTo = effectiveMaxScale(sj.Spec.ScalingStrategy, maxScale, running-minReplicas, pending, maxReplicas, scaleTo)
-	}
-	if effective <= 0 {
-		return 0
-	}
-	return min(scaleTo, effective)
+	return kedaview.JobDecision(sj, isActive, running, pending, scaleTo, maxScale)
 }
 
-// effectiveMaxScale is NewScalingStrategy(...).GetEffectiveMaxScale(...)
-// (scale_jobs.go L448-525), one case per strategy type.
 func effectiveMaxScale(st kedav1alpha1.ScalingStrategy, maxScale, running, pending, maxReplicas, scaleTo int64) (int64, int64) {
-	switch st.Strategy {
-	case "custom":
-		pct, err := strconv.ParseFloat(st.CustomScalingRunningJobPercentage, 64)
-		if err != nil {
-			return maxScale - running, scaleTo // falls back to default
-		}
-		var deduction int64
-		if st.CustomScalingQueueLengthDeduction != nil {
-			deduction = int64(*st.CustomScalingQueueLengthDeduction)
-		}
-		return min(maxScale-deduction-int64(float64(running)*pct), maxReplicas), scaleTo
-	case "accurate":
-		if maxScale+running-pending > maxReplicas {
-			return maxReplicas - running, scaleTo
-		}
-		return maxScale - pending, scaleTo
-	case "eager":
-		return min(maxReplicas-running-pending, maxScale), maxReplicas
-	default:
-		return maxScale - running, scaleTo
-	}
+	return kedaview.EffectiveMaxScale(st, maxScale, running, pending, maxReplicas, scaleTo)
 }
 
 // TestJobDecisionMatchesKedasOwnTests replays KEDA v2.21's own strategy test
@@ -294,7 +244,7 @@ func TestVideoEncoderScaledJobProcessesEachMessageOnce(t *testing.T) {
 	s, _, _ := localScaler(t, tr, map[string]string{"awsEndpoint": emu.Endpoint, "queueURL": q.URL})
 	specs := s.GetMetricSpecForScaling(t.Context())
 	t.Logf("%s: strategy %q, queueLength %s, scaleOnInFlight %s, replicas %d..%d",
-		tr.owner, sj.Spec.ScalingStrategy.Strategy, tr.spec.Metadata["queueLength"], tr.spec.Metadata["scaleOnInFlight"], sj.MinReplicaCount(), sj.MaxReplicaCount())
+		tr.Owner, sj.Spec.ScalingStrategy.Strategy, tr.Spec.Metadata["queueLength"], tr.Spec.Metadata["scaleOnInFlight"], sj.MinReplicaCount(), sj.MaxReplicaCount())
 
 	raEnv := svctest.Env(t, map[string]string{"LOG_LEVEL": "info"})
 	ra := svctest.StartBinary(t, svctest.Build(t, "services/resultanalyzer"), raEnv)

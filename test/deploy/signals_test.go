@@ -39,7 +39,7 @@ func onlyTrigger(t *testing.T, overlay, typ string) trigger {
 	t.Helper()
 	var found []trigger
 	for _, tr := range triggers(t, renderOverlay(t, repoRoot(t), overlay)) {
-		if tr.spec.Type == typ {
+		if tr.Spec.Type == typ {
 			found = append(found, tr)
 		}
 	}
@@ -58,15 +58,15 @@ func localScaler(t *testing.T, tr trigger, override map[string]string) (scalers.
 	t.Helper()
 	s, err := buildScaler(t, tr, override)
 	if err != nil {
-		t.Fatalf("%s: KEDA's %s scaler: %v", tr.owner, tr.spec.Type, err)
+		t.Fatalf("%s: KEDA's %s scaler: %v", tr.Owner, tr.Spec.Type, err)
 	}
 	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	if tr.kind != "ScaledObject" {
+	if tr.Kind != "ScaledObject" {
 		return s, autoscalingv2.MetricTarget{}, nil
 	}
 	target := externalTarget(t, s)
 	return s, target, func(metric float64, current int32) int32 {
-		return clamp(hpaDesired(target, metric, current), tr.min, tr.max)
+		return clamp(hpaDesired(target, metric, current), tr.Min, tr.Max)
 	}
 }
 

@@ -35,9 +35,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	repo := fs.String("repo", ".", "repository root (for tools/fauxqs)")
 	messages := fs.Int("messages", 300, "messages POST /send puts on the sqsworker queue")
 	videos := fs.Int("videos", 10, "encoding requests the producer enqueues for the video encoder jobs")
+	var so serveOptions
+	fs.StringVar(&so.overlay, "serve", "", "only start the local signal source of this overlay, print a SIGNAL line and run until stopped (make preview)")
+	fs.StringVar(&so.load, "load-profile", "auto", "-serve: built-in load profile of loadtest/profiles.json (auto: the overlay's), or none")
+	fs.DurationVar(&so.loadFor, "load-for", 0, "-serve: stop the built-in load after this long (0: the profile's own length)")
+	fs.DurationVar(&so.export, "export-interval", 0, "-serve: webapi's metric export interval (0: as shipped, 60s)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	so.messages = *videos
 	if *logs == "" {
 		*logs = filepath.Join(*bin, "demo-logs")
 	}
@@ -55,7 +61,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}()
 
 	fmt.Fprintf(stdout, "service logs: %s/\n\n", *logs)
-	err := scenes(ctx, st, *repo, *load, *messages, *videos)
+	var err error
+	if so.overlay != "" {
+		err = serve(ctx, st, *repo, so)
+	} else {
+		err = scenes(ctx, st, *repo, *load, *messages, *videos)
+	}
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
@@ -81,14 +92,21 @@ func freshLogs(dir string) error {
 }
 
 func scenes(ctx context.Context, st *stack, repo string, load time.Duration, messages, videos int) error {
-	if err := httpScene(ctx, st, load); err != nil {
+	m := &measured{}
+	if err := httpScene(ctx, st, repo, load, m); err != nil {
 		return err
 	}
 	emu, err := startEmulator(ctx, st, repo)
 	if err != nil {
 		return err
 	}
-	if err := sqsWorkerScene(ctx, st, emu, messages); err != nil {
+	fmt.Fprintln(st.out, "\ncost meters (beside the next scenes): webapi with the CloudWatch-direct exporter, webapi → collector → EMF, an idle sqsworker")
+	mt, err := startMeters(ctx, st, repo, emu)
+	if err != nil {
+		return err
+	}
+	defer mt.close()
+	if err := sqsWorkerScene(ctx, st, emu, messages, m); err != nil {
 		return err
 	}
 	analyzer, p, err := st.serve("resultanalyzer", map[string]string{})
@@ -96,5 +114,12 @@ func scenes(ctx context.Context, st *stack, repo string, load time.Duration, mes
 		return err
 	}
 	p.backing = true // the jobs report to it, also when they are stopped
-	return videoScene(ctx, st, emu, analyzer, videos)
+	if err := videoScene(ctx, st, emu, analyzer, videos); err != nil {
+		return err
+	}
+	rows, err := mt.rows(ctx, st, m)
+	if err != nil {
+		return err
+	}
+	return writeCostTable(st, filepath.Join(st.logs, "costs.md"), rows)
 }

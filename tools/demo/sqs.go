@@ -23,6 +23,7 @@ import (
 type emulator struct {
 	env    map[string]string // AWS_* for the services
 	client *sqs.Client
+	calls  counter // the demo's own calls (playing KEDA), by operation
 }
 
 // startEmulator runs tools/fauxqs/serve.mjs on a free loopback port.
@@ -47,11 +48,12 @@ func startEmulator(ctx context.Context, st *stack, repo string) (*emulator, erro
 		"AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_SQS": endpoint,
 		"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo",
 	}
-	client, err := sqsx.NewClient(ctx, func(k string) string { return env[k] })
+	e := &emulator{env: env}
+	e.client, err = sqsx.NewClient(ctx, func(k string) string { return env[k] }, sqsx.CountCalls(e.calls.add))
 	if err != nil {
 		return nil, err
 	}
-	return &emulator{env: env, client: client}, nil
+	return e, nil
 }
 
 // createQueue makes name and name-dlq, with a redrive policy after
@@ -91,16 +93,23 @@ func (e *emulator) depth(ctx context.Context, url string) (visible, inFlight int
 // replicas drain it. The demo plays KEDA's part: every second it sets the
 // replica count to ceil((visible + in flight) / queueLength), between 1 and
 // maxReplicas, starting workers or sending SIGTERM to the newest.
-func sqsWorkerScene(ctx context.Context, st *stack, emu *emulator, messages int) error {
+// The workers reach the emulator through a proxy that counts their calls
+// (what SQS would bill them), and the demo counts its own
+// GetQueueAttributes (KEDA's, once a poll): both go into the cost table.
+func sqsWorkerScene(ctx context.Context, st *stack, emu *emulator, messages int, m *measured) error {
 	const queueLength, maxReplicas = 5, 6
 	url, err := emu.createQueue(ctx, "demo-sqsworker", 5)
 	if err != nil {
 		return err
 	}
+	proxy, err := startSQSProxy(st, emu.env["AWS_ENDPOINT_URL_SQS"])
+	if err != nil {
+		return err
+	}
 	env := func() map[string]string {
-		e := map[string]string{"QUEUE_URL": url, "WORKER_CONCURRENCY": "5", "PROCESS_MIN_DELAY": "300ms",
-			"PROCESS_MAX_DELAY": "800ms", "SQS_WAIT_TIME": "2s", "SHUTDOWN_TIMEOUT": "10s"}
-		for k, v := range emu.env {
+		e := proxy.env(emu.env)
+		for k, v := range map[string]string{"QUEUE_URL": url, "WORKER_CONCURRENCY": "5", "PROCESS_MIN_DELAY": "300ms",
+			"PROCESS_MAX_DELAY": "800ms", "SQS_WAIT_TIME": "2s", "SHUTDOWN_TIMEOUT": "10s"} {
 			e[k] = v
 		}
 		return e
@@ -125,7 +134,8 @@ func sqsWorkerScene(ctx context.Context, st *stack, emu *emulator, messages int)
 	start := time.Now()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	for {
+	gqa0 := emu.calls.get("GetQueueAttributes")
+	for polls := 1; ; polls++ {
 		v, f, err := emu.depth(ctx, url)
 		if err != nil {
 			return err
@@ -152,6 +162,11 @@ func sqsWorkerScene(ctx context.Context, st *stack, emu *emulator, messages int)
 			for _, p := range replicas {
 				p.terminate()
 			}
+			m.mu.Lock()
+			m.sqs = &sqsCount{messages: messages, receive: proxy.calls.get("ReceiveMessage"),
+				deleteBatch: proxy.calls.get("DeleteMessageBatch"), visibilityBatch: proxy.calls.get("ChangeMessageVisibilityBatch"),
+				pollsByKeda: polls, gqaByKeda: emu.calls.get("GetQueueAttributes") - gqa0}
+			m.mu.Unlock()
 			return nil
 		}
 		select {

@@ -30,7 +30,14 @@ type stack struct {
 	grace time.Duration
 	// hurry, when it delivers (a second Ctrl-C), kills what is still running.
 	hurry <-chan os.Signal
+	// closers stop what runs inside the demo (the CloudWatch stand-in, the
+	// counting SQS proxies) after every process has stopped: a service's
+	// last flush on SIGTERM still reaches them.
+	closers []func()
 }
+
+// atExit runs f after stopAll has stopped every process.
+func (s *stack) atExit(f func()) { s.closers = append(s.closers, f) }
 
 type proc struct {
 	name    string
@@ -113,11 +120,17 @@ func listenOn(env map[string]string) (int, error) {
 
 // serve starts an HTTP service on a free port and waits for /readyz.
 func (s *stack) serve(name string, env map[string]string) (string, *proc, error) {
+	return s.serveAs(name, name, env)
+}
+
+// serveAs is serve of bin/<binary> under another name (its log file, what
+// the demo prints).
+func (s *stack) serveAs(binary, name string, env map[string]string) (string, *proc, error) {
 	port, err := listenOn(env)
 	if err != nil {
 		return "", nil, err
 	}
-	p, err := s.start(name, name, env)
+	p, err := s.start(binary, name, env)
 	if err != nil {
 		return "", nil, err
 	}
@@ -192,6 +205,12 @@ func (s *stack) stopAll() {
 		}
 	}
 	s.procs = nil
+	defer func() {
+		for _, f := range s.closers {
+			f()
+		}
+		s.closers = nil
+	}()
 	if len(clients)+len(backing) == 0 {
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -100,7 +101,7 @@ func start(t *testing.T, ctx context.Context) *env {
 		NodeName: localcluster.Node,
 		Images:   images(t, root),
 		LogDir:   filepath.Join(out, "pods"),
-		Logf:     t.Logf,
+		Logf:     e.logTo(t, "runner.log"),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -149,6 +150,25 @@ func (e *env) apply(t *testing.T, ctx context.Context, overlay string, values ma
 	}
 	if err := os.WriteFile(filepath.Join(e.out, overlay+".yaml"), manifests, 0o644); err != nil {
 		t.Fatal(err)
+	}
+	// The Namespace first: objects applied in the same call can reach the
+	// apiserver before its namespace informer has seen it (NotFound).
+	var nsDocs [][]byte
+	for _, r := range m.Resources() {
+		if r.GetKind() == "Namespace" {
+			b, err := r.AsYAML()
+			if err != nil {
+				t.Fatal(err)
+			}
+			nsDocs = append(nsDocs, b)
+		}
+	}
+	e.kubectl(t, ctx, bytes.Join(nsDocs, []byte("---\n")), "apply", "--server-side", "-f", "-")
+	if err := poll(ctx, 200*time.Millisecond, 30*time.Second, func() (bool, error) {
+		_, err := e.client.CoreV1().ServiceAccounts(namespace).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	}); err != nil {
+		t.Fatalf("namespace %s with its default ServiceAccount: %v", namespace, err)
 	}
 	e.kubectl(t, ctx, manifests, "apply", "--server-side", "-f", "-")
 }
@@ -208,7 +228,33 @@ func (e *env) sample(ctx context.Context, tl *timeline, read func() []float64) (
 			}
 		}
 	}()
-	return func() { cancel(); <-done }
+	return func() {
+		cancel()
+		<-done
+		if v := read(); v != nil { // the state the scenario ended in
+			tl.add(v...)
+		}
+	}
+}
+
+// logTo returns a Logf that appends to file under the test's output
+// directory (the process runner's per-pod lines would drown the test log).
+func (e *env) logTo(t *testing.T, file string) func(string, ...any) {
+	t.Helper()
+	if err := os.MkdirAll(e.out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(e.out, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	t.Cleanup(func() { mu.Lock(); defer mu.Unlock(); f.Close() })
+	return func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(f, "%s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+	}
 }
 
 // waitEndpoints waits until at least n pods matching selector are ready in
@@ -281,16 +327,39 @@ func post(t *testing.T, url, body string) (int, string) {
 }
 
 // forward stands in for a Service's cluster IP (no kube-proxy or DNS here):
-// it listens on a free loopback port and hands each connection to one of
-// the ready pods matching selector, round robin. It returns its URL.
-func (e *env) forward(t *testing.T, selector string) string {
+// it listens on a free loopback port and hands each connection to port of
+// one of the ready pods matching selector, round robin (port 0: the pod's
+// first container port). It returns its URL. At the end of the test it
+// closes its listener and every connection it still carries.
+func (e *env) forward(t *testing.T, selector string, port int) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns = map[net.Conn]bool{}
+	)
+	track := func(c net.Conn, add bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if add {
+			conns[c] = true
+		} else {
+			delete(conns, c)
+		}
+	}
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -304,18 +373,25 @@ func (e *env) forward(t *testing.T, selector string) string {
 				conn.Close() // like a Service without ready endpoints
 				continue
 			}
+			target := strings.TrimPrefix(urls[n%len(urls)], "http://")
+			if port != 0 {
+				host, _, _ := net.SplitHostPort(target)
+				target = net.JoinHostPort(host, strconv.Itoa(port))
+			}
 			wg.Add(1)
-			go func(target string) {
+			go func() {
 				defer wg.Done()
-				defer conn.Close()
+				track(conn, true)
+				defer func() { track(conn, false); conn.Close() }()
 				up, err := net.Dial("tcp", target)
 				if err != nil {
 					return
 				}
-				defer up.Close()
+				track(up, true)
+				defer func() { track(up, false); up.Close() }()
 				go func() { _, _ = io.Copy(up, conn); up.(*net.TCPConn).CloseWrite() }()
 				_, _ = io.Copy(conn, up)
-			}(strings.TrimPrefix(urls[n%len(urls)], "http://"))
+			}()
 		}
 	}()
 	return "http://" + ln.Addr().String()

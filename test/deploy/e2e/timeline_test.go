@@ -5,6 +5,7 @@ package e2e
 import (
 	"fmt"
 	"html"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,6 +77,10 @@ func (tl *timeline) table() string {
 		prev = s.values
 		fmt.Fprintf(&b, "%7.0fs", s.at.Seconds())
 		for _, v := range s.values {
+			if math.IsNaN(v) {
+				fmt.Fprintf(&b, " %12s", "-") // no value (e.g. no series yet)
+				continue
+			}
 			fmt.Fprintf(&b, " %12g", v)
 		}
 		b.WriteString("\n")
@@ -91,7 +96,7 @@ func equal(a, b []float64) bool {
 		return false
 	}
 	for i := range a {
-		if a[i] != b[i] {
+		if a[i] != b[i] && !(math.IsNaN(a[i]) && math.IsNaN(b[i])) {
 			return false
 		}
 	}
@@ -137,9 +142,16 @@ func (tl *timeline) page() string {
 	for i, name := range tl.series {
 		maxV := 1.0
 		for _, s := range samples {
-			maxV = max(maxV, s.values[i])
+			if !math.IsNaN(s.values[i]) {
+				maxV = max(maxV, s.values[i])
+			}
 		}
-		y := func(v float64) float64 { return h - pad/2 - (h-pad)*v/maxV }
+		y := func(v float64) float64 {
+			if math.IsNaN(v) {
+				v = 0
+			}
+			return h - pad/2 - (h-pad)*v/maxV
+		}
 		fmt.Fprintf(&b, "<h3>%s (max %g)</h3>\n<svg width=%g height=%g style=\"border:1px solid #ccc\">\n", html.EscapeString(name), maxV, w, h)
 		for _, m := range marks {
 			fmt.Fprintf(&b, "<line x1=%.1f x2=%.1f y1=0 y2=%g stroke=#999 stroke-dasharray=4/><text x=%.1f y=12 font-size=10>%s</text>\n",
@@ -166,7 +178,9 @@ func (tl *timeline) max(i int) float64 {
 	defer tl.mu.Unlock()
 	m := 0.0
 	for _, s := range tl.samples {
-		m = max(m, s.values[i])
+		if !math.IsNaN(s.values[i]) {
+			m = max(m, s.values[i])
+		}
 	}
 	return m
 }

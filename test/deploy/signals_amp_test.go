@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
+	"github.com/keda-eks-samples/workloads/test/deploy/internal/kedaview"
 	"github.com/keda-eks-samples/workloads/test/deploy/internal/proctest"
 )
 
@@ -264,7 +265,7 @@ func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 		t.Errorf("%d in flight: KEDA reports inactive", inFlight)
 	}
 	up := desired(r.value, tr.Min)
-	t.Logf("%d in flight: KEDA reads %v active=%v (values on the way %v); target %s %s -> HPA desired %d", inFlight, r.value, r.active, seen, target.Type, targetString(target), up)
+	t.Logf("%d in flight: KEDA reads %v active=%v (values on the way %v); target %s %s -> HPA desired %d", inFlight, r.value, r.active, seen, target.Type, kedaview.TargetString(target), up)
 	if up != (inFlight+1)/2 {
 		t.Errorf("%d in flight: HPA desired %d, want ceil(%d/2) = %d", inFlight, up, inFlight, (inFlight+1)/2)
 	}

@@ -35,45 +35,17 @@ import (
 // A load of L requests kept in flight (L goroutines, spread over the ready
 // pods as a Service would) needs ⌈L/2⌉ pods: the replicas reach it, hold
 // while the load lasts, and return to the minimum after it.
-//
-// The counterexample is the same run with the seeds' shape, an average
-// over pods with AverageValue: the HPA reads L/N per pod and asks for
-// ⌈L/(2N)⌉, which settles near √(L/2) — far below what the load needs, and
-// nothing in the cluster reports a problem.
+// TestAMPSeedsAverageUnderScales is the same load with the seeds' shape.
 func TestAMPScalesToWhatTheLoadNeedsAndBack(t *testing.T) {
 	const (
 		load   = 16 // requests in flight
 		target = 2  // the trigger's threshold (AverageValue)
 	)
 	want := int32(math.Ceil(load / float64(target))) // 8, within 1..10
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	prom, _ := proctest.StartPrometheus(t)
-	e := start(t, ctx)
-	collector := e.forward(t, "app.kubernetes.io/name=otel-collector", 4318)
-
-	e.apply(t, ctx, "amp", e.localValues(t, map[string]string{
-		"PROMETHEUS_URL":              prom,
-		"PROMETHEUS_REMOTE_WRITE_URL": prom + "/api/v1/write",
-		"OTEL_COLLECTOR_URL":          collector,
-	}))
-	tl := newTimeline(fmt.Sprintf("amp: %d requests in flight, sum(...) AverageValue %d -> %d pods; then the seeds' avg(...)", load, target, want),
-		"in flight", "replicas", "ready", "query")
-	gen := &holder{e: e, selector: "app.kubernetes.io/name=webapi"}
-	stopSampling := e.sample(ctx, tl, func() []float64 {
-		d, err := e.client.AppsV1().Deployments(namespace).Get(ctx, "webapi", metav1.GetOptions{})
-		if err != nil || d.Spec.Replicas == nil {
-			return nil
-		}
-		return []float64{float64(gen.inFlight.Load()), float64(*d.Spec.Replicas), float64(d.Status.ReadyReplicas), promQuery(ctx, prom, e.triggerQuery(ctx))}
-	})
-	defer func() {
-		stopSampling()
-		tl.save(t, e.out)
-	}()
-	e.waitEndpoints(t, ctx, gen.selector, 1, 2*time.Minute)
-	e.waitEndpoints(t, ctx, "app.kubernetes.io/name=otel-collector", 1, 2*time.Minute)
-	e.waitHPA(t, ctx, "keda-hpa-webapi", 3*time.Minute)
+	r := startAMP(t, ctx, "", fmt.Sprintf("amp: %d requests in flight, sum(...) AverageValue %d -> %d pods", load, target, want))
+	e, gen, tl := r.e, r.gen, r.tl
 
 	// The shipped trigger: up to ⌈L/2⌉, held, and back to 1.
 	tl.mark(fmt.Sprintf("load %d", load))
@@ -109,35 +81,9 @@ func TestAMPSeedsAverageUnderScales(t *testing.T) {
 	want := int32(math.Ceil(load / float64(target)))
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	prom, _ := proctest.StartPrometheus(t)
-	e := start(t, ctx)
-	collector := e.forward(t, "app.kubernetes.io/name=otel-collector", 4318)
-	e.apply(t, ctx, "amp", e.localValues(t, map[string]string{
-		"PROMETHEUS_URL":              prom,
-		"PROMETHEUS_REMOTE_WRITE_URL": prom + "/api/v1/write",
-		"OTEL_COLLECTOR_URL":          collector,
-	}))
-	seeds := `avg(http_server_active_requests{job="webapi"})`
-	patch := fmt.Sprintf(`[{"op":"replace","path":"/spec/triggers/0/metadata/query","value":%q}]`, seeds)
-	if _, err := e.kedaClient(t).Resource(scaledObjects).Namespace(namespace).Patch(ctx, "webapi", types.JSONPatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	tl := newTimeline(fmt.Sprintf("amp with the seeds' avg(...): %d requests in flight need %d pods", load, want),
-		"in flight", "replicas", "ready", "query")
-	gen := &holder{e: e, selector: "app.kubernetes.io/name=webapi"}
-	stopSampling := e.sample(ctx, tl, func() []float64 {
-		d, err := e.client.AppsV1().Deployments(namespace).Get(ctx, "webapi", metav1.GetOptions{})
-		if err != nil || d.Spec.Replicas == nil {
-			return nil
-		}
-		return []float64{float64(gen.inFlight.Load()), float64(*d.Spec.Replicas), float64(d.Status.ReadyReplicas), promQuery(ctx, prom, e.triggerQuery(ctx))}
-	})
-	defer func() {
-		stopSampling()
-		tl.save(t, e.out)
-	}()
-	e.waitEndpoints(t, ctx, gen.selector, 1, 2*time.Minute)
-	e.waitHPA(t, ctx, "keda-hpa-webapi", 3*time.Minute)
+	r := startAMP(t, ctx, `avg(http_server_active_requests{job="webapi"})`,
+		fmt.Sprintf("amp with the seeds' avg(...): %d requests in flight need %d pods", load, want))
+	e, gen, tl := r.e, r.gen, r.tl
 
 	tl.mark(fmt.Sprintf("load %d", load))
 	gen.start(load)
@@ -165,6 +111,56 @@ func TestAMPSeedsAverageUnderScales(t *testing.T) {
 		t.Errorf("seeds' avg(...) held up to %d replicas for a load needing %d: the counterexample no longer under-scales", peak, want)
 	}
 	t.Logf("whole run %s", time.Since(e.started).Round(time.Second))
+}
+
+// ampRun is the amp overlay applied on a fresh local control plane, with
+// Prometheus, a forwarder standing in for the collector's Service, a load
+// holder and the timeline being sampled.
+type ampRun struct {
+	e   *env
+	gen *holder
+	tl  *timeline
+}
+
+// startAMP applies the amp overlay (with query in place of the shipped
+// trigger's, if given: the counterexample), starts sampling in flight,
+// replicas and the trigger's query result, and returns once a webapi pod
+// and a collector are ready and the HPA reads its metric. The timeline is
+// saved when the test ends.
+func startAMP(t *testing.T, ctx context.Context, query, title string) *ampRun {
+	t.Helper()
+	prom, _ := proctest.StartPrometheus(t)
+	e := start(t, ctx)
+	collector := e.forward(t, "app.kubernetes.io/name=otel-collector", 4318)
+	e.apply(t, ctx, "amp", e.localValues(t, map[string]string{
+		"PROMETHEUS_URL":              prom,
+		"PROMETHEUS_REMOTE_WRITE_URL": prom + "/api/v1/write",
+		"OTEL_COLLECTOR_URL":          collector,
+	}))
+	if query != "" {
+		patch := fmt.Sprintf(`[{"op":"replace","path":"/spec/triggers/0/metadata/query","value":%q}]`, query)
+		if _, err := e.kedaClient(t).Resource(scaledObjects).Namespace(namespace).Patch(ctx, "webapi", types.JSONPatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &ampRun{e: e, gen: &holder{e: e, selector: "app.kubernetes.io/name=webapi"},
+		tl: newTimeline(title, "in flight", "replicas", "ready", "query")}
+	stopSampling := e.sample(ctx, r.tl, func() []float64 {
+		d, err := e.client.AppsV1().Deployments(namespace).Get(ctx, "webapi", metav1.GetOptions{})
+		if err != nil || d.Spec.Replicas == nil {
+			return nil
+		}
+		return []float64{float64(r.gen.inFlight.Load()), float64(*d.Spec.Replicas), float64(d.Status.ReadyReplicas), promQuery(ctx, prom, e.triggerQuery(ctx))}
+	})
+	t.Cleanup(func() {
+		r.gen.stop()
+		stopSampling()
+		r.tl.save(t, e.out)
+	})
+	e.waitEndpoints(t, ctx, r.gen.selector, 1, 2*time.Minute)
+	e.waitEndpoints(t, ctx, "app.kubernetes.io/name=otel-collector", 1, 2*time.Minute)
+	e.waitHPA(t, ctx, "keda-hpa-webapi", 3*time.Minute)
+	return r
 }
 
 // holder keeps n requests in flight against the ready pods of selector,

@@ -281,7 +281,7 @@ func TestHTTPTriggersSettleOnWhatTheLoadNeeds(t *testing.T) {
 					want := clamp(int32(math.Ceil(float64(load)/perPod)), tr.Min, tr.Max)
 					got, peak, seq := settle(target, behavior, agg, float64(load), tr.Min, tr.Max, lag)
 					if load%10 == 6 || load == 50 {
-						t.Logf("lag %3d s, load %2d: %s %s target %s: %s (want %d)", lag*syncPeriod, load, agg, target.Type, targetString(target), runs(seq), want)
+						t.Logf("lag %3d s, load %2d: %s %s target %s: %s (want %d)", lag*syncPeriod, load, agg, target.Type, kedaview.TargetString(target), runs(seq), want)
 					}
 					if got != want || peak > want {
 						t.Errorf("lag %d s, load %d: settles on %d, peak %d (sequence %s); the load needs %d",
@@ -353,16 +353,6 @@ func TestSeedShapeUnderScales(t *testing.T) {
 			t.Errorf("load %v at %d replicas: seed shape recommends %d, expected far fewer", load, needed, got)
 		}
 	}
-}
-
-func targetString(t autoscalingv2.MetricTarget) string {
-	if t.AverageValue != nil {
-		return t.AverageValue.String()
-	}
-	if t.Value != nil {
-		return t.Value.String()
-	}
-	return "?"
 }
 
 // TestAMPTriggerValueThroughKedasScaler runs the amp trigger's rendered

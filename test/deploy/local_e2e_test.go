@@ -38,6 +38,12 @@ var localE2EAllowed = func() []string {
 		"containers[*].env[AMP_REMOTE_WRITE_URL].value",
 		"containers[*].env[OTEL_EXPORTER_OTLP_ENDPOINT].value",
 		"containers[*].env[RESULT_ANALYZER_URL].value",
+		// sqsworker's simulated work per message (work-sqsworker.yaml).
+		"containers[*].env[PROCESS_MIN_DELAY].**",
+		"containers[*].env[PROCESS_MAX_DELAY].**",
+		// videoencoder's encode and idle times (work-videoencoder.yaml).
+		"containers[*].env[PROCESS_SLEEP_TIME].**",
+		"containers[*].env[IDLE_TIMEOUT].**",
 	}
 	var out []string
 	for _, p := range pod {

@@ -16,11 +16,12 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
+	"github.com/keda-eks-samples/workloads/test/deploy/internal/kedaview"
+	"github.com/keda-eks-samples/workloads/test/deploy/internal/proctest"
 )
 
 // The amp overlay's signal, end to end: webapi's OTLP metrics → our
@@ -28,73 +29,6 @@ import (
 // remote write, SigV4-signed for aps → Prometheus (Debian's 2.42 package,
 // the AMP stand-in: the same remote-write receiver and query API) → KEDA's
 // prometheus scaler built from the amp overlay's trigger.
-
-// startPrometheus runs the prometheus on PATH (Debian: /usr/bin/prometheus)
-// with its remote-write receiver on and a query log, and returns its URL
-// and the query log's path. A missing prometheus fails the test: CI
-// installs it (.ci/run), and a skipped signal test proves nothing.
-func startPrometheus(t *testing.T) (base, queryLog string) {
-	t.Helper()
-	bin, err := exec.LookPath("prometheus")
-	if err != nil {
-		t.Fatalf("prometheus not found (%v): it is the AMP stand-in; install it with `apt-get install -y prometheus` (Debian's 2.42, as .ci/run does)", err)
-	}
-	dir := t.TempDir()
-	queryLog = filepath.Join(dir, "queries.log")
-	config := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(config, []byte("global:\n  query_log_file: "+queryLog+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", svctest.FreePort(t))
-	out, done := startCmd(t, "prometheus", bin, []string{
-		"--config.file=" + config,
-		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
-		"--web.listen-address=" + addr,
-		"--web.enable-remote-write-receiver",
-		"--log.level=warn",
-	}, []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir})
-	base = "http://" + addr
-	waitOK(t, "prometheus", base+"/-/ready", 30*time.Second, out, done)
-	return base, queryLog
-}
-
-// startCmd starts bin with args and exactly env; when the test ends it
-// sends SIGTERM (SIGKILL after 15 s) and, if the test failed, logs the
-// output. done is closed once the process has exited.
-func startCmd(t *testing.T, name, bin string, args, env []string) (*svctest.SyncBuffer, <-chan struct{}) {
-	t.Helper()
-	out := &svctest.SyncBuffer{}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, out)
-		}
-	})
-	return out, done
-}
-
-// waitOK polls url until it answers 200; it fails t if the process
-// (done) exits first or timeout passes.
-func waitOK(t *testing.T, name, url string, timeout time.Duration, out *svctest.SyncBuffer, done <-chan struct{}) {
-	t.Helper()
-	if err := svctest.WaitOK(url, timeout, done); err != nil {
-		t.Fatalf("%s not ready at %s: %v; output:\n%s", name, url, err, out)
-	}
-}
 
 // ampProxy stands where AMP's workspace endpoint would be: it forwards
 // POST /workspaces/<id>/api/v1/remote_write to Prometheus's /api/v1/write
@@ -221,8 +155,8 @@ receivers:
 		vars = append(vars, k+"="+v)
 	}
 	shipped := filepath.Join(repoRoot(t), "deploy", "collector", config)
-	out, done := startCmd(t, "collector "+config, bin, []string{"--config=" + shipped, "--config=" + override}, vars)
-	waitOK(t, "collector "+config, fmt.Sprintf("http://127.0.0.1:%d/", health), 60*time.Second, out, done)
+	out, done := proctest.StartCmd(t, "collector "+config, bin, []string{"--config=" + shipped, "--config=" + override}, vars)
+	proctest.WaitOK(t, "collector "+config, fmt.Sprintf("http://127.0.0.1:%d/", health), 60*time.Second, out, done)
 	return fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 }
 
@@ -290,7 +224,7 @@ var sigV4 = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/(\d{8})
 func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 	dummyAWS(t)
 	tr := onlyTrigger(t, "amp", "prometheus")
-	prom, queryLog := startPrometheus(t)
+	prom, queryLog := proctest.StartPrometheus(t)
 	proxy := startAMPProxy(t, prom)
 	otlp := startCollector(t, "amp.yaml", "", map[string]string{"AMP_REMOTE_WRITE_URL": proxy.URL + "/workspaces/ws-test/api/v1/remote_write"})
 
@@ -331,7 +265,7 @@ func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 		t.Errorf("%d in flight: KEDA reports inactive", inFlight)
 	}
 	up := desired(r.value, tr.Min)
-	t.Logf("%d in flight: KEDA reads %v active=%v (values on the way %v); target %s %s -> HPA desired %d", inFlight, r.value, r.active, seen, target.Type, targetString(target), up)
+	t.Logf("%d in flight: KEDA reads %v active=%v (values on the way %v); target %s %s -> HPA desired %d", inFlight, r.value, r.active, seen, target.Type, kedaview.TargetString(target), up)
 	if up != (inFlight+1)/2 {
 		t.Errorf("%d in flight: HPA desired %d, want ceil(%d/2) = %d", inFlight, up, inFlight, (inFlight+1)/2)
 	}

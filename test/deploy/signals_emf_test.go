@@ -24,6 +24,7 @@ import (
 
 	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
+	"github.com/keda-eks-samples/workloads/test/deploy/internal/kedaview"
 )
 
 // The sidecar and gateway overlays' signal (issue 10, must-show 2): webapi's
@@ -509,7 +510,7 @@ func TestEMFSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 		}
 		up := desired(r.value, 1)
 		t.Logf("EMF values %v; minute KEDA read holds %v; KEDA (%s, %s %s) reads %v active=%v -> HPA desired %d from 1 pod",
-			values, bucket, tr.Spec.Metadata["expression"], target.Type, targetString(target), r.value, r.active, up)
+			values, bucket, tr.Spec.Metadata["expression"], target.Type, kedaview.TargetString(target), r.value, r.active, up)
 		if len(bucket) == 0 {
 			t.Errorf("no datapoint in the minute KEDA read")
 		}

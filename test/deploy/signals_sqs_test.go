@@ -78,7 +78,7 @@ func TestSQSWorkerScaledObjectFollowsTheQueue(t *testing.T) {
 		t.Errorf("200 messages: KEDA reports inactive")
 	}
 	got := desired(r.value, tr.Min)
-	t.Logf("queue of %d: KEDA reports %v active=%v; target %s %s -> HPA desired %d (from %d)", messages, r.value, r.active, target.Type, targetString(target), got, tr.Min)
+	t.Logf("queue of %d: KEDA reports %v active=%v; target %s %s -> HPA desired %d (from %d)", messages, r.value, r.active, target.Type, kedaview.TargetString(target), got, tr.Min)
 	if want := min(tr.Max, int32((messages+4)/5)); got != want || want != 15 {
 		t.Errorf("200 messages: HPA desired %d, want min(15, ceil(200/5)) = 15", got)
 	}

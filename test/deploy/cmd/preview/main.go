@@ -31,7 +31,6 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/kedacore/keda/v2/pkg/scalers"
 	"github.com/kedacore/keda/v2/pkg/scaling/scaledjob"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/keda-eks-samples/workloads/test/deploy/internal/kedaview"
@@ -185,7 +184,7 @@ func pollScaledObject(ctx context.Context, tr kedaview.Trigger, s scalers.Scaler
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "  HPA: metricType %s, target %s, replicas %d..%d\n\n", target.Type, targetString(target), tr.Min, tr.Max)
+	fmt.Fprintf(stdout, "  HPA: metricType %s, target %s, replicas %d..%d\n\n", target.Type, kedaview.TargetString(target), tr.Min, tr.Max)
 	fmt.Fprintf(stdout, "%8s %10s %7s %9s\n", "time", "metric", "active", "replicas")
 	current := tr.Min
 	return every1(ctx, every, func(elapsed time.Duration) {
@@ -399,16 +398,6 @@ func dummyAWS(getenv func(string) string) error {
 		}
 	}
 	return nil
-}
-
-func targetString(t autoscalingv2.MetricTarget) string {
-	if t.AverageValue != nil {
-		return t.AverageValue.String()
-	}
-	if t.Value != nil {
-		return t.Value.String()
-	}
-	return "?"
 }
 
 func trim(v float64) string {

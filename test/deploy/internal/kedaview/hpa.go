@@ -102,3 +102,14 @@ func EffectiveMaxScale(st kedav1alpha1.ScalingStrategy, maxScale, running, pendi
 		return maxScale - running, scaleTo
 	}
 }
+
+// TargetString is a metric target's value as written in the trigger.
+func TargetString(t autoscalingv2.MetricTarget) string {
+	if t.AverageValue != nil {
+		return t.AverageValue.String()
+	}
+	if t.Value != nil {
+		return t.Value.String()
+	}
+	return "?"
+}

@@ -117,3 +117,44 @@ func kedaCRDDir(ctx context.Context) (string, error) {
 	}
 	return dir, nil
 }
+
+// nodeStagesOnly writes kwok's own node stages (node/fast's
+// node-initialize and node/heartbeat-with-lease), as kwokctl would use by
+// default, to path, and no pod stage. They come from the module cache's
+// copy of the kwok version test/cluster/kwok pins.
+func nodeStagesOnly(ctx context.Context, path string) (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	var modDir string
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "test", "cluster", "kwok", "go.mod")); err == nil {
+			modDir = filepath.Join(dir, "test", "cluster", "kwok")
+			break
+		}
+		if filepath.Dir(dir) == dir {
+			return "", fmt.Errorf("kwok stages: no test/cluster/kwok at or above %s", wd)
+		}
+	}
+	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok")
+	cmd.Dir = modDir
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("find kwok's module directory (go list -m in %s): %w", modDir, err)
+	}
+	kwok := strings.TrimSpace(string(out))
+	var docs []string
+	for _, f := range []string{"node/fast/node-initialize.yaml", "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml"} {
+		b, err := os.ReadFile(filepath.Join(kwok, "kustomize", "stage", f))
+		if err != nil {
+			return "", fmt.Errorf("kwok stages: %w", err)
+		}
+		docs = append(docs, strings.TrimPrefix(string(b), "---\n"))
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(docs, "\n---\n")), 0o644); err != nil {
+		return "", fmt.Errorf("kwok stages: %w", err)
+	}
+	return path, nil
+}

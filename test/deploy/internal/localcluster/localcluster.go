@@ -66,6 +66,12 @@ type Options struct {
 	Logf func(format string, args ...any)
 	// Name of the kwok cluster; empty: "e2e".
 	Name string
+	// PodStages keeps kwok's default pod stages (pod/fast): kwok itself
+	// marks every pod Running and Ready, completes Job pods with exit code
+	// 0 and deletes pods at once. Leave it false when a process runner
+	// (internal/podrunner) owns the pods' status: then kwok runs only its
+	// node stages (node/fast and node/heartbeat-with-lease).
+	PodStages bool
 	// HPASyncPeriod is kube-controller-manager's
 	// --horizontal-pod-autoscaler-sync-period; zero: 5s.
 	HPASyncPeriod time.Duration
@@ -207,6 +213,15 @@ func (c *Cluster) createCluster(ctx context.Context) error {
 		"--controller-port", strconv.Itoa(kwok),
 		"--kube-controller-manager-port", strconv.Itoa(kcm),
 		"--wait", "2m",
+	}
+	if !c.opts.PodStages {
+		stages, err := nodeStagesOnly(ctx, filepath.Join(c.opts.WorkDir, "kwok-stages.yaml"))
+		if err != nil {
+			return err
+		}
+		// With any Stage in --config, kwokctl uses those instead of its
+		// default node and pod stages (v0.8.0 pkg/kwokctl/runtime/cluster.go).
+		args = append(args, "--config", stages)
 	}
 	// kwokctl v0.8.0 panics (index out of range in mutationComponentPatches)
 	// when a component's --extra-args repeat before every component has had
@@ -392,9 +407,13 @@ func (c *Cluster) Stop() error {
 			errs = append(errs, fmt.Errorf("kwokctl delete cluster: %w\n%s", err, out.String()))
 		}
 		cancel()
+		// kwokctl delete signals its components and returns; kube-apiserver's
+		// graceful shutdown can outlast it by seconds. Give each a deadline,
+		// then kill it: what matters is that nothing is left running.
 		for name, pid := range c.kwokPIDs {
+			_ = poll(context.Background(), 20*time.Second, func() (bool, error) { return !alive(pid), nil })
 			if alive(pid) {
-				errs = append(errs, fmt.Errorf("%s (pid %d) still running after kwokctl delete cluster: killed", name, pid))
+				c.opts.Logf("localcluster: %s (pid %d) still running 20s after kwokctl delete cluster: killing it", name, pid)
 				if err := killPID(pid, 5*time.Second); err != nil {
 					errs = append(errs, err)
 				}

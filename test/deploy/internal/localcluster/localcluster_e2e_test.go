@@ -46,6 +46,8 @@ func startCluster(t *testing.T, ctx context.Context) *localcluster.Cluster {
 		WorkDir: t.TempDir(),
 		LogDir:  logDir,
 		Logf:    t.Logf,
+		// No process runner here: kwok marks the pods Ready itself.
+		PodStages: true,
 	})
 	if err != nil {
 		t.Fatalf("start: %v (logs in %s)", err, logDir)

@@ -1,0 +1,10 @@
+// Package e2e applies the rendered overlays (overlay + components/local-e2e)
+// to a local control plane — kwokctl with etcd, kube-apiserver and
+// kube-controller-manager built from Go, the real KEDA operator and metrics
+// adapter (internal/localcluster) — where the process runner
+// (internal/podrunner) runs each pod's real binaries, and asserts the
+// replica count the real KEDA + HPA controllers reach over time.
+//
+// The tests carry the build tag e2e: `make e2e` runs them (after
+// `make cluster-bins` and `make build`); `make test` does not.
+package e2e

@@ -1,0 +1,84 @@
+// Package proctest starts the real processes the signal and e2e tests
+// share (Prometheus, as the Amazon Managed Prometheus stand-in, and any
+// binary with exactly the environment it is given) on 127.0.0.1, and
+// stops them when the test ends.
+package proctest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
+)
+
+// StartPrometheus runs the prometheus on PATH (Debian: /usr/bin/prometheus)
+// with its remote-write receiver on and a query log, and returns its URL
+// and the query log's path. A missing prometheus fails the test: CI
+// installs it (.ci/run), and a skipped signal test proves nothing.
+func StartPrometheus(t testing.TB) (base, queryLog string) {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		t.Fatalf("prometheus not found (%v): it is the AMP stand-in; install it with `apt-get install -y prometheus` (Debian's 2.42, as .ci/run does)", err)
+	}
+	dir := t.TempDir()
+	queryLog = filepath.Join(dir, "queries.log")
+	config := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(config, []byte("global:\n  query_log_file: "+queryLog+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", svctest.FreePort(t))
+	out, done := StartCmd(t, "prometheus", bin, []string{
+		"--config.file=" + config,
+		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr,
+		"--web.enable-remote-write-receiver",
+		"--log.level=warn",
+	}, []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir})
+	base = "http://" + addr
+	WaitOK(t, "prometheus", base+"/-/ready", 30*time.Second, out, done)
+	return base, queryLog
+}
+
+// StartCmd starts bin with args and exactly env; when the test ends it
+// sends SIGTERM (SIGKILL after 15 s) and, if the test failed, logs the
+// output. done is closed once the process has exited.
+func StartCmd(t testing.TB, name, bin string, args, env []string) (*svctest.SyncBuffer, <-chan struct{}) {
+	t.Helper()
+	out := &svctest.SyncBuffer{}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, out)
+		}
+	})
+	return out, done
+}
+
+// WaitOK polls url until it answers 200; it fails t if the process
+// (done) exits first or timeout passes.
+func WaitOK(t testing.TB, name, url string, timeout time.Duration, out *svctest.SyncBuffer, done <-chan struct{}) {
+	t.Helper()
+	if err := svctest.WaitOK(url, timeout, done); err != nil {
+		t.Fatalf("%s not ready at %s: %v; output:\n%s", name, url, err, out)
+	}
+}

@@ -249,23 +249,23 @@ func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 	s, target, desired := localScaler(t, tr, map[string]string{"serverAddress": prom})
 
 	r, _ := waitKeda(t, s, 250*time.Millisecond, 10*time.Second, "a reading", func(kedaReading) bool { return true })
-	if r.value != 0 || r.active {
-		t.Fatalf("no load yet: KEDA reports %v active=%v, want 0 and inactive", r.value, r.active)
+	if r.Value != 0 || r.Active {
+		t.Fatalf("no load yet: KEDA reports %v active=%v, want 0 and inactive", r.Value, r.Active)
 	}
 
 	const inFlight = 7
 	release := holdRequests(t, webURL, []string{"/weatherforecast", "/weatherforecast?days=5", "/weatherforecast?city=Seattle"}, inFlight)
-	r, seen := waitKeda(t, s, 250*time.Millisecond, 45*time.Second, fmt.Sprintf("%d in flight", inFlight), func(r kedaReading) bool { return r.value == inFlight })
+	r, seen := waitKeda(t, s, 250*time.Millisecond, 45*time.Second, fmt.Sprintf("%d in flight", inFlight), func(r kedaReading) bool { return r.Value == inFlight })
 	for _, v := range seen {
 		if v > inFlight {
 			t.Errorf("KEDA read %v with %d requests in flight (values %v)", v, inFlight, seen)
 		}
 	}
-	if !r.active {
+	if !r.Active {
 		t.Errorf("%d in flight: KEDA reports inactive", inFlight)
 	}
-	up := desired(r.value, tr.Min)
-	t.Logf("%d in flight: KEDA reads %v active=%v (values on the way %v); target %s %s -> HPA desired %d", inFlight, r.value, r.active, seen, target.Type, kedaview.TargetString(target), up)
+	up := desired(r.Value, tr.Min)
+	t.Logf("%d in flight: KEDA reads %v active=%v (values on the way %v); target %s %s -> HPA desired %d", inFlight, r.Value, r.Active, seen, target.Type, kedaview.TargetString(target), up)
 	if up != (inFlight+1)/2 {
 		t.Errorf("%d in flight: HPA desired %d, want ceil(%d/2) = %d", inFlight, up, inFlight, (inFlight+1)/2)
 	}
@@ -276,11 +276,11 @@ func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 	}
 
 	release()
-	r, seen = waitKeda(t, s, 250*time.Millisecond, 30*time.Second, "no load", func(r kedaReading) bool { return r.value == 0 })
-	down := desired(r.value, up)
-	t.Logf("released: KEDA reads %v active=%v (values on the way %v) -> HPA desired %d from %d", r.value, r.active, seen, down, up)
-	if r.active || down != tr.Min {
-		t.Errorf("no load: KEDA active=%v, HPA desired %d; want inactive and the minimum %d", r.active, down, tr.Min)
+	r, seen = waitKeda(t, s, 250*time.Millisecond, 30*time.Second, "no load", func(r kedaReading) bool { return r.Value == 0 })
+	down := desired(r.Value, up)
+	t.Logf("released: KEDA reads %v active=%v (values on the way %v) -> HPA desired %d from %d", r.Value, r.Active, seen, down, up)
+	if r.Active || down != tr.Min {
+		t.Errorf("no load: KEDA active=%v, HPA desired %d; want inactive and the minimum %d", r.Active, down, tr.Min)
 	}
 
 	writes := proxy.writes()

@@ -508,14 +508,14 @@ func TestEMFSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 				bucket = append(bucket, p.Sum)
 			}
 		}
-		up := desired(r.value, 1)
+		up := desired(r.Value, 1)
 		t.Logf("EMF values %v; minute KEDA read holds %v; KEDA (%s, %s %s) reads %v active=%v -> HPA desired %d from 1 pod",
-			values, bucket, tr.Spec.Metadata["expression"], target.Type, kedaview.TargetString(target), r.value, r.active, up)
+			values, bucket, tr.Spec.Metadata["expression"], target.Type, kedaview.TargetString(target), r.Value, r.Active, up)
 		if len(bucket) == 0 {
 			t.Errorf("no datapoint in the minute KEDA read")
 		}
-		if r.value != inFlight || !r.active {
-			t.Errorf("KEDA reads %v active=%v for %d in flight on one pod, want %d and active", r.value, r.active, inFlight, inFlight)
+		if r.Value != inFlight || !r.Active {
+			t.Errorf("KEDA reads %v active=%v for %d in flight on one pod, want %d and active", r.Value, r.Active, inFlight, inFlight)
 		}
 		if want := int32(math.Ceil(inFlight / 2.0)); up != want {
 			t.Errorf("HPA desired %d, want ceil(%d/2) = %d", up, inFlight, want)
@@ -543,11 +543,11 @@ func TestEMFSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 				t.Errorf("steady export at %s (%d in flight): EMF value %v (present %v), want the delta 0", at.Format(time.TimeOnly), inFlight, v, ok)
 			}
 		}
-		bad := desired(rNoFix.value, 1)
+		bad := desired(rNoFix.Value, 1)
 		t.Logf("EMF values without the fix %v (with it %d records); KEDA reads %v active=%v -> HPA desired %d for %d in flight",
-			values, len(recs), rNoFix.value, rNoFix.active, bad, inFlight)
-		if rNoFix.value != 0 || rNoFix.active {
-			t.Errorf("KEDA reads %v active=%v without the fix, want the garbage 0", rNoFix.value, rNoFix.active)
+			values, len(recs), rNoFix.Value, rNoFix.Active, bad, inFlight)
+		if rNoFix.Value != 0 || rNoFix.Active {
+			t.Errorf("KEDA reads %v active=%v without the fix, want the garbage 0", rNoFix.Value, rNoFix.Active)
 		}
 		if bad != tr.Min {
 			t.Errorf("HPA desired %d without the fix, want the minimum %d", bad, tr.Min)

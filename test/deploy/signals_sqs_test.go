@@ -67,18 +67,18 @@ func TestSQSWorkerScaledObjectFollowsTheQueue(t *testing.T) {
 	s, target, desired := localScaler(t, tr, map[string]string{"awsEndpoint": emu.Endpoint, "queueURL": q.URL})
 
 	r, _ := waitKeda(t, s, kedaPollEvery, 10*time.Second, "an empty queue", func(kedaReading) bool { return true })
-	if r.value != 0 || r.active {
-		t.Fatalf("empty queue: KEDA reports %v active=%v, want 0 inactive", r.value, r.active)
+	if r.Value != 0 || r.Active {
+		t.Fatalf("empty queue: KEDA reports %v active=%v, want 0 inactive", r.Value, r.Active)
 	}
 
 	const messages = 200
 	produce(t, emu, q.URL, messages)
-	r, _ = waitKeda(t, s, kedaPollEvery, 10*time.Second, "200 messages", func(r kedaReading) bool { return r.value == messages })
-	if !r.active {
+	r, _ = waitKeda(t, s, kedaPollEvery, 10*time.Second, "200 messages", func(r kedaReading) bool { return r.Value == messages })
+	if !r.Active {
 		t.Errorf("200 messages: KEDA reports inactive")
 	}
-	got := desired(r.value, tr.Min)
-	t.Logf("queue of %d: KEDA reports %v active=%v; target %s %s -> HPA desired %d (from %d)", messages, r.value, r.active, target.Type, kedaview.TargetString(target), got, tr.Min)
+	got := desired(r.Value, tr.Min)
+	t.Logf("queue of %d: KEDA reports %v active=%v; target %s %s -> HPA desired %d (from %d)", messages, r.Value, r.Active, target.Type, kedaview.TargetString(target), got, tr.Min)
 	if want := min(tr.Max, int32((messages+4)/5)); got != want || want != 15 {
 		t.Errorf("200 messages: HPA desired %d, want min(15, ceil(200/5)) = 15", got)
 	}
@@ -93,8 +93,8 @@ func TestSQSWorkerScaledObjectFollowsTheQueue(t *testing.T) {
 		t.Fatalf("after receiving %d: visible %d in flight %d", len(recv.Messages), v, f)
 	}
 	r, _ = waitKeda(t, s, kedaPollEvery, 5*time.Second, "a reading", func(kedaReading) bool { return true })
-	if r.value != messages {
-		t.Errorf("%d of 200 in flight: KEDA reports %v, want 200 (scaleOnInFlight)", len(recv.Messages), r.value)
+	if r.Value != messages {
+		t.Errorf("%d of 200 in flight: KEDA reports %v, want 200 (scaleOnInFlight)", len(recv.Messages), r.Value)
 	}
 	for _, m := range recv.Messages { // hand them back to the worker
 		if _, err := client.ChangeMessageVisibility(t.Context(), &sqs.ChangeMessageVisibilityInput{
@@ -113,12 +113,12 @@ func TestSQSWorkerScaledObjectFollowsTheQueue(t *testing.T) {
 		"DELETE_FLUSH_INTERVAL": "100ms",
 		"LOG_LEVEL":             "info",
 	})))
-	r, seen := waitKeda(t, s, kedaPollEvery, 60*time.Second, "a drained queue", func(r kedaReading) bool { return r.value == 0 })
+	r, seen := waitKeda(t, s, kedaPollEvery, 60*time.Second, "a drained queue", func(r kedaReading) bool { return r.Value == 0 })
 	t.Logf("while sqsworker drained the queue KEDA reported %v", seen)
-	if r.active {
+	if r.Active {
 		t.Errorf("drained queue: KEDA reports active")
 	}
-	if got := desired(r.value, 15); got != tr.Min {
+	if got := desired(r.Value, 15); got != tr.Min {
 		t.Errorf("drained queue: HPA desired %d from 15, want the minimum %d", got, tr.Min)
 	}
 	if v, f := emu.Depth(t.Context(), t, q.URL); v != 0 || f != 0 {

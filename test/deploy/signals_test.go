@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
+	"github.com/keda-eks-samples/workloads/test/deploy/internal/kedaview"
 )
 
 // The signal tests: real components on 127.0.0.1 (our services as built
@@ -71,24 +71,7 @@ func localScaler(t *testing.T, tr trigger, override map[string]string) (scalers.
 }
 
 // kedaReading is one poll of a trigger by KEDA's scaler.
-type kedaReading struct {
-	value  float64
-	active bool
-}
-
-// kedaPoll reads the scaler's one metric as KEDA's scale loop does each
-// pollingInterval (GetMetricsAndActivity with the name from its spec).
-func kedaPoll(ctx context.Context, s scalers.Scaler) (kedaReading, error) {
-	name := s.GetMetricSpecForScaling(ctx)[0].External.Metric.Name
-	ms, active, err := s.GetMetricsAndActivity(ctx, name)
-	if err != nil {
-		return kedaReading{}, err
-	}
-	if len(ms) != 1 {
-		return kedaReading{}, fmt.Errorf("KEDA returned %d metrics, want 1: %v", len(ms), ms)
-	}
-	return kedaReading{value: ms[0].Value.AsApproximateFloat64(), active: active}, nil
-}
+type kedaReading = kedaview.Reading
 
 // waitKeda polls s every interval until cond holds for a reading and returns
 // that reading and every distinct value seen on the way; it fails t after
@@ -102,12 +85,12 @@ func waitKeda(t *testing.T, s scalers.Scaler, interval, timeout time.Duration, w
 	var lastErr error
 	for {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		r, err := kedaPoll(ctx, s)
+		r, err := kedaview.Poll(ctx, s)
 		cancel()
 		if err == nil {
 			last, lastErr = r, nil
-			if len(seen) == 0 || seen[len(seen)-1] != r.value {
-				seen = append(seen, r.value)
+			if len(seen) == 0 || seen[len(seen)-1] != r.Value {
+				seen = append(seen, r.Value)
 			}
 			if cond(r) {
 				return r, seen

@@ -110,7 +110,12 @@ func start(t *testing.T, objs ...*corev1.ConfigMap) (*Runner, *fake.Clientset, s
 		t.Fatal(err)
 	}
 	logDir := t.TempDir()
-	r, err := NewForClient(c, Options{NodeName: node, Images: map[string]string{image: self}, LogDir: logDir, Logf: t.Logf})
+	r, err := NewForClient(c, Options{
+		NodeName: node, Images: map[string]string{image: self}, LogDir: logDir, Logf: t.Logf,
+		// Not the default 127.1: a make e2e running beside these tests has
+		// its pods there, on the same ports.
+		IPBase: "127.2",
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

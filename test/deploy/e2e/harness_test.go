@@ -164,7 +164,7 @@ func (e *env) apply(t *testing.T, ctx context.Context, overlay string, values ma
 		}
 	}
 	e.kubectl(t, ctx, bytes.Join(nsDocs, []byte("---\n")), "apply", "--server-side", "-f", "-")
-	if err := poll(ctx, 200*time.Millisecond, 30*time.Second, func() (bool, error) {
+	if err := localcluster.Poll(ctx, 200*time.Millisecond, 30*time.Second, func() (bool, error) {
 		_, err := e.client.CoreV1().ServiceAccounts(namespace).Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, nil
 	}); err != nil {
@@ -183,29 +183,6 @@ func (e *env) kubectl(t *testing.T, ctx context.Context, stdin []byte, args ...s
 		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
-}
-
-// poll calls cond every interval until it returns true, an error, or the
-// deadline passes.
-func poll(ctx context.Context, interval, timeout time.Duration, cond func() (bool, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		ok, err := cond()
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("not within %s", timeout)
-		case <-tick.C:
-		}
-	}
 }
 
 // sample records read() into tl every second until the returned stop is
@@ -262,7 +239,7 @@ func (e *env) logTo(t *testing.T, file string) func(string, ...any) {
 func (e *env) waitEndpoints(t *testing.T, ctx context.Context, selector string, n int, timeout time.Duration) []string {
 	t.Helper()
 	var urls []string
-	err := poll(ctx, 250*time.Millisecond, timeout, func() (bool, error) {
+	err := localcluster.Poll(ctx, 250*time.Millisecond, timeout, func() (bool, error) {
 		var err error
 		urls, err = e.runner.Endpoints(namespace, selector)
 		return len(urls) >= n, err
@@ -278,7 +255,7 @@ func (e *env) waitEndpoints(t *testing.T, ctx context.Context, selector string, 
 func (e *env) waitHPA(t *testing.T, ctx context.Context, name string, timeout time.Duration) {
 	t.Helper()
 	var last string
-	err := poll(ctx, 500*time.Millisecond, timeout, func() (bool, error) {
+	err := localcluster.Poll(ctx, 500*time.Millisecond, timeout, func() (bool, error) {
 		hpa, err := e.client.AutoscalingV2().HorizontalPodAutoscalers(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			last = err.Error()
@@ -301,7 +278,7 @@ func (e *env) waitHPA(t *testing.T, ctx context.Context, name string, timeout ti
 func (e *env) waitReplicas(t *testing.T, ctx context.Context, name string, timeout time.Duration, ok func(int32) bool) {
 	t.Helper()
 	var last int32 = -1
-	err := poll(ctx, 500*time.Millisecond, timeout, func() (bool, error) {
+	err := localcluster.Poll(ctx, 500*time.Millisecond, timeout, func() (bool, error) {
 		d, err := e.client.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil || d.Spec.Replicas == nil {
 			return false, nil

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/keda-eks-samples/workloads/test/deploy/internal/localcluster"
 	"github.com/keda-eks-samples/workloads/test/deploy/internal/proctest"
 )
 
@@ -95,10 +96,10 @@ func TestAMPSeedsAverageUnderScales(t *testing.T) {
 	// Its windows: one export (60 s) before the first reading, the scale-up
 	// steps, then the 75 s scale-down stabilization after the readings
 	// fall once every pod has exported (about 200 s in all).
-	_ = poll(ctx, time.Second, 200*time.Second, func() (bool, error) { return false, nil })
+	_ = localcluster.Poll(ctx, time.Second, 200*time.Second, func() (bool, error) { return false, nil })
 	tl.mark("windows passed")
 	var peak int32
-	_ = poll(ctx, time.Second, 90*time.Second, func() (bool, error) {
+	_ = localcluster.Poll(ctx, time.Second, 90*time.Second, func() (bool, error) {
 		d, err := e.client.AppsV1().Deployments(namespace).Get(ctx, "webapi", metav1.GetOptions{})
 		if err == nil && d.Spec.Replicas != nil {
 			peak = max(peak, *d.Spec.Replicas)
@@ -282,7 +283,7 @@ func promQuery(ctx context.Context, base, query string) float64 {
 func (e *env) holdReplicas(t *testing.T, ctx context.Context, name string, d time.Duration, lo, hi int32) {
 	t.Helper()
 	var bad []int32
-	_ = poll(ctx, time.Second, d, func() (bool, error) {
+	_ = localcluster.Poll(ctx, time.Second, d, func() (bool, error) {
 		dep, err := e.client.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err == nil && dep.Spec.Replicas != nil && (*dep.Spec.Replicas < lo || *dep.Spec.Replicas > hi) {
 			bad = append(bad, *dep.Spec.Replicas)

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/keda-eks-samples/workloads/pkg/testutil/sqstest"
+	"github.com/keda-eks-samples/workloads/test/deploy/internal/localcluster"
 )
 
 // TestVideoEncoderJobsPerMessageSurviveAKill: the video-encoder overlay on
@@ -73,7 +74,7 @@ func TestVideoEncoderJobsPerMessageSurviveAKill(t *testing.T) {
 	tl.mark("applied (producer Job enqueues 10)")
 
 	// KEDA creates one Job per message; every encoder holds its message.
-	if err := poll(ctx, 500*time.Millisecond, 3*time.Minute, func() (bool, error) {
+	if err := localcluster.Poll(ctx, 500*time.Millisecond, 3*time.Minute, func() (bool, error) {
 		_, inFlight := emu.Depth(ctx, t, q.URL)
 		return len(listJobs()) >= messages && inFlight == messages, nil
 	}); err != nil {
@@ -105,7 +106,7 @@ func TestVideoEncoderJobsPerMessageSurviveAKill(t *testing.T) {
 		Processed, Killed, Total int
 		Duplicates               []any
 	}
-	if err := poll(ctx, time.Second, 5*time.Minute, func() (bool, error) {
+	if err := localcluster.Poll(ctx, time.Second, 5*time.Minute, func() (bool, error) {
 		if err := getJSON(t, analyzer+"/summary", &summary); err != nil {
 			return false, nil
 		}
@@ -175,7 +176,7 @@ func finished(j batchv1.Job, c batchv1.JobConditionType) bool {
 func (e *env) runningPod(t *testing.T, ctx context.Context, selector string, ok func(corev1.Pod) bool) corev1.Pod {
 	t.Helper()
 	var pod corev1.Pod
-	if err := poll(ctx, 250*time.Millisecond, time.Minute, func() (bool, error) {
+	if err := localcluster.Poll(ctx, 250*time.Millisecond, time.Minute, func() (bool, error) {
 		pods, err := e.client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
 		if err != nil {
 			return false, nil

@@ -138,7 +138,7 @@ func (c *Cluster) startKEDA(ctx context.Context) error {
 		return err
 	}
 
-	return poll(ctx, 90*time.Second, func() (bool, error) {
+	return Poll(ctx, 200*time.Millisecond, 90*time.Second, func() (bool, error) {
 		for _, p := range []*process{operator, adapter} {
 			if p.exited() {
 				return false, fmt.Errorf("%s exited (%v); log:\n%s", p.name, p.err, tail(p.log.Name()))
@@ -172,7 +172,7 @@ func (c *Cluster) start(name, bin string, args, env []string) (*process, error) 
 
 // waitHTTP polls url until it answers 200, failing early if p exits.
 func waitHTTP(ctx context.Context, p *process, url string, timeout time.Duration) error {
-	err := poll(ctx, timeout, func() (bool, error) {
+	err := Poll(ctx, 200*time.Millisecond, timeout, func() (bool, error) {
 		if p.exited() {
 			return false, fmt.Errorf("exited (%v)", p.err)
 		}
@@ -212,7 +212,7 @@ func (c *Cluster) applyCRDs(ctx context.Context, dyn dynamic.Interface) error {
 		}
 		names = append(names, (&unstructured.Unstructured{Object: obj}).GetName())
 	}
-	return poll(ctx, 30*time.Second, func() (bool, error) {
+	return Poll(ctx, 200*time.Millisecond, 30*time.Second, func() (bool, error) {
 		for _, name := range names {
 			crd, err := dyn.Resource(crdGVR).Get(ctx, name, metav1.GetOptions{})
 			if err != nil {

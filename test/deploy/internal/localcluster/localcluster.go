@@ -280,7 +280,7 @@ func (c *Cluster) createCluster(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = poll(ctx, 60*time.Second, func() (bool, error) {
+	err = Poll(ctx, 200*time.Millisecond, 60*time.Second, func() (bool, error) {
 		body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		return err == nil && bytes.Equal(body, []byte("ok")), nil
 	})
@@ -353,7 +353,7 @@ func (c *Cluster) createNode(ctx context.Context) error {
 	if _, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create node: %w", err)
 	}
-	return poll(ctx, 30*time.Second, func() (bool, error) {
+	return Poll(ctx, 200*time.Millisecond, 30*time.Second, func() (bool, error) {
 		n, err := client.CoreV1().Nodes().Get(ctx, Node, metav1.GetOptions{})
 		if err != nil {
 			return false, nil
@@ -411,7 +411,7 @@ func (c *Cluster) Stop() error {
 		// graceful shutdown can outlast it by seconds. Give each a deadline,
 		// then kill it: what matters is that nothing is left running.
 		for name, pid := range c.kwokPIDs {
-			_ = poll(context.Background(), 20*time.Second, func() (bool, error) { return !alive(pid), nil })
+			_ = Poll(context.Background(), 200*time.Millisecond, 20*time.Second, func() (bool, error) { return !alive(pid), nil })
 			if alive(pid) {
 				c.opts.Logf("localcluster: %s (pid %d) still running 20s after kwokctl delete cluster: killing it", name, pid)
 				if err := killPID(pid, 5*time.Second); err != nil {
@@ -452,12 +452,12 @@ func tail(path string) string {
 	return strings.Join(lines, "\n")
 }
 
-// poll calls cond every 200ms until it returns true, returns an error, ctx
-// ends or timeout passes.
-func poll(ctx context.Context, timeout time.Duration, cond func() (bool, error)) error {
+// Poll calls cond every interval until it returns true, returns an error,
+// ctx ends or timeout passes. The e2e tests poll with it too.
+func Poll(ctx context.Context, interval, timeout time.Duration, cond func() (bool, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	t := time.NewTicker(200 * time.Millisecond)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		ok, err := cond()

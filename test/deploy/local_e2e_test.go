@@ -44,6 +44,9 @@ var localE2EAllowed = func() []string {
 		// videoencoder's encode and idle times (work-videoencoder.yaml).
 		"containers[*].env[PROCESS_SLEEP_TIME].**",
 		"containers[*].env[IDLE_TIMEOUT].**",
+		// webapi's answer time (work-webapi.yaml).
+		"containers[*].env[WEATHER_MIN_DELAY].**",
+		"containers[*].env[WEATHER_MAX_DELAY].**",
 	}
 	var out []string
 	for _, p := range pod {

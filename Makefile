@@ -147,7 +147,7 @@ CLUSTER_ENV  = LOCALCLUSTER_KWOKCTL='$(CLUSTER_BIN)/kwokctl-$(KWOK_VERSION)' LOC
 # test end up in bin/e2e-logs/<test>.
 .PHONY: e2e
 e2e: cluster-bins build collector deps ## e2e tests on a local control plane with the real KEDA operator, adapter and HPA (cold: cluster-bins first, then ~14 min of tests)
-	cd test/deploy && $(CLUSTER_ENV) LOCALCLUSTER_LOG_DIR=$(CURDIR)/$(BIN)/e2e-logs GOWORK=off go test -tags e2e -count=1 -v -timeout 60m ./internal/localcluster/... ./e2e/...
+	cd test/deploy && $(CLUSTER_ENV) LOCALCLUSTER_LOG_DIR=$(CURDIR)/$(BIN)/e2e-logs GOWORK=off go test -tags e2e -count=1 -v -parallel 8 -timeout 60m ./internal/localcluster/... ./e2e/...
 
 # The deploy tree's tests: every overlay rendered and checked with
 # Kubernetes', KEDA's and Pod Security's own code. Its own module outside

@@ -5,6 +5,11 @@
 // (internal/podrunner) runs each pod's real binaries, and asserts the
 // replica count the real KEDA + HPA controllers reach over time.
 //
+// The scenarios run in parallel (t.Parallel), each on its own control
+// plane, pod address range (127.<n>.x.y) and emulators; the run ends with
+// a summary and fails if a process any of them started is still running
+// (summary_test.go).
+//
 // The tests carry the build tag e2e: `make e2e` runs them (after
 // `make cluster-bins` and `make build`); `make test` does not.
 package e2e

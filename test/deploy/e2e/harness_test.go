@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/metrics/pkg/client/external_metrics"
 
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 	"github.com/keda-eks-samples/workloads/test/deploy/internal/localcluster"
@@ -40,9 +42,46 @@ type env struct {
 	out     string // bin/e2e/<test>: logs and the timeline page
 	cluster *localcluster.Cluster
 	client  kubernetes.Interface
+	metrics external_metrics.ExternalMetricsClient
 	runner  *podrunner.Runner
 	started time.Time
+
+	mu         sync.Mutex
+	firstScale time.Duration // from the load to the first scale-out
+	scaled     bool          // firstScale is set
 }
+
+// scaledOut records the time from since (the load's start; zero: not
+// started) to now as the first scale-out, once.
+func (e *env) scaledOut(since time.Time) {
+	if !since.IsZero() {
+		e.noteScale(time.Since(since))
+	}
+}
+
+// noteScale records d as the time to the first scale-out, once.
+func (e *env) noteScale(d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.scaled {
+		e.firstScale, e.scaled = d, true
+	}
+}
+
+// firstScaleOut is the time recorded (-1: no scale-out seen).
+func (e *env) firstScaleOut() time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.scaled {
+		return -1
+	}
+	return e.firstScale
+}
+
+// podNets hands each scenario its own pod address range, 127.<n>.x.y from
+// n = 10 up, so scenarios run in parallel (t.Parallel) without sharing a
+// pod address; podrunner's own tests use 127.2. Test-only state.
+var podNets atomic.Int32
 
 // images maps the local-e2e component's image names to the binaries
 // `make build` and `make collector` put in bin/.
@@ -80,12 +119,12 @@ func start(t *testing.T, ctx context.Context) *env {
 		t.Fatalf("%v (run `make e2e`, which builds them with `make cluster-bins`)", err)
 	}
 	e := &env{root: root, out: out, started: time.Now()}
-	e.cluster, err = localcluster.Start(ctx, localcluster.Options{
-		Bins:    bins,
-		WorkDir: t.TempDir(),
-		LogDir:  filepath.Join(out, "cluster"),
-		Logf:    t.Logf,
+	// Registered first, so it runs last: the whole run includes tearing
+	// everything down.
+	t.Cleanup(func() {
+		record(result{test: t.Name(), out: out, firstScale: e.firstScaleOut(), whole: time.Since(e.started), failed: t.Failed()})
 	})
+	e.cluster, err = startCluster(ctx, t, bins, filepath.Join(out, "cluster"))
 	if err != nil {
 		t.Fatalf("local control plane: %v", err)
 	}
@@ -97,8 +136,13 @@ func start(t *testing.T, ctx context.Context) *env {
 	if e.client, err = kubernetes.NewForConfig(e.cluster.Config); err != nil {
 		t.Fatal(err)
 	}
+	if e.metrics, err = external_metrics.NewForConfig(e.cluster.Config); err != nil {
+		t.Fatal(err)
+	}
 	e.runner, err = podrunner.New(e.cluster.Config, podrunner.Options{
 		NodeName: localcluster.Node,
+		IPBase:   fmt.Sprintf("127.%d", 10+podNets.Add(1)),
+		Env:      []string{marker()},
 		Images:   images(t, root),
 		LogDir:   filepath.Join(out, "pods"),
 		Logf:     e.logTo(t, "runner.log"),
@@ -113,6 +157,40 @@ func start(t *testing.T, ctx context.Context) *env {
 	// processes get their SIGTERM while the apiserver still answers.
 	t.Cleanup(e.runner.Stop)
 	return e
+}
+
+// clusterStarts lets one control plane start at a time: the scenarios run
+// in parallel, and seven control planes starting at once on two cores take
+// long enough for the free ports each picked to be taken by another
+// before it binds them. Test-only state.
+var clusterStarts sync.Mutex
+
+// startCluster starts a control plane with KEDA, one at a time, and once
+// more if the first start fails (a failed start leaves nothing running:
+// localcluster's TestStartFailureLeavesNothingRunning); a port another
+// process took between its pick and its bind is the likely cause.
+func startCluster(ctx context.Context, t *testing.T, bins localcluster.Bins, logDir string) (*localcluster.Cluster, error) {
+	clusterStarts.Lock()
+	defer clusterStarts.Unlock()
+	var err error
+	for attempt := 1; attempt <= 2; attempt++ {
+		dir := logDir
+		if attempt > 1 {
+			dir += "-" + strconv.Itoa(attempt)
+		}
+		var c *localcluster.Cluster
+		c, err = localcluster.Start(ctx, localcluster.Options{
+			Bins:    bins,
+			WorkDir: t.TempDir(),
+			LogDir:  dir,
+			Logf:    t.Logf,
+		})
+		if err == nil {
+			return c, nil
+		}
+		t.Logf("local control plane, start %d of 2: %v", attempt, err)
+	}
+	return nil, err
 }
 
 // localValues is the local-e2e component's local.env with the run's

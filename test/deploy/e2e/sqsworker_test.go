@@ -23,6 +23,7 @@ import (
 // and the replicas return to the minimum, 1. Every message is deleted after
 // its work (the worker deletes only then) and none reaches the DLQ.
 func TestSQSWorkerScalesToTheQueueAndBack(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	emu := sqstest.Start(t)
@@ -67,15 +68,14 @@ func TestSQSWorkerScalesToTheQueueAndBack(t *testing.T) {
 	}
 
 	// Up to the maximum while the queue holds more than 15 × 5.
-	var firstScale time.Duration
 	e.waitReplicas(t, ctx, "sqsworker", 5*time.Minute, func(replicas int32) bool {
-		if replicas > 1 && firstScale == 0 {
-			firstScale = time.Since(sent)
+		if replicas > 1 {
+			e.scaledOut(sent)
 		}
 		return replicas == 15
 	})
 	tl.mark("15 replicas")
-	t.Logf("first scale-out %s after the send; 15 replicas after %s", firstScale.Round(time.Second), time.Since(sent).Round(time.Second))
+	t.Logf("first scale-out %s after the send; 15 replicas after %s", e.firstScaleOut().Round(time.Second), time.Since(sent).Round(time.Second))
 
 	// Drained by the workers, then back to the minimum.
 	emu.WaitDepth(t, q.URL, sqstest.Empty, 5*time.Minute)

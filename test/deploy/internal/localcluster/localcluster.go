@@ -275,6 +275,13 @@ func (c *Cluster) createCluster(ctx context.Context) error {
 	if c.Config, err = clientcmd.BuildConfigFromFlags("", c.Kubeconfig); err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
+	// The certificates inline, not as files: with files, client-go reloads
+	// them in the background for as long as the process lives, and logs an
+	// error a second once Stop has removed the cluster's directory.
+	if err := rest.LoadTLSFiles(c.Config); err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	c.Config.CertFile, c.Config.KeyFile, c.Config.CAFile = "", "", ""
 	c.Config.QPS, c.Config.Burst = 100, 200
 	client, err := kubernetes.NewForConfig(c.Config)
 	if err != nil {

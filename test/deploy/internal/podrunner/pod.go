@@ -205,7 +205,7 @@ func (p *pod) startContainer(ctx context.Context, c corev1.Container, init, side
 		return nil, fmt.Errorf("container %s: %w", c.Name, err)
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append([]string{"HOSTNAME=" + p.spec.Name}, p.rewriteEnv(c, env.list())...)
+	cmd.Env = append(append([]string{"HOSTNAME=" + p.spec.Name}, p.rewriteEnv(c, env.list())...), p.r.opts.Env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Dir = p.dir
 	// Its own process group: a Ctrl-C at the terminal reaches the test, not

@@ -54,6 +54,9 @@ type Options struct {
 	// IPBase is the first two octets of the pods' loopback addresses
 	// (default "127.1"): pod n gets IPBase.(n/250).(n%250+1).
 	IPBase string
+	// Env is added to every process's environment after the container's
+	// own (e.g. a marker by which a test finds what it left running).
+	Env []string
 	// Logf logs what the runner does (nil: silent).
 	Logf func(format string, args ...any)
 }

@@ -115,6 +115,7 @@ func start(t *testing.T, objs ...*corev1.ConfigMap) (*Runner, *fake.Clientset, s
 		// Not the default 127.1: a make e2e running beside these tests has
 		// its pods there, on the same ports.
 		IPBase: "127.2",
+		Env:    []string{"RUN_MARKER=podrunner-test"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +228,8 @@ func TestServingPodsGetTheirEnvOwnAddressReadinessAndSIGTERM(t *testing.T) {
 		want := map[string]string{
 			"POD_NAME": name, "POD_NAMESPACE": ns, "HOST": ip, "NODE": node, "PORT": "8080",
 			"GREETING": "hello", "ATTRS": "service.instance.id=" + name, "HOSTNAME": name,
-			"DATA_FILE": filepath.Join(logDir, ns+"_"+name, "volumes", "data", "out.txt"),
+			"RUN_MARKER": "podrunner-test", // Options.Env
+			"DATA_FILE":  filepath.Join(logDir, ns+"_"+name, "volumes", "data", "out.txt"),
 		}
 		for k, v := range want {
 			if env[k] != v {

@@ -62,7 +62,9 @@ func (f *fakeRemoteWrite) snapshot() ([]prompb.TimeSeries, []string, []string) {
 // The shipped amp.yaml writes webapi's active requests, split by method, as
 // one series per pod: http_server_active_requests{job, instance} and no other
 // label, signed with SigV4 for aps — what the amp trigger's
-// sum(http_server_active_requests{job="webapi"}) reads.
+// sum(http_server_active_requests{job="webapi"}) reads — and nothing else
+// webapi exports (its request-duration histogram is dropped: AMP bills
+// every sample).
 func TestAMPConfigWritesOneSeriesPerPod(t *testing.T) {
 	rw := &fakeRemoteWrite{}
 	srv := httptest.NewServer(rw)
@@ -91,6 +93,12 @@ func TestAMPConfigWritesOneSeriesPerPod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	duration, err := mp.Meter("go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp").
+		Float64Histogram("http.server.request.duration", metric.WithUnit("s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	duration.Record(ctx, 0.25, metric.WithAttributes(attribute.String("http.request.method", "GET")))
 	active.Add(ctx, 3, metric.WithAttributes(attribute.String("http.request.method", "GET"), attribute.String("url.scheme", "http")))
 	active.Add(ctx, 1, metric.WithAttributes(attribute.String("http.request.method", "POST"), attribute.String("url.scheme", "http")))
 	var rm metricdata.ResourceMetrics

@@ -24,7 +24,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/metrics/pkg/client/external_metrics"
 
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 	"github.com/keda-eks-samples/workloads/test/deploy/internal/localcluster"
@@ -42,7 +41,6 @@ type env struct {
 	out     string // bin/e2e/<test>: logs and the timeline page
 	cluster *localcluster.Cluster
 	client  kubernetes.Interface
-	metrics external_metrics.ExternalMetricsClient
 	runner  *podrunner.Runner
 	started time.Time
 
@@ -79,7 +77,7 @@ func (e *env) firstScaleOut() time.Duration {
 }
 
 // podNets hands each scenario its own pod address range, 127.<n>.x.y from
-// n = 10 up, so scenarios run in parallel (t.Parallel) without sharing a
+// n = 11 up, so scenarios run in parallel (t.Parallel) without sharing a
 // pod address; podrunner's own tests use 127.2. Test-only state.
 var podNets atomic.Int32
 
@@ -134,9 +132,6 @@ func start(t *testing.T, ctx context.Context) *env {
 		}
 	})
 	if e.client, err = kubernetes.NewForConfig(e.cluster.Config); err != nil {
-		t.Fatal(err)
-	}
-	if e.metrics, err = external_metrics.NewForConfig(e.cluster.Config); err != nil {
 		t.Fatal(err)
 	}
 	e.runner, err = podrunner.New(e.cluster.Config, podrunner.Options{

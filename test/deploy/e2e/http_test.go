@@ -177,7 +177,7 @@ type httpRun struct {
 // Service; cloudwatch-direct, sidecar, gateway: the CloudWatch stand-in —
 // (for amp, with query in place of the shipped trigger's, if given: the
 // counterexample). It samples in flight, replicas, ready pods and the value
-// KEDA's metrics adapter serves the HPA, and returns once a webapi pod is
+// the HPA last read from KEDA's metrics adapter, and returns once a webapi pod is
 // ready and the HPA reads its metric. The timeline is saved when the test
 // ends.
 func startHTTP(t *testing.T, ctx context.Context, overlay, query, title string) *httpRun {
@@ -186,7 +186,7 @@ func startHTTP(t *testing.T, ctx context.Context, overlay, query, title string) 
 	var collectorSelector string
 	switch overlay {
 	case "amp":
-		prom, _ := proctest.StartPrometheus(t)
+		prom, _ := proctest.StartPrometheus(t, marker())
 		values["PROMETHEUS_URL"] = prom
 		values["PROMETHEUS_REMOTE_WRITE_URL"] = prom + "/api/v1/write"
 		collectorSelector = "app.kubernetes.io/name=otel-collector"
@@ -215,7 +215,7 @@ func startHTTP(t *testing.T, ctx context.Context, overlay, query, title string) 
 		}
 	}
 	r := &httpRun{e: e, gen: &holder{e: e, selector: "app.kubernetes.io/name=webapi"},
-		tl: newTimeline(title, "in flight", "replicas", "ready", "KEDA reads")}
+		tl: newTimeline(title, "in flight", "replicas", "ready", "HPA reads")}
 	// Reads outlive the scenario's context: the last sample is taken in
 	// the cleanup, after the scenario returned and cancelled it.
 	readCtx := context.WithoutCancel(ctx)
@@ -229,7 +229,7 @@ func startHTTP(t *testing.T, ctx context.Context, overlay, query, title string) 
 		if *d.Spec.Replicas > 1 {
 			e.scaledOut(r.gen.since())
 		}
-		return []float64{float64(r.gen.inFlight.Load()), float64(*d.Spec.Replicas), float64(d.Status.ReadyReplicas), e.kedaReads(ctx, "keda-hpa-webapi")}
+		return []float64{float64(r.gen.inFlight.Load()), float64(*d.Spec.Replicas), float64(d.Status.ReadyReplicas), e.hpaReads(ctx, "keda-hpa-webapi")}
 	})
 	t.Cleanup(func() {
 		r.gen.stop()
@@ -313,28 +313,26 @@ func (e *env) kedaClient(t *testing.T) dynamic.Interface {
 	return c
 }
 
-// kedaReads is the value KEDA's metrics adapter serves the HPA named
-// hpaName for its first metric — what the HPA divides by the target (NaN
-// if there is none yet). Each read runs the trigger's scaler once.
-func (e *env) kedaReads(ctx context.Context, hpaName string) float64 {
+// hpaReads is the metric value the HPA named hpaName last read for its
+// first (external) metric — what KEDA's metrics adapter served it — as the
+// total the trigger computed: for an AverageValue target the HPA records
+// the value per current pod, multiplied back here (NaN if none yet). Read
+// from the HPA's status, not by asking the metrics API: each such request
+// would run the scaler once more and count toward the ScaledObject's
+// fallback on errors, changing what is measured.
+func (e *env) hpaReads(ctx context.Context, hpaName string) float64 {
 	hpa, err := e.client.AutoscalingV2().HorizontalPodAutoscalers(namespace).Get(ctx, hpaName, metav1.GetOptions{})
-	if err != nil || len(hpa.Spec.Metrics) == 0 || hpa.Spec.Metrics[0].External == nil {
+	if err != nil || len(hpa.Status.CurrentMetrics) == 0 || hpa.Status.CurrentMetrics[0].External == nil {
 		return math.NaN()
 	}
-	m := hpa.Spec.Metrics[0].External.Metric
-	sel, err := metav1.LabelSelectorAsSelector(m.Selector)
-	if err != nil {
-		return math.NaN()
+	cur := hpa.Status.CurrentMetrics[0].External.Current
+	switch {
+	case cur.AverageValue != nil:
+		return math.Round(cur.AverageValue.AsApproximateFloat64()*float64(hpa.Status.CurrentReplicas)*1000) / 1000
+	case cur.Value != nil:
+		return cur.Value.AsApproximateFloat64()
 	}
-	list, err := e.metrics.NamespacedMetrics(namespace).List(m.Name, sel)
-	if err != nil || len(list.Items) == 0 {
-		return math.NaN()
-	}
-	var sum float64
-	for _, it := range list.Items {
-		sum += it.Value.AsApproximateFloat64()
-	}
-	return sum
+	return math.NaN()
 }
 
 // holdReplicas checks for d that a Deployment's replicas stay within

@@ -44,9 +44,10 @@ func record(r result) {
 }
 
 // runMarker is set in the environment of every process a scenario starts
-// (inherited by kwokctl and the control plane, KEDA, Prometheus and the
-// emulator; given to every pod's process by the runner), with this test
-// process's pid as its value.
+// (inherited by kwokctl and the control plane, KEDA and the emulator;
+// given to Prometheus, whose environment is otherwise PATH and HOME, and to
+// every pod's process by the runner), with this test process's pid as its
+// value.
 const runMarker = "KEDA_SAMPLES_E2E_RUN"
 
 // marker is runMarker=<this process's pid>.

@@ -87,14 +87,16 @@ func TestVideoEncoderJobsPerMessageSurviveAKill(t *testing.T) {
 	// and ends idle (exit 0) after IDLE_TIMEOUT.
 	all := listJobs()
 	jobs := len(all)
-	first := all[0].CreationTimestamp.Time
-	for _, j := range all {
-		if j.CreationTimestamp.Time.Before(first) {
-			first = j.CreationTimestamp.Time
+	if jobs > 0 {
+		first := all[0].CreationTimestamp.Time
+		for _, j := range all {
+			if j.CreationTimestamp.Time.Before(first) {
+				first = j.CreationTimestamp.Time
+			}
 		}
+		// The first Job's creation (whole seconds) after the apply.
+		e.noteScale(first.Sub(applied.Truncate(time.Second)))
 	}
-	// The first Job's creation (whole seconds) after the apply.
-	e.noteScale(first.Sub(applied.Truncate(time.Second)))
 	if jobs < messages {
 		t.Errorf("KEDA created %d Jobs for %d messages, want one per message", jobs, messages)
 	}

@@ -19,8 +19,9 @@ import (
 // StartPrometheus runs the prometheus on PATH (Debian: /usr/bin/prometheus)
 // with its remote-write receiver on and a query log, and returns its URL
 // and the query log's path. A missing prometheus fails the test: CI
-// installs it (.ci/run), and a skipped signal test proves nothing.
-func StartPrometheus(t testing.TB) (base, queryLog string) {
+// installs it (.ci/run), and a skipped signal test proves nothing. env is
+// added to its environment (PATH and HOME only otherwise).
+func StartPrometheus(t testing.TB, env ...string) (base, queryLog string) {
 	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
@@ -39,7 +40,7 @@ func StartPrometheus(t testing.TB) (base, queryLog string) {
 		"--web.listen-address=" + addr,
 		"--web.enable-remote-write-receiver",
 		"--log.level=warn",
-	}, []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir})
+	}, append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}, env...))
 	base = "http://" + addr
 	WaitOK(t, "prometheus", base+"/-/ready", 30*time.Second, out, done)
 	return base, queryLog

@@ -45,8 +45,7 @@ type env struct {
 	started time.Time
 
 	mu         sync.Mutex
-	firstScale time.Duration // from the load to the first scale-out
-	scaled     bool          // firstScale is set
+	firstScale time.Duration // from the load to the first scale-out; -1: none yet
 }
 
 // scaledOut records the time from since (the load's start; zero: not
@@ -61,8 +60,8 @@ func (e *env) scaledOut(since time.Time) {
 func (e *env) noteScale(d time.Duration) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.scaled {
-		e.firstScale, e.scaled = d, true
+	if e.firstScale < 0 {
+		e.firstScale = d
 	}
 }
 
@@ -70,9 +69,6 @@ func (e *env) noteScale(d time.Duration) {
 func (e *env) firstScaleOut() time.Duration {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.scaled {
-		return -1
-	}
 	return e.firstScale
 }
 
@@ -116,7 +112,7 @@ func start(t *testing.T, ctx context.Context) *env {
 	if err != nil {
 		t.Fatalf("%v (run `make e2e`, which builds them with `make cluster-bins`)", err)
 	}
-	e := &env{root: root, out: out, started: time.Now()}
+	e := &env{root: root, out: out, started: time.Now(), firstScale: -1}
 	// Registered first, so it runs last: the whole run includes tearing
 	// everything down.
 	t.Cleanup(func() {

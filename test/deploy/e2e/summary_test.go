@@ -102,20 +102,7 @@ func firstScale(r result) string {
 func leftovers(timeout time.Duration) map[int]string {
 	var left map[int]string
 	_ = localcluster.Poll(context.Background(), 200*time.Millisecond, timeout, func() (bool, error) {
-		left = map[int]string{}
-		entries, _ := os.ReadDir("/proc")
-		for _, e := range entries {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil || pid == os.Getpid() {
-				continue
-			}
-			env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-			if err != nil || !slices.Contains(strings.Split(string(env), "\x00"), marker()) {
-				continue
-			}
-			cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-			left[pid] = strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))
-		}
+		left = localcluster.Processes(func(_, environ []string) bool { return slices.Contains(environ, marker()) })
 		return len(left) == 0, nil
 	})
 	return left

@@ -287,20 +287,11 @@ func TestStartFailureLeavesNothingRunning(t *testing.T) {
 // processesMentioning lists the processes whose command line contains s.
 func processesMentioning(t *testing.T, s string) []string {
 	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var found []string
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(b), s) && localcluster.Alive(pid) {
-			found = append(found, fmt.Sprintf("%d: %s", pid, strings.ReplaceAll(string(b), "\x00", " ")))
-		}
+	for pid, cmd := range localcluster.Processes(func(cmdline, _ []string) bool {
+		return strings.Contains(strings.Join(cmdline, " "), s)
+	}) {
+		found = append(found, fmt.Sprintf("%d: %s", pid, cmd))
 	}
 	return found
 }

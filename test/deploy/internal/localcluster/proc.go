@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -110,4 +113,29 @@ func alive(pid int) bool {
 		}
 	}
 	return true
+}
+
+// Processes returns the live processes other than this one (pid → command
+// line, arguments joined by spaces) for which match holds, given each one's
+// command line and environment as NUL-separated /proc entries split apart.
+// Tests find what they left running with it.
+func Processes(match func(cmdline, environ []string) bool) map[int]string {
+	found := map[int]string{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		args := strings.Split(strings.TrimRight(string(cmd), "\x00"), "\x00")
+		if match(args, strings.Split(string(env), "\x00")) && alive(pid) {
+			found[pid] = strings.Join(args, " ")
+		}
+	}
+	return found
 }

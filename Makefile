@@ -80,13 +80,14 @@ undeploy: ## delete what an overlay created (namespace included): make undeploy 
 POLL     ?=
 DURATION ?=
 LOAD     ?= auto
+HTML     ?= $(BIN)/preview-$(OVERLAY).html
 .PHONY: preview
-preview: deps build collector ## what KEDA would do with an overlay's trigger on the local signal: make preview OVERLAY=amp [POLL=5s] [DURATION=2m] [LOAD=none]
+preview: deps build collector ## what KEDA would do with an overlay's trigger on the local signal: make preview OVERLAY=amp [POLL=5s] [DURATION=2m] [LOAD=none] [HTML=bin/preview-amp.html]
 	@[ -n "$(filter $(OVERLAY),$(OVERLAYS))" ] || { echo "OVERLAY must be one of: $(OVERLAYS)" >&2; exit 2; }
 	@echo "building the demo into $(BIN)/demo and the preview into $(BIN)/preview (KEDA's module: a first build takes ~15 min on 2 cores)"
 	@go build -o $(BIN)/demo ./tools/demo
 	@cd test/deploy && GOWORK=off go build -o ../../$(BIN)/preview ./cmd/preview
-	$(BIN)/preview -overlay $(OVERLAY) -repo . -bin $(BIN) -load $(LOAD)$(if $(POLL), -poll $(POLL))$(if $(DURATION), -duration $(DURATION))
+	$(BIN)/preview -overlay $(OVERLAY) -repo . -bin $(BIN) -load $(LOAD)$(if $(POLL), -poll $(POLL))$(if $(DURATION), -duration $(DURATION))$(if $(HTML), -html $(HTML))
 
 .PHONY: iam
 iam: ## write the IAM policies and trust policies, filled from the params file, to bin/iam

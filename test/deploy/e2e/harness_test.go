@@ -29,6 +29,7 @@ import (
 	"github.com/keda-eks-samples/workloads/test/deploy/internal/localcluster"
 	"github.com/keda-eks-samples/workloads/test/deploy/internal/localoverlay"
 	"github.com/keda-eks-samples/workloads/test/deploy/internal/podrunner"
+	"github.com/keda-eks-samples/workloads/test/deploy/internal/timeline"
 )
 
 // namespace is the params file's NAMESPACE: the overlays put everything there.
@@ -256,7 +257,7 @@ func (e *env) kubectl(t *testing.T, ctx context.Context, stdin []byte, args ...s
 
 // sample records read() into tl every second until the returned stop is
 // called; a nil result (the API did not answer) is skipped.
-func (e *env) sample(ctx context.Context, tl *timeline, read func() []float64) (stop func()) {
+func (e *env) sample(ctx context.Context, tl *timeline.Timeline, read func() []float64) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -265,7 +266,7 @@ func (e *env) sample(ctx context.Context, tl *timeline, read func() []float64) (
 		defer tick.Stop()
 		for {
 			if v := read(); v != nil {
-				tl.add(v...)
+				tl.Add(v...)
 			}
 			select {
 			case <-ctx.Done():
@@ -278,7 +279,7 @@ func (e *env) sample(ctx context.Context, tl *timeline, read func() []float64) (
 		cancel()
 		<-done
 		if v := read(); v != nil { // the state the scenario ended in
-			tl.add(v...)
+			tl.Add(v...)
 		}
 	}
 }

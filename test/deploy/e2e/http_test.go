@@ -20,6 +20,7 @@ import (
 	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
 	"github.com/keda-eks-samples/workloads/test/deploy/internal/localcluster"
 	"github.com/keda-eks-samples/workloads/test/deploy/internal/proctest"
+	"github.com/keda-eks-samples/workloads/test/deploy/internal/timeline"
 )
 
 // Every webapi overlay's trigger has the same arithmetic: AverageValue 2,
@@ -98,7 +99,8 @@ func scalesToTheLoadAndBack(t *testing.T, overlay string, window, hold time.Dura
 		fmt.Sprintf("%s: %d requests in flight (%d/s), AverageValue %d -> %d pods", overlay, httpLoad, httpLoad, httpTarget, want))
 	e, gen, tl := r.e, r.gen, r.tl
 
-	tl.mark(fmt.Sprintf("load %d", httpLoad))
+	tl.Mark(fmt.Sprintf("load %d", httpLoad))
+	tl.Expect("pods", float64(want-1), float64(want+1), fmt.Sprintf("⌈%d/%d⌉ ± 1", httpLoad, httpTarget))
 	loadStart := time.Now()
 	gen.start(httpLoad)
 	e.waitReplicas(t, ctx, "webapi", window, func(r int32) bool { return r >= want-1 })
@@ -110,11 +112,12 @@ func scalesToTheLoadAndBack(t *testing.T, overlay string, window, hold time.Dura
 	// reads low for a while): the scale-down stabilization window
 	// (components/local-e2e) outlasts that, as the shipped 300 s does.
 	e.holdReplicas(t, ctx, "webapi", hold, want-1, want+1)
-	tl.mark("load stopped")
+	tl.Mark("load stopped")
+	tl.Expect("pods", 1, 1, "back to the minimum, 1, once the scale-down window passes")
 	gen.stop()
 	stopped := time.Now()
 	e.waitReplicas(t, ctx, "webapi", window, func(r int32) bool { return r == 1 })
-	tl.mark("back to 1")
+	tl.Mark("back to 1")
 	t.Logf("back to 1 replica %s after the load stopped; whole run %s",
 		time.Since(stopped).Round(time.Second), time.Since(e.started).Round(time.Second))
 }
@@ -136,13 +139,14 @@ func TestAMPSeedsAverageUnderScales(t *testing.T) {
 		fmt.Sprintf("amp with the seeds' avg(...): %d requests in flight need %d pods", load, want))
 	e, gen, tl := r.e, r.gen, r.tl
 
-	tl.mark(fmt.Sprintf("load %d", load))
+	tl.Mark(fmt.Sprintf("load %d", load))
 	gen.start(load)
 	// Its windows: one export (60 s) before the first reading, the scale-up
 	// steps, then the 75 s scale-down stabilization after the readings
 	// fall once every pod has exported (about 200 s in all).
 	_ = localcluster.Poll(ctx, time.Second, 200*time.Second, func() (bool, error) { return false, nil })
-	tl.mark("windows passed")
+	tl.Mark("windows passed")
+	tl.Expect("pods", 1, float64(want/2), fmt.Sprintf("the counterexample: at most %d (half of the %d the load needs)", want/2, want))
 	var peak int32
 	_ = localcluster.Poll(ctx, time.Second, 90*time.Second, func() (bool, error) {
 		d, err := e.client.AppsV1().Deployments(namespace).Get(ctx, "webapi", metav1.GetOptions{})
@@ -152,7 +156,7 @@ func TestAMPSeedsAverageUnderScales(t *testing.T) {
 		return false, nil
 	})
 	gen.stop()
-	tl.mark("load stopped")
+	tl.Mark("load stopped")
 	// L/N per pod → ⌈L/(2N)⌉: √(L/2) if only live pods' series counted; the
 	// series of pods just removed stay in the average for Prometheus'
 	// 5-minute lookback, which pulls it lower still.
@@ -169,7 +173,7 @@ func TestAMPSeedsAverageUnderScales(t *testing.T) {
 type httpRun struct {
 	e   *env
 	gen *holder
-	tl  *timeline
+	tl  *timeline.Timeline
 }
 
 // startHTTP applies a webapi overlay with the local end of its signal path
@@ -215,7 +219,8 @@ func startHTTP(t *testing.T, ctx context.Context, overlay, query, title string) 
 		}
 	}
 	r := &httpRun{e: e, gen: &holder{e: e, selector: "app.kubernetes.io/name=webapi"},
-		tl: newTimeline(title, "in flight", "replicas", "ready", "HPA reads")}
+		tl: timeline.New(title, timeline.Series{Name: "in flight", Panel: "load"}, timeline.Series{Name: "replicas", Panel: "pods"},
+			timeline.Series{Name: "ready", Panel: "pods"}, timeline.Series{Name: "HPA reads", Panel: "HPA reads (KEDA's value for the trigger)"})}
 	// Reads outlive the scenario's context: the last sample is taken in
 	// the cleanup, after the scenario returned and cancelled it.
 	readCtx := context.WithoutCancel(ctx)
@@ -234,7 +239,7 @@ func startHTTP(t *testing.T, ctx context.Context, overlay, query, title string) 
 	t.Cleanup(func() {
 		r.gen.stop()
 		stopSampling()
-		r.tl.save(t, e.out)
+		saveTimeline(t, r.tl, e.out)
 	})
 	e.waitEndpoints(t, ctx, r.gen.selector, 1, 2*time.Minute)
 	if collectorSelector != "" {

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/keda-eks-samples/workloads/pkg/testutil/sqstest"
+	"github.com/keda-eks-samples/workloads/test/deploy/internal/timeline"
 )
 
 // TestSQSWorkerScalesToTheQueueAndBack: the sqs-worker overlay on the local
@@ -36,8 +37,10 @@ func TestSQSWorkerScalesToTheQueueAndBack(t *testing.T) {
 	}))
 	applied := time.Now()
 
-	tl := newTimeline("sqs-worker: 200 messages, queueLength 5, replicas 1..15",
-		"replicas", "ready", "hpa desired", "visible", "in flight")
+	tl := timeline.New("sqs-worker: 200 messages, queueLength 5, replicas 1..15",
+		timeline.Series{Name: "replicas", Panel: "pods"}, timeline.Series{Name: "ready", Panel: "pods"},
+		timeline.Series{Name: "hpa desired", Panel: "pods"}, timeline.Series{Name: "visible", Panel: "queue"},
+		timeline.Series{Name: "in flight", Panel: "queue"})
 	sampleStop := e.sample(ctx, tl, func() []float64 {
 		d, err := e.client.AppsV1().Deployments(namespace).Get(ctx, "sqsworker", metav1.GetOptions{})
 		if err != nil {
@@ -52,7 +55,7 @@ func TestSQSWorkerScalesToTheQueueAndBack(t *testing.T) {
 	})
 	defer func() {
 		sampleStop()
-		tl.save(t, e.out)
+		saveTimeline(t, tl, e.out)
 	}()
 
 	// One ready worker, as the ScaledObject's minimum; the HPA KEDA made.
@@ -60,7 +63,8 @@ func TestSQSWorkerScalesToTheQueueAndBack(t *testing.T) {
 	e.waitHPA(t, ctx, "keda-hpa-sqsworker", 2*time.Minute)
 	t.Logf("sqs-worker applied and ready in %s", time.Since(applied).Round(time.Second))
 
-	tl.mark("POST /send 200")
+	tl.Mark("POST /send 200")
+	tl.Expect("pods", 15, 15, "15, the maximum, while the queue holds over 15 × 5")
 	sent := time.Now()
 	status, body := post(t, worker[0]+"/send", `{"Messages": 200}`)
 	if status != http.StatusOK || !strings.Contains(body, `"sent":200`) {
@@ -74,19 +78,20 @@ func TestSQSWorkerScalesToTheQueueAndBack(t *testing.T) {
 		}
 		return replicas == 15
 	})
-	tl.mark("15 replicas")
+	tl.Mark("15 replicas")
 	t.Logf("first scale-out %s after the send; 15 replicas after %s", e.firstScaleOut().Round(time.Second), time.Since(sent).Round(time.Second))
 
 	// Drained by the workers, then back to the minimum.
 	emu.WaitDepth(t, q.URL, sqstest.Empty, 5*time.Minute)
-	tl.mark("queue empty")
+	tl.Mark("queue empty")
+	tl.Expect("pods", 1, 1, "back to the minimum, 1")
 	drained := time.Since(sent)
 	e.waitReplicas(t, ctx, "sqsworker", 5*time.Minute, func(replicas int32) bool { return replicas == 1 })
-	tl.mark("back to 1")
+	tl.Mark("back to 1")
 	if v, f := emu.Depth(ctx, t, q.DLQURL); v+f != 0 {
 		t.Errorf("DLQ holds %d messages, want 0", v+f)
 	}
-	if max := tl.max(0); max != 15 {
+	if max := tl.Max(0); max != 15 {
 		t.Errorf("replicas peaked at %g, want 15 (maxReplicaCount)", max)
 	}
 	t.Logf("queue drained %s after the send; back to 1 replica after %s; whole run %s",

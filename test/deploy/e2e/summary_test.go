@@ -5,20 +5,19 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"html"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/keda-eks-samples/workloads/test/deploy/internal/localcluster"
+	"github.com/keda-eks-samples/workloads/test/deploy/internal/timeline"
 )
 
 // result is one scenario's outcome for the run's summary.
@@ -120,18 +119,24 @@ func writeSummary(w io.Writer, rows []result, all time.Duration) {
 // writeIndex writes dir/index.html: one row per scenario, linking its
 // timeline page.
 func writeIndex(dir string, rows []result, all time.Duration) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "<!doctype html><meta charset=utf-8><title>make e2e</title>\n<body style=\"font-family:sans-serif\">\n")
-	fmt.Fprintf(&b, "<h1>make e2e</h1>\n<p>%s, %s in all (scenarios in parallel).</p>\n", time.Now().UTC().Format(time.RFC3339), all.Round(time.Second))
-	fmt.Fprintf(&b, "<table cellpadding=4><tr><th align=left>scenario<th>result<th>first scale-out<th>whole run</tr>\n")
+	var out []timeline.IndexRow
 	for _, r := range rows {
-		name := html.EscapeString(r.test)
-		fmt.Fprintf(&b, "<tr><td><a href=\"%s/timeline.html\">%s</a><td>%s<td align=right>%s<td align=right>%s</tr>\n",
-			name, name, status(r), firstScale(r), r.whole.Round(time.Second))
+		out = append(out, timeline.IndexRow{Name: r.test, Page: r.test + "/timeline.html", Failed: r.failed,
+			Cells: []string{firstScale(r), r.whole.Round(time.Second).String()}})
 	}
-	fmt.Fprintf(&b, "</table>\n</body>\n")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+	return timeline.WriteIndex(filepath.Join(dir, "index.html"), "make e2e",
+		fmt.Sprintf("%s, %s in all (scenarios in parallel). Each scenario links to its timeline.", time.Now().UTC().Format(time.RFC3339), all.Round(time.Second)),
+		[]string{"first scale-out", "whole run"}, out)
+}
+
+// saveTimeline logs tl's table and writes its page under dir.
+func saveTimeline(t *testing.T, tl *timeline.Timeline, dir string) {
+	t.Helper()
+	t.Log("\n" + tl.Table())
+	page, err := tl.Save(dir)
+	if err != nil {
+		t.Error(err)
+		return
 	}
-	return os.WriteFile(filepath.Join(dir, "index.html"), []byte(b.String()), 0o644)
+	t.Logf("timeline: %s", page)
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/keda-eks-samples/workloads/pkg/testutil/sqstest"
 	"github.com/keda-eks-samples/workloads/test/deploy/internal/localcluster"
+	"github.com/keda-eks-samples/workloads/test/deploy/internal/timeline"
 )
 
 // TestVideoEncoderJobsPerMessageSurviveAKill: the video-encoder overlay on
@@ -47,8 +48,10 @@ func TestVideoEncoderJobsPerMessageSurviveAKill(t *testing.T) {
 		}
 		return jobs.Items
 	}
-	tl := newTimeline("video-encoder: 10 messages, queueLength 1, one Job per message, one encoder killed",
-		"jobs", "running", "complete", "visible", "in flight")
+	tl := timeline.New("video-encoder: 10 messages, queueLength 1, one Job per message, one encoder killed",
+		timeline.Series{Name: "jobs", Panel: "Jobs"}, timeline.Series{Name: "running", Panel: "Jobs"},
+		timeline.Series{Name: "complete", Panel: "Jobs"}, timeline.Series{Name: "visible", Panel: "queue"},
+		timeline.Series{Name: "in flight", Panel: "queue"})
 	stopSampling := e.sample(ctx, tl, func() []float64 {
 		jobs := listJobs()
 		var running, complete float64
@@ -63,7 +66,7 @@ func TestVideoEncoderJobsPerMessageSurviveAKill(t *testing.T) {
 	})
 	defer func() {
 		stopSampling()
-		tl.save(t, e.out)
+		saveTimeline(t, tl, e.out)
 	}()
 
 	applied := time.Now()
@@ -72,7 +75,8 @@ func TestVideoEncoderJobsPerMessageSurviveAKill(t *testing.T) {
 		"VIDEO_QUEUE_URL":     q.URL,
 		"RESULT_ANALYZER_URL": analyzer,
 	}))
-	tl.mark("applied (producer Job enqueues 10)")
+	tl.Mark("applied (producer Job enqueues 10)")
+	tl.Expect("Jobs", messages, messages, "one Job a message: 10")
 
 	// KEDA creates one Job per message; every encoder holds its message.
 	if err := localcluster.Poll(ctx, 500*time.Millisecond, 3*time.Minute, func() (bool, error) {
@@ -107,7 +111,7 @@ func TestVideoEncoderJobsPerMessageSurviveAKill(t *testing.T) {
 		log, _ := os.ReadFile(filepath.Join(e.out, "pods", namespace+"_"+p.Name+"_videoencoder.log"))
 		return bytes.Contains(log, []byte(`"msg":"encoding started"`))
 	})
-	tl.mark("SIGTERM " + victim.Name)
+	tl.Mark("SIGTERM " + victim.Name)
 	if err := e.runner.Signal(namespace, victim.Name, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +135,7 @@ func TestVideoEncoderJobsPerMessageSurviveAKill(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("10 processed and the Jobs finished: %v (summary %+v)", err, summary)
 	}
-	tl.mark("all processed")
+	tl.Mark("all processed")
 	t.Logf("resultanalyzer: %+v", summary)
 	if summary.Processed != messages || summary.Killed != 1 || len(summary.Duplicates) != 0 {
 		t.Errorf("resultanalyzer counts %d processed, %d killed, %d processed twice; want %d, 1, 0",

@@ -72,10 +72,10 @@ func TestPageDrawsABarPerRunAndTheConcurrencyLine(t *testing.T) {
 		{Seq: 4, Kind: events.Processed, Count: 3, RecordedAt: at(95)}, // the seed's empty body
 	}
 	page := render(t, evs)
-	if n := strings.Count(page, `<rect class="bar processed"`); n != 3 {
+	if n := strings.Count(page, `<rect class="bar processed" data-series="processed"`); n != 3 {
 		t.Errorf("%d processed bars, want 3", n)
 	}
-	if n := strings.Count(page, `<rect class="bar killed"`); n != 1 {
+	if n := strings.Count(page, `<rect class="bar killed" data-series="killed"`); n != 1 {
 		t.Errorf("%d killed bars, want 1", n)
 	}
 	// encoder-a's two runs share a row: three lanes in all.
@@ -83,7 +83,7 @@ func TestPageDrawsABarPerRunAndTheConcurrencyLine(t *testing.T) {
 		t.Errorf("%d lanes, want 3", n)
 	}
 	for _, want := range []string{
-		`<polyline class="line" points="`,
+		`<polyline class="line" data-series="running jobs" points="`,
 		"<title>encoder-a\n#1 processed count 1\nmessage m1\nattempt 1 of 2\noutcome encoded\n2024-01-17 05:50:45.000 → 2024-01-17 05:51:45.000 (1m0s)</title>",
 		"<title>encoder-b\n#2 kill count 1",
 		"(no job id) #4",

@@ -34,6 +34,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/keda-eks-samples/workloads/test/deploy/internal/kedaview"
+	"github.com/keda-eks-samples/workloads/test/deploy/internal/timeline"
 )
 
 func main() {
@@ -65,6 +66,7 @@ type options struct {
 	overlay, repo, bin, load string
 	poll, duration, loadFor  time.Duration
 	export                   time.Duration
+	html                     string
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -78,6 +80,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fs.StringVar(&o.load, "load", "auto", "auto: the built-in Go load profile when k6 is not on PATH, none when it is (run make load); builtin: always; none: never")
 	fs.DurationVar(&o.loadFor, "load-for", 0, "stop the built-in load after this long (0: the profile's own length)")
 	fs.DurationVar(&o.export, "export-interval", 0, "webapi's metric export interval (0: as shipped, 60s; the CloudWatch triggers' SUM needs 60s)")
+	fs.StringVar(&o.html, "html", "", "also write the polls as a timeline page to this file, when the preview ends (open it in a browser)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -170,16 +173,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			tr.Spec.Metadata["metricStatPeriod"], tr.Spec.Metadata["metricEndTimeOffset"])
 	}
 
+	title := fmt.Sprintf("make preview OVERLAY=%s: KEDA's %s scaler polled every %s", o.overlay, tr.Spec.Type, every)
+	var tl *timeline.Timeline
 	if tr.Kind == "ScaledJob" {
-		return pollScaledJob(ctx, o, tr, s, src, every, stdout)
+		tl = timeline.New(title, timeline.Series{Name: "queue (KEDA's value)", Panel: "queue"},
+			timeline.Series{Name: "running", Panel: "Jobs"}, timeline.Series{Name: "created (total)", Panel: "Jobs"})
+		err = pollScaledJob(ctx, o, tr, s, src, every, tl, stdout)
+	} else {
+		tl = timeline.New(title, timeline.Series{Name: "metric (KEDA's value)", Panel: "metric"},
+			timeline.Series{Name: "desired replicas", Panel: "replicas"})
+		tl.Expect("replicas", float64(tr.Min), float64(tr.Max), fmt.Sprintf("the ScaledObject's range, %d..%d", tr.Min, tr.Max))
+		err = pollScaledObject(ctx, tr, s, every, tl, stdout)
 	}
-	return pollScaledObject(ctx, tr, s, every, stdout)
+	if o.html != "" {
+		if werr := tl.WritePage(o.html); werr != nil {
+			return errors.Join(err, werr)
+		}
+		fmt.Fprintf(stdout, "timeline: %s\n", o.html)
+	}
+	return err
 }
 
 // pollScaledObject prints each poll: the metric, active, and the HPA's
 // desired replicas for the trigger's metricType and target, within the
 // ScaledObject's min and max, starting from min.
-func pollScaledObject(ctx context.Context, tr kedaview.Trigger, s scalers.Scaler, every time.Duration, stdout io.Writer) error {
+func pollScaledObject(ctx context.Context, tr kedaview.Trigger, s scalers.Scaler, every time.Duration, tl *timeline.Timeline, stdout io.Writer) error {
 	target, err := kedaview.ExternalTarget(ctx, s)
 	if err != nil {
 		return err
@@ -194,6 +212,7 @@ func pollScaledObject(ctx context.Context, tr kedaview.Trigger, s scalers.Scaler
 		if err != nil {
 			if ctx.Err() == nil {
 				fmt.Fprintf(stdout, "%7.0fs  KEDA's scaler: %v (KEDA keeps the replicas)\n", elapsed.Seconds(), err)
+				tl.Fault("scaler error")
 			}
 			return
 		}
@@ -202,6 +221,7 @@ func pollScaledObject(ctx context.Context, tr kedaview.Trigger, s scalers.Scaler
 			desired = 0 // KEDA deactivates to zero
 		}
 		fmt.Fprintf(stdout, "%7.0fs %10s %7v %9d\n", elapsed.Seconds(), trim(r.Value), r.Active, desired)
+		tl.Add(r.Value, float64(desired))
 		current = max(desired, 1)
 	})
 }
@@ -209,7 +229,7 @@ func pollScaledObject(ctx context.Context, tr kedaview.Trigger, s scalers.Scaler
 // pollScaledJob prints each poll: the queue KEDA reads, and the Jobs its
 // ScaledJob code would create for the running ones; it starts that many
 // bin/videoencoder processes, as Jobs, so the queue drains as in a cluster.
-func pollScaledJob(ctx context.Context, o options, tr kedaview.Trigger, s scalers.Scaler, src *signalSource, every time.Duration, stdout io.Writer) error {
+func pollScaledJob(ctx context.Context, o options, tr kedaview.Trigger, s scalers.Scaler, src *signalSource, every time.Duration, tl *timeline.Timeline, stdout io.Writer) error {
 	sj := tr.ScaledJob
 	specs := s.GetMetricSpecForScaling(ctx)
 	fmt.Fprintf(stdout, "  ScaledJob: strategy %q, jobs %d..%d\n\n", sj.Spec.ScalingStrategy.Strategy, sj.MinReplicaCount(), sj.MaxReplicaCount())
@@ -239,6 +259,7 @@ func pollScaledJob(ctx context.Context, o options, tr kedaview.Trigger, s scaler
 		if err != nil {
 			if ctx.Err() == nil {
 				fmt.Fprintf(stdout, "%7.0fs  KEDA's scaler: %v\n", elapsed.Seconds(), err)
+				tl.Fault("scaler error")
 			}
 			return
 		}
@@ -249,6 +270,7 @@ func pollScaledJob(ctx context.Context, o options, tr kedaview.Trigger, s scaler
 		run := running() // no pending pods here: a process starts at once
 		create := kedaview.JobDecision(sj, isActive, run, 0, scaleTo, maxScale)
 		fmt.Fprintf(stdout, "%7.0fs %10s %7v %8d %7d\n", elapsed.Seconds(), trim(queueLength), isActive, run, create)
+		tl.Add(queueLength, float64(run), float64(int64(len(jobs))+create))
 		for range create {
 			cmd, d, err := startJob(o, src, len(jobs)+1)
 			if err != nil {

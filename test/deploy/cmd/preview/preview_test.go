@@ -13,6 +13,7 @@ import (
 	"github.com/go-logr/logr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/keda-eks-samples/workloads/pkg/testutil/browsertest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 )
 
@@ -96,7 +97,7 @@ func TestPreviewFollowsTheLoad(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	args := []string{"-overlay", "amp", "-repo", svctest.RepoRoot(t), "-bin", bin, "-poll", "1s", "-export-interval", "1s",
-		"-load", "builtin", "-load-for", "12s", "-duration", "35s"}
+		"-load", "builtin", "-load-for", "12s", "-duration", "35s", "-html", filepath.Join(t.TempDir(), "preview.html")}
 	if err := run(ctx, args, os.Getenv, out); err != nil {
 		t.Fatalf("preview: %v\n%s", err, out)
 	}
@@ -123,6 +124,12 @@ func TestPreviewFollowsTheLoad(t *testing.T) {
 	}
 	if peak < 2 || !rs[peakAt].active {
 		t.Fatalf("the replicas never rose with the load (peak %d)", peak)
+	}
+	// The page it wrote, as a browser shows it: the metric and the
+	// replicas paint.
+	browsertest.Check(t, "file://"+args[len(args)-1], "preview-amp", 1000)
+	if !strings.Contains(got, "timeline: "+args[len(args)-1]) {
+		t.Errorf("output does not name the page it wrote")
 	}
 	last := rs[len(rs)-1]
 	if last.replicas != 1 || last.active || last.metric != 0 {

@@ -92,6 +92,21 @@ preview: deps build collector ## what KEDA would do with an overlay's trigger on
 iam: ## write the IAM policies and trust policies, filled from the params file, to bin/iam
 	cd test/deploy && GOWORK=off go run ./cmd/iam -params ../../$(PARAMS) -iam ../../deploy/iam -out ../../$(BIN)/iam
 
+# The AWS resources other than the cluster: one CloudFormation stack
+# (deploy/aws/stack.yaml). Its outputs are params.env values.
+STACK ?= keda-samples
+.PHONY: stack params-from-stack stack-delete
+stack: ## create or update the CloudFormation stack deploy/aws/stack.yaml (queues + DLQs, ECR, AMP, EMF log group)
+	aws cloudformation deploy --region $(call param,AWS_REGION) --stack-name $(STACK) \
+		--template-file deploy/aws/stack.yaml --capabilities CAPABILITY_AUTO_EXPAND \
+		--parameter-overrides CloudWatchNamespace=$(call param,CLOUDWATCH_NAMESPACE)
+params-from-stack: ## write the stack's outputs (queue URLs, registry, AMP workspace, ...) into the params file
+	aws cloudformation describe-stacks --region $(call param,AWS_REGION) --stack-name $(STACK) \
+		--query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output text | deploy/aws/params-from-stack.sh $(PARAMS)
+stack-delete: ## delete the CloudFormation stack (empties the ECR repositories; the queues' messages are lost)
+	aws cloudformation delete-stack --region $(call param,AWS_REGION) --stack-name $(STACK)
+	aws cloudformation wait stack-delete-complete --region $(call param,AWS_REGION) --stack-name $(STACK)
+
 # The local control plane for the e2e tests (test/deploy/internal/localcluster):
 # etcd, kube-apiserver, kube-controller-manager (test/cluster), kwok and
 # kwokctl (test/cluster/kwok), the KEDA operator and our KEDA metrics adapter

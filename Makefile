@@ -88,9 +88,12 @@ preview: deps build collector ## what KEDA would do with an overlay's trigger on
 	@cd test/deploy && GOWORK=off go build -o ../../$(BIN)/preview ./cmd/preview
 	$(BIN)/preview -overlay $(OVERLAY) -repo . -bin $(BIN) -load $(LOAD)$(if $(POLL), -poll $(POLL))$(if $(DURATION), -duration $(DURATION))
 
-.PHONY: iam
-iam: ## write the IAM policies and trust policies, filled from the params file, to bin/iam
+.PHONY: iam cluster-config
+iam: ## write the IAM policies, IRSA trust policies and role table (bin/iam/roles.txt), filled from the params file, to bin/iam
 	cd test/deploy && GOWORK=off go run ./cmd/iam -params ../../$(PARAMS) -iam ../../deploy/iam -out ../../$(BIN)/iam
+cluster-config: ## write the eksctl ClusterConfig (deploy/eksctl + params + deploy/iam policies) to bin/eksctl/cluster.yaml
+	cd test/deploy && GOWORK=off go run ./cmd/iam -params ../../$(PARAMS) -iam ../../deploy/iam -out ../../$(BIN)/iam \
+		-eksctl ../../deploy/eksctl/cluster.yaml -eksctl-out ../../$(BIN)/eksctl/cluster.yaml
 
 # The AWS resources other than the cluster: one CloudFormation stack
 # (deploy/aws/stack.yaml). Its outputs are params.env values.

@@ -152,7 +152,7 @@ func TestIAMDocuments(t *testing.T) {
 					}
 					continue
 				}
-				if !strings.HasPrefix(r, "arn:aws:") || !strings.Contains(r, ":"+params["AWS_ACCOUNT_ID"]+":") || !strings.Contains(r, ":"+params["AWS_REGION"]+":") {
+				if !strings.HasPrefix(r, "arn:"+params["AWS_PARTITION"]+":") || !strings.Contains(r, ":"+params["AWS_ACCOUNT_ID"]+":") || !strings.Contains(r, ":"+params["AWS_REGION"]+":") {
 					t.Errorf("%s %s: resource %q is not an ARN in the account and region of params.env", name, s.Sid, r)
 				}
 			}

@@ -54,3 +54,5 @@ func DownloadedModuleDir(pathAtVersion string) (string, error) {
 	}
 	return m.Dir, nil
 }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -63,14 +63,25 @@ push: ## log in to ECR and push the six images (registry, tag, region from the p
 
 OVERLAY ?=
 OVERLAYS := $(notdir $(wildcard deploy/kustomize/overlays/*))
+# Optional components added to the overlay (pod-identity, network-policies,
+# alb-ingress): a copy of its kustomization in $(BIN)/overlays/<overlay>
+# lists them before components/common, as deploy/README.md says to add them
+# by hand. test/deploy renders every overlay with each combination.
+COMPONENTS ?=
 .PHONY: render deploy undeploy
-render: ## print an overlay's manifests: make render OVERLAY=gateway
+render: ## print an overlay's manifests: make render OVERLAY=gateway [COMPONENTS="pod-identity network-policies"]
 	@[ -n "$(filter $(OVERLAY),$(OVERLAYS))" ] || { echo "OVERLAY must be one of: $(OVERLAYS)" >&2; exit 2; }
-	@kubectl kustomize deploy/kustomize/overlays/$(OVERLAY)
-deploy: ## apply an overlay to the current kubectl context: make deploy OVERLAY=gateway
-	@$(MAKE) --no-print-directory render OVERLAY=$(OVERLAY) | kubectl apply -f -
-undeploy: ## delete what an overlay created (namespace included): make undeploy OVERLAY=gateway
-	@$(MAKE) --no-print-directory render OVERLAY=$(OVERLAY) | kubectl delete --ignore-not-found -f -
+	@for c in $(COMPONENTS); do [ -f deploy/kustomize/components/$$c/kustomization.yaml ] || { echo "COMPONENTS: no component $$c in deploy/kustomize/components" >&2; exit 2; }; done
+	@if [ -z "$(COMPONENTS)" ]; then kubectl kustomize deploy/kustomize/overlays/$(OVERLAY); else \
+	  dir=$(BIN)/overlays/$(OVERLAY); mkdir -p "$$dir"; rel=$$(realpath -m --relative-to="$$dir" deploy/kustomize); \
+	  awk -v rel="$$rel" -v comps="$(COMPONENTS)" '{ gsub(/\.\.\/\.\.\//, rel "/") } \
+	    $$0 == "- " rel "/components/common" { n = split(comps, c, " "); for (i = 1; i <= n; i++) print "- " rel "/components/" c[i] } { print }' \
+	    deploy/kustomize/overlays/$(OVERLAY)/kustomization.yaml >"$$dir/kustomization.yaml"; \
+	  kubectl kustomize "$$dir"; fi
+deploy: ## apply an overlay to the current kubectl context: make deploy OVERLAY=gateway [COMPONENTS="pod-identity"]
+	@$(MAKE) --no-print-directory render OVERLAY=$(OVERLAY) COMPONENTS="$(COMPONENTS)" | kubectl apply -f -
+undeploy: ## delete what an overlay created (namespace included): make undeploy OVERLAY=gateway [COMPONENTS=...]
+	@$(MAKE) --no-print-directory render OVERLAY=$(OVERLAY) COMPONENTS="$(COMPONENTS)" | kubectl delete --ignore-not-found -f -
 
 # What KEDA would do: the overlay's trigger, read from the render, polled
 # with KEDA's own scaler (test/deploy/cmd/preview, the KEDA module) on the
@@ -109,6 +120,31 @@ params-from-stack: ## write the stack's outputs (queue URLs, registry, AMP works
 stack-delete: ## delete the CloudFormation stack (empties the ECR repositories; the queues' messages are lost)
 	aws cloudformation delete-stack --region $(call param,AWS_REGION) --stack-name $(STACK)
 	aws cloudformation wait stack-delete-complete --region $(call param,AWS_REGION) --stack-name $(STACK)
+
+# In-cluster load: the k6 Job of deploy/kustomize/load with PROFILE (a
+# script of loadtest/) and TARGET (the Service it loads) set by a one-patch
+# kustomization written to bin/load. The Job is deleted first: a Job's pod
+# template cannot change.
+PROFILE  ?= inflight
+PROFILES := $(basename $(notdir $(wildcard loadtest/*.js)))
+TARGET   ?= $(if $(filter send,$(PROFILE)),sqsworker,webapi)
+.PHONY: load-render load-cluster load-cluster-stop
+load-render: ## print the in-cluster k6 Job for a profile: make load-render PROFILE=rps
+	@[ -n "$(filter $(PROFILE),$(PROFILES))" ] || { echo "PROFILE must be one of: $(PROFILES)" >&2; exit 2; }
+	@mkdir -p $(BIN)/load
+	@printf '%s\n' '# Written by make load-render; edit deploy/kustomize/load instead.' \
+		'apiVersion: kustomize.config.k8s.io/v1beta1' 'kind: Kustomization' \
+		"resources: [$$(realpath -m --relative-to=$(BIN)/load deploy/kustomize/load)]" 'patches:' \
+		'- target: {kind: Job, name: k6}' '  patch: |-' '    {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "k6"}, "spec": {"template": {"spec": {"containers": [{"name": "k6", "env": [{"name": "PROFILE", "value": "$(PROFILE)"}, {"name": "TARGET", "value": "$(TARGET)"}]}]}}}}' \
+		>$(BIN)/load/kustomization.yaml
+	@kubectl kustomize $(BIN)/load
+load-cluster: ## run a k6 profile in the cluster against the Service (no port-forward) and follow it: make load-cluster PROFILE=inflight
+	kubectl -n $(call param,NAMESPACE) delete job k6 --ignore-not-found --wait
+	@$(MAKE) --no-print-directory load-render PROFILE=$(PROFILE) TARGET=$(TARGET) | kubectl apply -f -
+	kubectl -n $(call param,NAMESPACE) wait --for=condition=Ready pod -l job-name=k6 --timeout=180s
+	kubectl -n $(call param,NAMESPACE) logs -f job/k6
+load-cluster-stop: ## stop the in-cluster k6 Job and remove its scripts ConfigMap
+	@$(MAKE) --no-print-directory load-render | kubectl delete --ignore-not-found -f -
 
 # The local control plane for the e2e tests (test/deploy/internal/localcluster):
 # etcd, kube-apiserver, kube-controller-manager (test/cluster), kwok and

@@ -26,7 +26,7 @@ var images = []string{"webapi", "sqsworker", "videoencoder", "resultanalyzer", "
 func TestEveryImageIsTheParameterisedECRReference(t *testing.T) {
 	_, params := readParams(t, filepath.Join(repoRoot(t), paramsFile))
 	ref := regexp.MustCompile(`^` + regexp.QuoteMeta(params["ECR_REGISTRY"]) + `/keda-samples/([a-z-]+):` + regexp.QuoteMeta(params["IMAGE_TAG"]) + `$`)
-	eachOverlay(t, func(t *testing.T, _ string, objs []object) {
+	eachVariant(t, func(t *testing.T, _ string, objs []object) {
 		for _, p := range podTemplates(t, objs) {
 			for _, c := range allContainers(p.spec) {
 				m := ref.FindStringSubmatch(c.Image)

@@ -23,7 +23,7 @@ import (
 func decodeStrict(o object) (any, error) { return kedaview.DecodeStrict(o) }
 
 func TestObjectsDecodeStrictlyIntoTheirGoTypes(t *testing.T) {
-	eachOverlay(t, func(t *testing.T, _ string, objs []object) {
+	eachVariant(t, func(t *testing.T, _ string, objs []object) {
 		for _, o := range objs {
 			if _, ok := kedaview.NewTyped(o.Kind); !ok {
 				t.Errorf("%s: no Go type known for kind %s", o, o.Kind)
@@ -92,7 +92,7 @@ func TestKedaObjectsMatchTheCRDSchemas(t *testing.T) {
 		t.Fatalf("validators for %d kinds, want 3", len(validators))
 	}
 	seen := map[string]int{}
-	eachOverlay(t, func(t *testing.T, _ string, objs []object) {
+	eachVariant(t, func(t *testing.T, _ string, objs []object) {
 		for _, o := range objs {
 			val, ok := validators[o.Kind]
 			if !ok {
@@ -124,7 +124,7 @@ func TestKedaObjectsMatchTheCRDSchemas(t *testing.T) {
 // trigger arithmetic assumes.
 func TestEveryScaledObjectStatesItsHPABehavior(t *testing.T) {
 	n := 0
-	eachOverlay(t, func(t *testing.T, _ string, objs []object) {
+	eachVariant(t, func(t *testing.T, _ string, objs []object) {
 		for _, o := range objs {
 			if o.Kind != "ScaledObject" {
 				continue

@@ -52,14 +52,21 @@ test-collector: collector ## run bin/otelcol on the shipped configs in deploy/co
 # test/deploy checks both files statically).
 PARAMS   := deploy/kustomize/params/params.env
 param     = $(shell sed -n 's/^$(1)=//p' $(PARAMS))
+# Images are tagged with the build version (VERSION, git describe): the ECR
+# repositories' tags are immutable (deploy/aws/stack.yaml), so each build is
+# a new tag, and a new tag in the pod template is what rolls running pods
+# to it (a re-push under an old tag would not reach nodes that cached it).
 .PHONY: images
-images: ## build the six images for both platforms into the buildx cache (docker buildx bake; make push pushes them)
-	REGISTRY=$(call param,ECR_REGISTRY) TAG=$(call param,IMAGE_TAG) VERSION=$(VERSION) docker buildx bake
+images: ## build the six images for both platforms, tagged VERSION, into the buildx cache (docker buildx bake; make push pushes them)
+	REGISTRY=$(call param,ECR_REGISTRY) TAG=$(VERSION) VERSION=$(VERSION) docker buildx bake
 
 .PHONY: push
-push: ## log in to ECR and push the six images (registry, tag, region from the params file)
+push: ## log in to ECR, push the six images tagged VERSION (git describe) and set IMAGE_TAG in the params file to it
+	@case '$(VERSION)' in *-dirty | dev) echo "VERSION=$(VERSION): commit first; ECR tags are immutable, one tag is one build" >&2; exit 2 ;; esac
 	aws ecr get-login-password --region $(call param,AWS_REGION) | docker login --username AWS --password-stdin $(firstword $(subst /, ,$(call param,ECR_REGISTRY)))
-	REGISTRY=$(call param,ECR_REGISTRY) TAG=$(call param,IMAGE_TAG) VERSION=$(VERSION) docker buildx bake --push
+	REGISTRY=$(call param,ECR_REGISTRY) TAG=$(VERSION) VERSION=$(VERSION) docker buildx bake --push
+	sed -i 's/^IMAGE_TAG=.*/IMAGE_TAG=$(VERSION)/' $(PARAMS)
+	@echo "IMAGE_TAG=$(VERSION) in $(PARAMS): the next make deploy rolls the pods to these images"
 
 OVERLAY ?=
 OVERLAYS := $(notdir $(wildcard deploy/kustomize/overlays/*))
@@ -233,7 +240,7 @@ K6_INSTALL := https://grafana.com/docs/k6/latest/set-up/install-k6/
 .PHONY: load
 load: ## run a k6 script with your own k6: make load SCRIPT=loadtest/smoke.js BASE_URL=http://127.0.0.1:8080
 	@[ -n "$(SCRIPT)" ] && [ -f "$(SCRIPT)" ] || { echo "SCRIPT must be one of: $(wildcard loadtest/*.js)" >&2; exit 2; }
-	@[ -n "$(BASE_URL)" ] || { echo "BASE_URL is required, e.g. BASE_URL=http://127.0.0.1:8080 (kubectl port-forward svc/webapi 8080:80)" >&2; exit 2; }
+	@[ -n "$(BASE_URL)" ] || { echo "BASE_URL is required, e.g. BASE_URL=http://127.0.0.1:8080 (on a cluster: make load-cluster PROFILE=...)" >&2; exit 2; }
 	@command -v k6 >/dev/null || { echo "k6 is not installed. Install it (this repository ships scripts only): $(K6_INSTALL)" >&2; \
 		echo "  (a release binary, Homebrew, or Grafana's apt/rpm repository), then run this again." >&2; exit 127; }
 	k6 run -e BASE_URL='$(BASE_URL)' $(SCRIPT)

@@ -151,3 +151,25 @@ func TestEveryScaledObjectStatesItsHPABehavior(t *testing.T) {
 		t.Fatal("no ScaledObject rendered")
 	}
 }
+
+// TestNoCooldownWithoutScaleToZero: KEDA applies cooldownPeriod only when
+// scaling to zero; on a ScaledObject that never goes below one replica it
+// would promise a scale-down delay it does not give (the HPA behavior's
+// stabilization window does that).
+func TestNoCooldownWithoutScaleToZero(t *testing.T) {
+	eachOverlay(t, func(t *testing.T, _ string, objs []object) {
+		for _, o := range objs {
+			if o.Kind != "ScaledObject" {
+				continue
+			}
+			v, err := decodeStrict(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			so := v.(*kedav1alpha1.ScaledObject)
+			if so.Spec.CooldownPeriod != nil && kedaview.Deref(so.Spec.MinReplicaCount, 0) > 0 {
+				t.Errorf("%s: cooldownPeriod %d with minReplicaCount %d does nothing", o, *so.Spec.CooldownPeriod, *so.Spec.MinReplicaCount)
+			}
+		}
+	})
+}

@@ -52,25 +52,43 @@ test-collector: collector ## run bin/otelcol on the shipped configs in deploy/co
 # test/deploy checks both files statically).
 PARAMS   := deploy/kustomize/params/params.env
 param     = $(shell sed -n 's/^$(1)=//p' $(PARAMS))
+# Images are tagged with the build version (VERSION, git describe): the ECR
+# repositories' tags are immutable (deploy/aws/stack.yaml), so each build is
+# a new tag, and a new tag in the pod template is what rolls running pods
+# to it (a re-push under an old tag would not reach nodes that cached it).
 .PHONY: images
-images: ## build the six images for both platforms into the buildx cache (docker buildx bake; make push pushes them)
-	REGISTRY=$(call param,ECR_REGISTRY) TAG=$(call param,IMAGE_TAG) VERSION=$(VERSION) docker buildx bake
+images: ## build the six images for both platforms, tagged VERSION, into the buildx cache (docker buildx bake; make push pushes them)
+	REGISTRY=$(call param,ECR_REGISTRY) TAG=$(VERSION) VERSION=$(VERSION) docker buildx bake
 
 .PHONY: push
-push: ## log in to ECR and push the six images (registry, tag, region from the params file)
+push: ## log in to ECR, push the six images tagged VERSION (git describe) and set IMAGE_TAG in the params file to it
+	@case '$(VERSION)' in *-dirty | dev) echo "VERSION=$(VERSION): commit first; ECR tags are immutable, one tag is one build" >&2; exit 2 ;; esac
 	aws ecr get-login-password --region $(call param,AWS_REGION) | docker login --username AWS --password-stdin $(firstword $(subst /, ,$(call param,ECR_REGISTRY)))
-	REGISTRY=$(call param,ECR_REGISTRY) TAG=$(call param,IMAGE_TAG) VERSION=$(VERSION) docker buildx bake --push
+	REGISTRY=$(call param,ECR_REGISTRY) TAG=$(VERSION) VERSION=$(VERSION) docker buildx bake --push
+	sed -i 's/^IMAGE_TAG=.*/IMAGE_TAG=$(VERSION)/' $(PARAMS)
+	@echo "IMAGE_TAG=$(VERSION) in $(PARAMS): the next make deploy rolls the pods to these images"
 
 OVERLAY ?=
 OVERLAYS := $(notdir $(wildcard deploy/kustomize/overlays/*))
+# Optional components added to the overlay (pod-identity, network-policies,
+# alb-ingress): a copy of its kustomization in $(BIN)/overlays/<overlay>
+# lists them before components/common, as deploy/README.md says to add them
+# by hand. test/deploy renders every overlay with each combination.
+COMPONENTS ?=
 .PHONY: render deploy undeploy
-render: ## print an overlay's manifests: make render OVERLAY=gateway
+render: ## print an overlay's manifests: make render OVERLAY=gateway [COMPONENTS="pod-identity network-policies"]
 	@[ -n "$(filter $(OVERLAY),$(OVERLAYS))" ] || { echo "OVERLAY must be one of: $(OVERLAYS)" >&2; exit 2; }
-	@kubectl kustomize deploy/kustomize/overlays/$(OVERLAY)
-deploy: ## apply an overlay to the current kubectl context: make deploy OVERLAY=gateway
-	@$(MAKE) --no-print-directory render OVERLAY=$(OVERLAY) | kubectl apply -f -
-undeploy: ## delete what an overlay created (namespace included): make undeploy OVERLAY=gateway
-	@$(MAKE) --no-print-directory render OVERLAY=$(OVERLAY) | kubectl delete --ignore-not-found -f -
+	@for c in $(COMPONENTS); do [ -f deploy/kustomize/components/$$c/kustomization.yaml ] || { echo "COMPONENTS: no component $$c in deploy/kustomize/components" >&2; exit 2; }; done
+	@if [ -z "$(COMPONENTS)" ]; then kubectl kustomize deploy/kustomize/overlays/$(OVERLAY); else \
+	  dir=$(BIN)/overlays/$(OVERLAY); mkdir -p "$$dir"; rel=$$(realpath -m --relative-to="$$dir" deploy/kustomize); \
+	  awk -v rel="$$rel" -v comps="$(COMPONENTS)" '{ gsub(/\.\.\/\.\.\//, rel "/") } \
+	    $$0 == "- " rel "/components/common" { n = split(comps, c, " "); for (i = 1; i <= n; i++) print "- " rel "/components/" c[i] } { print }' \
+	    deploy/kustomize/overlays/$(OVERLAY)/kustomization.yaml >"$$dir/kustomization.yaml"; \
+	  kubectl kustomize "$$dir"; fi
+deploy: ## apply an overlay to the current kubectl context: make deploy OVERLAY=gateway [COMPONENTS="pod-identity"]
+	@$(MAKE) --no-print-directory render OVERLAY=$(OVERLAY) COMPONENTS="$(COMPONENTS)" | kubectl apply -f -
+undeploy: ## delete what an overlay created (namespace included): make undeploy OVERLAY=gateway [COMPONENTS=...]
+	@$(MAKE) --no-print-directory render OVERLAY=$(OVERLAY) COMPONENTS="$(COMPONENTS)" | kubectl delete --ignore-not-found -f -
 
 # What KEDA would do: the overlay's trigger, read from the render, polled
 # with KEDA's own scaler (test/deploy/cmd/preview, the KEDA module) on the
@@ -89,9 +107,52 @@ preview: deps build collector ## what KEDA would do with an overlay's trigger on
 	@cd test/deploy && GOWORK=off go build -o ../../$(BIN)/preview ./cmd/preview
 	$(BIN)/preview -overlay $(OVERLAY) -repo . -bin $(BIN) -load $(LOAD)$(if $(POLL), -poll $(POLL))$(if $(DURATION), -duration $(DURATION))$(if $(HTML), -html $(HTML))
 
-.PHONY: iam
-iam: ## write the IAM policies and trust policies, filled from the params file, to bin/iam
+.PHONY: iam cluster-config
+iam: ## write the IAM policies, IRSA trust policies and role table (bin/iam/roles.txt), filled from the params file, to bin/iam
 	cd test/deploy && GOWORK=off go run ./cmd/iam -params ../../$(PARAMS) -iam ../../deploy/iam -out ../../$(BIN)/iam
+cluster-config: ## write the eksctl ClusterConfig (deploy/eksctl + params + deploy/iam policies) to bin/eksctl/cluster.yaml
+	cd test/deploy && GOWORK=off go run ./cmd/iam -params ../../$(PARAMS) -iam ../../deploy/iam -out ../../$(BIN)/iam \
+		-eksctl ../../deploy/eksctl/cluster.yaml -eksctl-out ../../$(BIN)/eksctl/cluster.yaml
+
+# The AWS resources other than the cluster: one CloudFormation stack
+# (deploy/aws/stack.yaml). Its outputs are params.env values.
+STACK ?= keda-samples
+.PHONY: stack params-from-stack stack-delete
+stack: ## create or update the CloudFormation stack deploy/aws/stack.yaml (queues + DLQs, ECR, AMP, EMF log group)
+	aws cloudformation deploy --region $(call param,AWS_REGION) --stack-name $(STACK) \
+		--template-file deploy/aws/stack.yaml --capabilities CAPABILITY_AUTO_EXPAND \
+		--parameter-overrides CloudWatchNamespace=$(call param,CLOUDWATCH_NAMESPACE)
+params-from-stack: ## write the stack's outputs (queue URLs, registry, AMP workspace, ...) into the params file
+	aws cloudformation describe-stacks --region $(call param,AWS_REGION) --stack-name $(STACK) \
+		--query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output text | deploy/aws/params-from-stack.sh $(PARAMS)
+stack-delete: ## delete the CloudFormation stack (empties the ECR repositories; the queues' messages are lost)
+	aws cloudformation delete-stack --region $(call param,AWS_REGION) --stack-name $(STACK)
+	aws cloudformation wait stack-delete-complete --region $(call param,AWS_REGION) --stack-name $(STACK)
+
+# In-cluster load: the k6 Job of deploy/kustomize/load with PROFILE (a
+# script of loadtest/) and TARGET (the Service it loads) set by a one-patch
+# kustomization written to bin/load. The Job is deleted first: a Job's pod
+# template cannot change.
+PROFILE  ?= inflight
+PROFILES := $(basename $(notdir $(wildcard loadtest/*.js)))
+TARGET   ?= $(if $(filter send,$(PROFILE)),sqsworker,webapi)
+.PHONY: load-render load-cluster load-cluster-stop
+load-render: ## print the in-cluster k6 Job for a profile: make load-render PROFILE=rps
+	@[ -n "$(filter $(PROFILE),$(PROFILES))" ] || { echo "PROFILE must be one of: $(PROFILES)" >&2; exit 2; }
+	@mkdir -p $(BIN)/load
+	@printf '%s\n' '# Written by make load-render; edit deploy/kustomize/load instead.' \
+		'apiVersion: kustomize.config.k8s.io/v1beta1' 'kind: Kustomization' \
+		"resources: [$$(realpath -m --relative-to=$(BIN)/load deploy/kustomize/load)]" 'patches:' \
+		'- target: {kind: Job, name: k6}' '  patch: |-' '    {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "k6"}, "spec": {"template": {"spec": {"containers": [{"name": "k6", "env": [{"name": "PROFILE", "value": "$(PROFILE)"}, {"name": "TARGET", "value": "$(TARGET)"}]}]}}}}' \
+		>$(BIN)/load/kustomization.yaml
+	@kubectl kustomize $(BIN)/load
+load-cluster: ## run a k6 profile in the cluster against the Service (no port-forward) and follow it: make load-cluster PROFILE=inflight
+	kubectl -n $(call param,NAMESPACE) delete job k6 --ignore-not-found --wait
+	@$(MAKE) --no-print-directory load-render PROFILE=$(PROFILE) TARGET=$(TARGET) | kubectl apply -f -
+	kubectl -n $(call param,NAMESPACE) wait --for=condition=Ready pod -l job-name=k6 --timeout=180s
+	kubectl -n $(call param,NAMESPACE) logs -f job/k6
+load-cluster-stop: ## stop the in-cluster k6 Job and remove its scripts ConfigMap
+	@$(MAKE) --no-print-directory load-render | kubectl delete --ignore-not-found -f -
 
 # The local control plane for the e2e tests (test/deploy/internal/localcluster):
 # etcd, kube-apiserver, kube-controller-manager (test/cluster), kwok and
@@ -180,7 +241,7 @@ K6_INSTALL := https://grafana.com/docs/k6/latest/set-up/install-k6/
 .PHONY: load
 load: ## run a k6 script with your own k6: make load SCRIPT=loadtest/smoke.js BASE_URL=http://127.0.0.1:8080
 	@[ -n "$(SCRIPT)" ] && [ -f "$(SCRIPT)" ] || { echo "SCRIPT must be one of: $(wildcard loadtest/*.js)" >&2; exit 2; }
-	@[ -n "$(BASE_URL)" ] || { echo "BASE_URL is required, e.g. BASE_URL=http://127.0.0.1:8080 (kubectl port-forward svc/webapi 8080:80)" >&2; exit 2; }
+	@[ -n "$(BASE_URL)" ] || { echo "BASE_URL is required, e.g. BASE_URL=http://127.0.0.1:8080 (on a cluster: make load-cluster PROFILE=...)" >&2; exit 2; }
 	@command -v k6 >/dev/null || { echo "k6 is not installed. Install it (this repository ships scripts only): $(K6_INSTALL)" >&2; \
 		echo "  (a release binary, Homebrew, or Grafana's apt/rpm repository), then run this again." >&2; exit 127; }
 	k6 run -e BASE_URL='$(BASE_URL)' $(SCRIPT)

@@ -26,7 +26,7 @@ var images = []string{"webapi", "sqsworker", "videoencoder", "resultanalyzer", "
 func TestEveryImageIsTheParameterisedECRReference(t *testing.T) {
 	_, params := readParams(t, filepath.Join(repoRoot(t), paramsFile))
 	ref := regexp.MustCompile(`^` + regexp.QuoteMeta(params["ECR_REGISTRY"]) + `/keda-samples/([a-z-]+):` + regexp.QuoteMeta(params["IMAGE_TAG"]) + `$`)
-	eachOverlay(t, func(t *testing.T, _ string, objs []object) {
+	eachVariant(t, func(t *testing.T, _ string, objs []object) {
 		for _, p := range podTemplates(t, objs) {
 			for _, c := range allContainers(p.spec) {
 				m := ref.FindStringSubmatch(c.Image)
@@ -152,7 +152,7 @@ func TestIAMDocuments(t *testing.T) {
 					}
 					continue
 				}
-				if !strings.HasPrefix(r, "arn:aws:") || !strings.Contains(r, ":"+params["AWS_ACCOUNT_ID"]+":") || !strings.Contains(r, ":"+params["AWS_REGION"]+":") {
+				if !strings.HasPrefix(r, "arn:"+params["AWS_PARTITION"]+":") || !strings.Contains(r, ":"+params["AWS_ACCOUNT_ID"]+":") || !strings.Contains(r, ":"+params["AWS_REGION"]+":") {
 					t.Errorf("%s %s: resource %q is not an ARN in the account and region of params.env", name, s.Sid, r)
 				}
 			}

@@ -3,9 +3,11 @@ module github.com/keda-eks-samples/workloads/test/deploy
 go 1.26.8
 
 require (
+	github.com/awslabs/goformation/v7 v7.14.9
 	github.com/hashicorp/hcl/v2 v2.25.0
 	github.com/kedacore/keda/v2 v2.21.0
 	github.com/moby/buildkit v0.34.2
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.2
 	github.com/tsenart/vegeta/v12 v12.13.0
 	github.com/zclconf/go-cty v1.19.0
 	k8s.io/api v0.36.4

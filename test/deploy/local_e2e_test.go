@@ -62,7 +62,6 @@ var localE2EAllowed = func() []string {
 	return append(out,
 		// Time windows.
 		"ScaledObject:spec.pollingInterval",
-		"ScaledObject:spec.cooldownPeriod",
 		"ScaledObject:spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.stabilizationWindowSeconds",
 		"ScaledJob:spec.pollingInterval",
 		// Static credentials instead of the operator's IRSA role.

@@ -29,6 +29,7 @@ var changed = map[string]string{
 	"NAMESPACE":              "scaling-lab",
 	"AWS_ACCOUNT_ID":         "999988887777",
 	"AWS_REGION":             "eu-west-3",
+	"EKS_CLUSTER_NAME":       "scaling-lab-cluster",
 	"ECR_REGISTRY":           "999988887777.dkr.ecr.eu-west-3.amazonaws.com/team-x",
 	"IMAGE_TAG":              "v9.8.7-rc1",
 	"SQS_WORKER_QUEUE_URL":   "https://sqs.eu-west-3.amazonaws.com/999988887777/lab-work",
@@ -116,14 +117,15 @@ var reach = map[string]map[string][]string{
 	"VIDEOENCODER_ROLE_ARN": {"video-encoder": {`ServiceAccount/videoencoder metadata.annotations.eks\.amazonaws\.com/role-arn`}},
 	"PRODUCER_ROLE_ARN":     {"video-encoder": {`ServiceAccount/producer metadata.annotations.eks\.amazonaws\.com/role-arn`}},
 	"COLLECTOR_ROLE_ARN": {
-		"sidecar": {`ServiceAccount/webapi metadata.annotations.eks\.amazonaws\.com/role-arn`},
+		"sidecar": {`ServiceAccount/otel-collector metadata.annotations.eks\.amazonaws\.com/role-arn`},
 		"gateway": {`ServiceAccount/otel-collector metadata.annotations.eks\.amazonaws\.com/role-arn`},
 		"amp":     {`ServiceAccount/otel-collector metadata.annotations.eks\.amazonaws\.com/role-arn`},
 	},
 }
 
-// notInManifests are parameters only the IAM documents and the Makefile use.
-var notInManifests = map[string]bool{"AWS_ACCOUNT_ID": true, "KEDA_OPERATOR_ROLE_ARN": true, "EKS_OIDC_PROVIDER": true}
+// notInManifests are parameters only the IAM documents, the eksctl
+// ClusterConfig and the Makefile use.
+var notInManifests = map[string]bool{"AWS_ACCOUNT_ID": true, "KEDA_OPERATOR_ROLE_ARN": true, "EKS_OIDC_PROVIDER": true, "EKS_CLUSTER_NAME": true}
 
 // everywhere are parameters that reach every object (the namespace) or every
 // container (the image registry and tag); the test checks them on each.
@@ -206,7 +208,8 @@ func TestEveryParameterReachesEveryFieldAndNoDefaultIsLeft(t *testing.T) {
 					t.Error("the params ConfigMap reached the output")
 				}
 				walkStrings(o.Map, func(s string) {
-					for k, d := range defaults {
+					for _, k := range keys {
+						d := defaults[k]
 						// The namespace is checked above, field by field: its default,
 						// "keda-samples", is also the part-of label and the ECR
 						// repository prefix.

@@ -23,7 +23,7 @@ import (
 func decodeStrict(o object) (any, error) { return kedaview.DecodeStrict(o) }
 
 func TestObjectsDecodeStrictlyIntoTheirGoTypes(t *testing.T) {
-	eachOverlay(t, func(t *testing.T, _ string, objs []object) {
+	eachVariant(t, func(t *testing.T, _ string, objs []object) {
 		for _, o := range objs {
 			if _, ok := kedaview.NewTyped(o.Kind); !ok {
 				t.Errorf("%s: no Go type known for kind %s", o, o.Kind)
@@ -92,7 +92,7 @@ func TestKedaObjectsMatchTheCRDSchemas(t *testing.T) {
 		t.Fatalf("validators for %d kinds, want 3", len(validators))
 	}
 	seen := map[string]int{}
-	eachOverlay(t, func(t *testing.T, _ string, objs []object) {
+	eachVariant(t, func(t *testing.T, _ string, objs []object) {
 		for _, o := range objs {
 			val, ok := validators[o.Kind]
 			if !ok {
@@ -124,7 +124,7 @@ func TestKedaObjectsMatchTheCRDSchemas(t *testing.T) {
 // trigger arithmetic assumes.
 func TestEveryScaledObjectStatesItsHPABehavior(t *testing.T) {
 	n := 0
-	eachOverlay(t, func(t *testing.T, _ string, objs []object) {
+	eachVariant(t, func(t *testing.T, _ string, objs []object) {
 		for _, o := range objs {
 			if o.Kind != "ScaledObject" {
 				continue
@@ -150,4 +150,26 @@ func TestEveryScaledObjectStatesItsHPABehavior(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no ScaledObject rendered")
 	}
+}
+
+// TestNoCooldownWithoutScaleToZero: KEDA applies cooldownPeriod only when
+// scaling to zero; on a ScaledObject that never goes below one replica it
+// would promise a scale-down delay it does not give (the HPA behavior's
+// stabilization window does that).
+func TestNoCooldownWithoutScaleToZero(t *testing.T) {
+	eachOverlay(t, func(t *testing.T, _ string, objs []object) {
+		for _, o := range objs {
+			if o.Kind != "ScaledObject" {
+				continue
+			}
+			v, err := decodeStrict(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			so := v.(*kedav1alpha1.ScaledObject)
+			if so.Spec.CooldownPeriod != nil && kedaview.Deref(so.Spec.MinReplicaCount, 0) > 0 {
+				t.Errorf("%s: cooldownPeriod %d with minReplicaCount %d does nothing", o, *so.Spec.CooldownPeriod, *so.Spec.MinReplicaCount)
+			}
+		}
+	})
 }

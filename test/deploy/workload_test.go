@@ -3,6 +3,7 @@ package deploy
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,27 +55,35 @@ func allContainers(spec corev1.PodSpec) []corev1.Container {
 	return append(append([]corev1.Container(nil), spec.InitContainers...), spec.Containers...)
 }
 
-// TestEveryPodPassesPodSecurityRestricted runs the upstream Pod Security
-// Admission checks (what the API server enforces with the namespace label
-// pod-security.kubernetes.io/enforce: restricted) on every pod template.
-func TestEveryPodPassesPodSecurityRestricted(t *testing.T) {
-	evaluator, err := policy.NewEvaluator(policy.DefaultChecks(), nil)
+var psaEvaluator = sync.OnceValues(func() (policy.Evaluator, error) {
+	return policy.NewEvaluator(policy.DefaultChecks(), nil)
+})
+
+// restrictedViolations runs the upstream Pod Security Admission checks (what
+// the API server enforces with the namespace label
+// pod-security.kubernetes.io/enforce: restricted) on a pod template.
+func restrictedViolations(t *testing.T, p podTemplate) []string {
+	t.Helper()
+	evaluator, err := psaEvaluator()
 	if err != nil {
 		t.Fatal(err)
 	}
 	restricted := psaapi.LevelVersion{Level: psaapi.LevelRestricted, Version: psaapi.LatestVersion()}
-	check := func(p podTemplate) []string {
-		var failed []string
-		for _, r := range evaluator.EvaluatePod(restricted, &p.meta, &p.spec) {
-			if !r.Allowed {
-				failed = append(failed, r.ForbiddenReason+": "+r.ForbiddenDetail)
-			}
+	var failed []string
+	for _, r := range evaluator.EvaluatePod(restricted, &p.meta, &p.spec) {
+		if !r.Allowed {
+			failed = append(failed, r.ForbiddenReason+": "+r.ForbiddenDetail)
 		}
-		return failed
 	}
-	eachOverlay(t, func(t *testing.T, _ string, objs []object) {
+	return failed
+}
+
+// TestEveryPodPassesPodSecurityRestricted: every pod template of every
+// overlay and combination passes Pod Security "restricted".
+func TestEveryPodPassesPodSecurityRestricted(t *testing.T) {
+	eachVariant(t, func(t *testing.T, _ string, objs []object) {
 		for _, p := range podTemplates(t, objs) {
-			if failed := check(p); len(failed) > 0 {
+			if failed := restrictedViolations(t, p); len(failed) > 0 {
 				t.Errorf("%s violates restricted: %s", p.owner, strings.Join(failed, "; "))
 			}
 		}
@@ -88,7 +97,7 @@ func TestEveryPodPassesPodSecurityRestricted(t *testing.T) {
 	})
 	// The evaluator does see a violation: a container without a
 	// securityContext fails.
-	if failed := check(podTemplate{spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}}}); len(failed) == 0 {
+	if failed := restrictedViolations(t, podTemplate{spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}}}); len(failed) == 0 {
 		t.Fatal("a pod without any securityContext passed restricted")
 	}
 }
@@ -97,7 +106,7 @@ func TestEveryPodPassesPodSecurityRestricted(t *testing.T) {
 // limits, GOMEMLIMIT below the memory limit, probes on long-running
 // containers, a grace period above the services' own shutdown budget.
 func TestEveryContainerIsBounded(t *testing.T) {
-	eachOverlay(t, func(t *testing.T, _ string, objs []object) {
+	eachVariant(t, func(t *testing.T, _ string, objs []object) {
 		for _, p := range podTemplates(t, objs) {
 			for _, c := range allContainers(p.spec) {
 				where := fmt.Sprintf("%s container %s", p.owner, c.Name)
@@ -162,7 +171,7 @@ func durationEnv(t *testing.T, env map[string]string, name string) time.Duration
 // and pod; every Deployment has a PodDisruptionBudget whose selector picks
 // exactly its pods.
 func TestLabelsAndDisruptionBudgets(t *testing.T) {
-	eachOverlay(t, func(t *testing.T, _ string, objs []object) {
+	eachVariant(t, func(t *testing.T, _ string, objs []object) {
 		var pdbs []*policyv1.PodDisruptionBudget
 		var deployments []*appsv1.Deployment
 		for _, o := range objs {

@@ -25,12 +25,14 @@ type Role struct {
 	ServiceAccounts []string // namespace:name that assume it through IRSA
 }
 
-// Roles: every principal and who assumes it. The collector's role is also
-// webapi's ServiceAccount's in the sidecar overlay (the collector runs in the
-// webapi pod there).
+// Roles: every principal and who assumes it, one role per ServiceAccount
+// (EKS Pod Identity allows one association per ServiceAccount). In the
+// sidecar overlay webapi's pods run as otel-collector: the collector in the
+// pod is what calls AWS there, and webapi's container is skipped
+// (components/collector-sidecar).
 var Roles = []Role{
 	{"keda-operator", "KEDA_OPERATOR_ROLE_ARN", []string{"keda:keda-operator"}},
-	{"collector", "COLLECTOR_ROLE_ARN", []string{"${NAMESPACE}:otel-collector", "${NAMESPACE}:webapi"}},
+	{"collector", "COLLECTOR_ROLE_ARN", []string{"${NAMESPACE}:otel-collector"}},
 	{"webapi", "WEBAPI_ROLE_ARN", []string{"${NAMESPACE}:webapi"}},
 	{"sqsworker", "SQSWORKER_ROLE_ARN", []string{"${NAMESPACE}:sqsworker"}},
 	{"videoencoder", "VIDEOENCODER_ROLE_ARN", []string{"${NAMESPACE}:videoencoder"}},
@@ -38,8 +40,10 @@ var Roles = []Role{
 }
 
 // ReadParams reads a params.env: KEY=value lines, # comments. It adds the
-// names derived from the queue URLs (SQS_WORKER_QUEUE_NAME, VIDEO_QUEUE_NAME),
-// which ARNs need.
+// values derived from others: the queue names from the queue URLs
+// (SQS_WORKER_QUEUE_NAME, VIDEO_QUEUE_NAME), each role's name and path from
+// its ARN (<X>_ROLE_NAME, <X>_ROLE_PATH for <X>_ROLE_ARN), and the ARN
+// partition from the region (AWS_PARTITION: aws, aws-cn, aws-us-gov).
 func ReadParams(file string) (map[string]string, []string, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -65,7 +69,43 @@ func ReadParams(file string) (map[string]string, []string, error) {
 			vals[q+"_NAME"] = path.Base(u)
 		}
 	}
+	for _, k := range keys {
+		if role, ok := strings.CutSuffix(k, "_ROLE_ARN"); ok {
+			p, name, err := RolePathName(vals[k])
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %s: %w", file, k, err)
+			}
+			vals[role+"_ROLE_NAME"], vals[role+"_ROLE_PATH"] = name, p
+		}
+	}
+	if r, ok := vals["AWS_REGION"]; ok {
+		vals["AWS_PARTITION"] = Partition(r)
+	}
 	return vals, keys, sc.Err()
+}
+
+// Partition is the ARN partition of a region.
+func Partition(region string) string {
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		return "aws-cn"
+	case strings.HasPrefix(region, "us-gov-"):
+		return "aws-us-gov"
+	}
+	return "aws"
+}
+
+// RolePathName splits a role ARN (arn:<partition>:iam::<account>:role/<path/>name)
+// into its path ("/" when it has none, else "/a/b/") and its name: what
+// aws iam create-role takes as --path and --role-name.
+func RolePathName(arn string) (rolePath, name string, err error) {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "iam" || !strings.HasPrefix(parts[5], "role/") {
+		return "", "", fmt.Errorf("%q is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)", arn)
+	}
+	rest := strings.TrimPrefix(parts[5], "role")
+	i := strings.LastIndex(rest, "/")
+	return rest[:i+1], rest[i+1:], nil
 }
 
 // Expand fills ${NAME} from params; an unknown name is an error, never "".
@@ -111,10 +151,26 @@ func Render(iamDir string, params map[string]string) (map[string][]byte, error) 
 	return docs, nil
 }
 
+// RolesTable is one line per role, "<role> <path> <name>" (path "/" when
+// the ARN has none): what the IRSA loop in deploy/README.md passes to
+// aws iam create-role --path --role-name. make iam writes it to
+// bin/iam/roles.txt.
+func RolesTable(params map[string]string) (string, error) {
+	var b strings.Builder
+	for _, r := range Roles {
+		p, name, err := RolePathName(params[r.ARNParam])
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", r.ARNParam, err)
+		}
+		fmt.Fprintf(&b, "%s %s %s\n", r.Name, p, name)
+	}
+	return b.String(), nil
+}
+
 // irsaTrust lets the role be assumed with the web identity tokens of its
 // ServiceAccounts, and nothing else.
 func irsaTrust(r Role, params map[string]string) ([]byte, error) {
-	provider, err := Expand("arn:aws:iam::${AWS_ACCOUNT_ID}:oidc-provider/${EKS_OIDC_PROVIDER}", params)
+	provider, err := Expand("arn:${AWS_PARTITION}:iam::${AWS_ACCOUNT_ID}:oidc-provider/${EKS_OIDC_PROVIDER}", params)
 	if err != nil {
 		return nil, err
 	}

@@ -88,6 +88,8 @@ func NewTyped(kind string) (any, bool) {
 		return &policyv1.PodDisruptionBudget{}, true
 	case "NetworkPolicy":
 		return &networkingv1.NetworkPolicy{}, true
+	case "Ingress":
+		return &networkingv1.Ingress{}, true
 	case "ScaledObject":
 		return &kedav1alpha1.ScaledObject{}, true
 	case "ScaledJob":

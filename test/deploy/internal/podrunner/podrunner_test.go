@@ -70,6 +70,7 @@ func helperMain() int {
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM)
+	fmt.Println("handling SIGTERM") // from here on a SIGTERM is seen, not fatal
 	var exitAfter <-chan time.Time
 	if d, err := time.ParseDuration(env["EXIT_AFTER"]); err == nil {
 		exitAfter = time.After(d)
@@ -326,8 +327,12 @@ func TestDeletionEscalatesToSIGKILLAfterTheGracePeriod(t *testing.T) {
 	grace := int64(1)
 	p.Spec.TerminationGracePeriodSeconds = &grace
 	create(t, c, p)
-	poll(t, "stubborn is running", func() (bool, string) {
-		return r.PodIP(ns, "stubborn") != "" && getPod(t, c, "stubborn").Status.Phase == corev1.PodRunning, "not running"
+	poll(t, "stubborn is running and handles SIGTERM", func() (bool, string) {
+		// Its handler first: a SIGTERM before it would end the process at
+		// once (a loaded machine starts it slowly).
+		b, _ := os.ReadFile(filepath.Join(logDir, ns+"_stubborn_main.log"))
+		return r.PodIP(ns, "stubborn") != "" && getPod(t, c, "stubborn").Status.Phase == corev1.PodRunning &&
+			strings.Contains(string(b), "handling SIGTERM"), "not running, or no handler yet"
 	})
 	if err := c.CoreV1().Pods(ns).Delete(context.Background(), "stubborn", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)

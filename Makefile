@@ -215,6 +215,14 @@ e2e: cluster-bins build collector deps ## e2e tests on a local control plane wit
 # Kubernetes', KEDA's and Pod Security's own code. Its own module outside
 # go.work (KEDA's dependency graph); no -race: the checks run in one goroutine
 # and a race build of KEDA would double its cold compile (~11 min on 2 cores).
+# The README's timeline picture: the recorded e2e timeline
+# (test/deploy/internal/timeline/testdata/e2e-amp.json, copied from
+# bin/e2e/TestAMPScalesToWhatTheLoadNeedsAndBack/timeline.json after a
+# make e2e) as headless Chromium draws it in its test.
+.PHONY: docs-shots
+docs-shots: ## redraw docs/e2e-timeline-amp.png from the recorded e2e timeline (headless Chromium)
+	cd test/deploy && BROWSERTEST_SHOTS=$(CURDIR)/docs GOWORK=off go test -count=1 -run '^TestRecordedE2ETimelinePaintsInChromium$$' ./internal/timeline/
+
 .PHONY: test-deploy
 test-deploy: ## the deploy tree's tests (test/deploy, KEDA module; cold build ~11 min)
 	cd test/deploy && GOWORK=off go vet ./... && GOWORK=off go test -count=1 ./...

@@ -168,3 +168,21 @@ func TestIndexLinksEveryRunInChromium(t *testing.T) {
 		t.Errorf("the first row's page: %v", err)
 	}
 }
+
+// TestRecordedE2ETimelinePaintsInChromium renders a timeline a real make
+// e2e run recorded (testdata/e2e-amp.json is
+// bin/e2e/TestAMPScalesToWhatTheLoadNeedsAndBack/timeline.json): the
+// picture in the README is this test's screenshot (make docs-shots).
+func TestRecordedE2ETimelinePaintsInChromium(t *testing.T) {
+	tl, err := Load(filepath.Join("testdata", "e2e-amp.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := browsertest.Check(t, "file://"+save(t, tl), "e2e-timeline-amp", 1000)
+	if len(p.Charts) != 3 {
+		t.Fatalf("%d charts, want the load, the pods and the HPA's reads", len(p.Charts))
+	}
+	if got := tl.Max(1); got < 7 || got > 9 {
+		t.Errorf("the recorded run peaked at %g replicas, want ⌈16/2⌉ ± 1", got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -14,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +31,26 @@ import (
 // remote write, SigV4-signed for aps → Prometheus (Debian's 2.42 package,
 // the AMP stand-in: the same remote-write receiver and query API) → KEDA's
 // prometheus scaler built from the amp overlay's trigger.
+
+// busySeconds is the counter amp.yaml writes for the trigger: the sum of
+// otelhttp's request-duration histogram, one series per pod.
+const busySeconds = "http_server_request_duration_sum_seconds_total"
+
+// overlayEnv is the value of env var name of the container named after
+// deployment in the rendered overlay.
+func overlayEnv(t *testing.T, overlay, deployment, name string) string {
+	t.Helper()
+	for _, o := range renderOverlay(t, repoRoot(t), overlay) {
+		if o.Kind != "Deployment" || o.Name != deployment {
+			continue
+		}
+		if v, ok := flatten(o.Map)["spec.template.spec.containers["+deployment+"].env["+name+"].value"].(string); ok {
+			return v
+		}
+	}
+	t.Fatalf("overlay %s: Deployment %s sets no %s", overlay, deployment, name)
+	return ""
+}
 
 // ampProxy stands where AMP's workspace endpoint would be: it forwards
 // POST /workspaces/<id>/api/v1/remote_write to Prometheus's /api/v1/write
@@ -184,24 +206,45 @@ func promSeries(t *testing.T, base, selector string) []map[string]string {
 	return out
 }
 
-// holdRequests keeps n requests to webapi in flight, each re-issued when
-// the server answers, until the returned release is called; release waits
-// until every client has returned.
-func holdRequests(t *testing.T, base string, paths []string, n int) (release func()) {
+// holdRequests keeps n clients each re-issuing its request as soon as the
+// answer comes, round robin over paths, until release. busy reports the
+// seconds the clients have spent waiting for answers so far: its rate is
+// the number they really held in flight (each loses a moment between an
+// answer and its next request).
+func holdRequests(t *testing.T, base string, paths []string, n int) (release func(), busy func() float64) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	var mu sync.Mutex
+	done := 0.0                    // seconds of finished requests
+	started := map[int]time.Time{} // client -> its request in flight since
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+paths[i%len(paths)], nil)
+				mu.Lock()
+				started[i] = time.Now()
+				mu.Unlock()
 				resp, err := client.Do(req)
 				if err == nil {
 					resp.Body.Close()
 				}
+				mu.Lock()
+				done += time.Since(started[i]).Seconds()
+				delete(started, i)
+				mu.Unlock()
 			}
 		})
+	}
+	busy = func() float64 {
+		mu.Lock()
+		defer mu.Unlock()
+		b := done
+		for _, at := range started {
+			b += time.Since(at).Seconds()
+		}
+		return b
 	}
 	var once sync.Once
 	release = func() {
@@ -212,15 +255,18 @@ func holdRequests(t *testing.T, base string, paths []string, n int) (release fun
 		})
 	}
 	t.Cleanup(release)
-	return release
+	return release, busy
 }
 
 // sigV4 is the Authorization header of a SigV4-signed request.
 var sigV4 = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/(\d{8})/us-east-1/aps/aws4_request, SignedHeaders=([a-z0-9;-]+), Signature=[0-9a-f]{64}$`)
 
-// Must-show 1: N requests held in webapi → the amp trigger's own query,
-// run by KEDA's prometheus scaler against Prometheus, reads N and active;
-// the HPA asks for ⌈N/2⌉ replicas; without load, 0 and the minimum.
+// Must-show 1: L clients keep requests in flight against webapi with its
+// shipped answer times (0-1.5 s at random) and its shipped export interval;
+// the amp trigger's own query, run by KEDA's prometheus scaler against
+// Prometheus, reads busy seconds per second — the mean number in flight —
+// within L ± 10% on every poll once its 1 min window is full, so the HPA
+// asks for ⌈L/2⌉ replicas on every poll; without load, 0 and the minimum.
 func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 	dummyAWS(t)
 	tr := onlyTrigger(t, "amp", "prometheus")
@@ -237,10 +283,8 @@ func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 		"OTEL_LOGS_EXPORTER":          "none",
 		"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
 		"OTEL_EXPORTER_OTLP_ENDPOINT": otlp,
-		"OTEL_METRIC_EXPORT_INTERVAL": "500",
+		"OTEL_METRIC_EXPORT_INTERVAL": overlayEnv(t, "amp", "webapi", "OTEL_METRIC_EXPORT_INTERVAL"),
 		"OTEL_RESOURCE_ATTRIBUTES":    "service.instance.id=" + instance,
-		"WEATHER_MIN_DELAY":           "30s", // held until the client leaves
-		"WEATHER_MAX_DELAY":           "30s",
 	})
 	web := svctest.StartBinary(t, svctest.Build(t, "services/webapi"), webEnv)
 	webURL := "http://127.0.0.1:" + webEnv["PORT"]
@@ -254,31 +298,69 @@ func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 	}
 
 	const inFlight = 7
-	release := holdRequests(t, webURL, []string{"/weatherforecast", "/weatherforecast?days=5", "/weatherforecast?city=Seattle"}, inFlight)
-	r, seen := waitKeda(t, s, 250*time.Millisecond, 45*time.Second, fmt.Sprintf("%d in flight", inFlight), func(r kedaReading) bool { return r.Value == inFlight })
-	for _, v := range seen {
-		if v > inFlight {
-			t.Errorf("KEDA read %v with %d requests in flight (values %v)", v, inFlight, seen)
+	want := int32((inFlight + 1) / 2)
+	loaded := time.Now()
+	release, busy := holdRequests(t, webURL, []string{"/weatherforecast", "/weatherforecast?days=5", "/weatherforecast?city=Seattle"}, inFlight)
+	r, seen := waitKeda(t, s, time.Second, 3*time.Minute, fmt.Sprintf("%d in flight", inFlight), func(r kedaReading) bool {
+		return r.Value >= 0.9*inFlight
+	})
+	t.Logf("%d in flight: KEDA reads %.2f after %s (values on the way %.2f)", inFlight, r.Value, time.Since(loaded).Round(time.Second), seen)
+	// Once the 1 min window holds only loaded time (plus an export and the
+	// collector's 5 s batch), every poll for a minute.
+	if wait := 80*time.Second - time.Since(loaded); wait > 0 {
+		_, _ = waitKeda(t, s, time.Second, wait+time.Second, "a full window", func(kedaReading) bool { return time.Since(loaded) > 80*time.Second })
+	}
+	// Every poll for a minute against what the clients really held over
+	// the trigger's window (the minute before; a loaded machine starves
+	// them a little between an answer and the next request).
+	type mark struct {
+		at   time.Time
+		busy float64
+	}
+	marks := []mark{{time.Now(), busy()}}
+	heldOverLastMinute := func() float64 {
+		now, b := time.Now(), busy()
+		marks = append(marks, mark{now, b})
+		for _, m := range marks {
+			if now.Sub(m.at) <= 62*time.Second {
+				return (b - m.busy) / now.Sub(m.at).Seconds()
+			}
 		}
+		return math.NaN()
 	}
-	if !r.Active {
-		t.Errorf("%d in flight: KEDA reports inactive", inFlight)
-	}
-	up := desired(r.Value, tr.Min)
-	t.Logf("%d in flight: KEDA reads %v active=%v (values on the way %v); target %s %s -> HPA desired %d", inFlight, r.Value, r.Active, seen, target.Type, kedaview.TargetString(target), up)
-	if up != (inFlight+1)/2 {
-		t.Errorf("%d in flight: HPA desired %d, want ceil(%d/2) = %d", inFlight, up, inFlight, (inFlight+1)/2)
-	}
-	series := promSeries(t, prom, "http_server_active_requests")
-	want := map[string]string{"__name__": "http_server_active_requests", "job": "webapi", "instance": instance}
-	if len(series) != 1 || !maps.Equal(series[0], want) {
-		t.Errorf("Prometheus holds %v, want exactly one series %v", series, want)
+	_, _ = waitKeda(t, s, 2*time.Second, 70*time.Second, "a minute of polls in", func(kedaReading) bool {
+		heldOverLastMinute()
+		return time.Since(marks[0].at) > 65*time.Second
+	})
+	var readings []float64
+	worst, held := 0.0, math.NaN()
+	_, _ = waitKeda(t, s, 2*time.Second, 70*time.Second, "a minute of polls", func(r kedaReading) bool {
+		held = heldOverLastMinute()
+		readings = append(readings, r.Value)
+		off := math.Abs(r.Value-held) / held
+		worst = max(worst, off)
+		if off > 0.1 || !r.Active {
+			t.Errorf("clients held %.2f in flight over the last minute: KEDA reads %.2f (%.0f%% off, active %v), want within 10%%", held, r.Value, 100*off, r.Active)
+		}
+		if d, w := desired(r.Value, tr.Min), int32(math.Ceil(held/2)); d < w-1 || d > w+1 {
+			t.Errorf("clients held %.2f: HPA desired %d, want ceil(%.2f/2) ± 1 = %d ± 1", held, d, held, w)
+		}
+		return len(readings) >= 30
+	})
+	t.Logf("%d clients (%.2f held in flight), answers 0-1.5 s, export every %sms: %d polls read %.2f..%.2f, at worst %.1f%% off what the clients held; target %s %s",
+		inFlight, held, webEnv["OTEL_METRIC_EXPORT_INTERVAL"], len(readings), slices.Min(readings), slices.Max(readings), 100*worst, target.Type, kedaview.TargetString(target))
+	for _, name := range []string{busySeconds, "http_server_active_requests"} {
+		series := promSeries(t, prom, name)
+		want := map[string]string{"__name__": name, "job": "webapi", "instance": instance}
+		if len(series) != 1 || !maps.Equal(series[0], want) {
+			t.Errorf("Prometheus holds %v, want exactly one series %v", series, want)
+		}
 	}
 
 	release()
-	r, seen = waitKeda(t, s, 250*time.Millisecond, 30*time.Second, "no load", func(r kedaReading) bool { return r.Value == 0 })
-	down := desired(r.Value, up)
-	t.Logf("released: KEDA reads %v active=%v (values on the way %v) -> HPA desired %d from %d", r.Value, r.Active, seen, down, up)
+	r, seen = waitKeda(t, s, time.Second, 2*time.Minute, "no load", func(r kedaReading) bool { return r.Value == 0 })
+	down := desired(r.Value, want)
+	t.Logf("released: KEDA reads %v active=%v (values on the way %.2f) -> HPA desired %d from %d", r.Value, r.Active, seen, down, want)
 	if r.Active || down != tr.Min {
 		t.Errorf("no load: KEDA active=%v, HPA desired %d; want inactive and the minimum %d", r.Active, down, tr.Min)
 	}
@@ -318,7 +400,7 @@ func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 		t.Errorf("Prometheus never ran the overlay's query %q; it ran %v", tr.Spec.Metadata["query"], ran)
 	}
 	for q := range ran {
-		if q != tr.Spec.Metadata["query"] && q != "http_server_active_requests" {
+		if q != tr.Spec.Metadata["query"] && q != busySeconds && q != "http_server_active_requests" {
 			t.Errorf("Prometheus ran %q, neither the overlay's query nor the test's own", q)
 		}
 	}

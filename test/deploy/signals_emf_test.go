@@ -420,7 +420,7 @@ func TestEMFSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 	web.WaitReady(t, webURL)
 
 	const inFlight, posts = 5, 3
-	release := holdRequests(t, webURL, []string{"/weatherforecast", "/weatherforecast?city=Seattle"}, inFlight)
+	release, _ := holdRequests(t, webURL, []string{"/weatherforecast", "/weatherforecast?city=Seattle"}, inFlight)
 	time.Sleep(300 * time.Millisecond) // the GETs reach the handler
 	postBurst(t, webURL+"/weatherforecast", posts)
 	steady := time.Now()

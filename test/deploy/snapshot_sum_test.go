@@ -33,7 +33,7 @@ func TestLocalE2EWebapiAnswerTimeMakesTheSnapshotSumExact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := localoverlay.Render(t.TempDir(), filepath.Join(root, "deploy/kustomize/overlays/amp"),
+	m, err := localoverlay.Render(t.TempDir(), filepath.Join(root, "deploy/kustomize/overlays/gateway"),
 		filepath.Join(root, "deploy/kustomize/components/local-e2e"), values)
 	if err != nil {
 		t.Fatal(err)

@@ -25,7 +25,8 @@ import (
 
 // Shipped intervals the counts are scaled to (deploy/kustomize).
 const (
-	shippedExport       = 60.0 // OTEL_METRIC_EXPORT_INTERVAL=60000 in every HTTP overlay
+	shippedExport       = 60.0 // OTEL_METRIC_EXPORT_INTERVAL=60000 in the sidecar, gateway and cloudwatch-direct overlays
+	shippedAMPExport    = 15.0 // OTEL_METRIC_EXPORT_INTERVAL=15000 in the amp overlay (components/amp)
 	shippedCWPoll       = 15.0 // pollingInterval of the webapi ScaledObject (CloudWatch triggers)
 	shippedSQSPoll      = 15.0 // pollingInterval of the sqsworker ScaledObject
 	shippedWait         = 5.0  // sqsworker SQS_WAIT_TIME default, not overridden by the overlay
@@ -174,7 +175,7 @@ func (mt *meters) rows(ctx context.Context, st *stack, m *measured) ([]cost.Row,
 	if a := m.amp; a != nil {
 		fmt.Fprintf(st.out, " AMP %.0f samples per export, %.0f per query;", a.samplesPerExport, a.samplesPerQuery)
 		rows = append(rows,
-			cost.AMPIngest("collector → AMP remote write", a.samplesPerExport, shippedExport),
+			cost.AMPIngest("collector → AMP remote write (1/15 s)", a.samplesPerExport, shippedAMPExport),
 			cost.AMPQuery("KEDA prometheus query (1 pod)", a.samplesPerQuery, m.ampQ))
 	}
 	idle := float64(mt.idle.calls.get("ReceiveMessage")) / (elapsed / meterIdleWait.Seconds())

@@ -42,15 +42,16 @@ const (
 )
 
 // TestAMPScalesToWhatTheLoadNeedsAndBack: the amp overlay, Prometheus
-// standing in for Amazon Managed Prometheus. webapi's pods export
-// http.server.active_requests over OTLP (every 60 s, as shipped) to the
-// collector Deployment running the shipped amp.yaml, which remote-writes
-// to Prometheus; KEDA's prometheus scaler runs the trigger's own query,
-// sum(http_server_active_requests{job="webapi"}).
+// standing in for Amazon Managed Prometheus, webapi with its shipped
+// answer times (0-1.5 s at random). webapi's pods export over OTLP (every
+// 15 s, as shipped) to the collector Deployment running the shipped
+// amp.yaml, which remote-writes each pod's busy seconds to Prometheus;
+// KEDA's prometheus scaler runs the trigger's own query, the rate of their
+// sum over 1 min: the mean number in flight.
 func TestAMPScalesToWhatTheLoadNeedsAndBack(t *testing.T) {
 	t.Parallel()
-	// Prometheus answers with the newest export at once: a pod's level is
-	// read within a minute, so 90 s of holding see every pod's share.
+	// The 1 min rate window holds only loaded time a minute after the load
+	// and after each scale-out; 90 s of holding cover it.
 	scalesToTheLoadAndBack(t, "amp", 5*time.Minute, 90*time.Second)
 }
 

@@ -78,13 +78,13 @@ func rows(t *testing.T, out string) []row {
 }
 
 // TestPreviewFollowsTheLoad: `make preview OVERLAY=amp` with the built-in
-// load for a few seconds, polled every second (the shipped 30 s is still
+// load for 15 s, polled every second (the shipped 15 s is still
 // printed), webapi exporting every second: the desired replicas printed
 // start at the minimum, rise with the load (KEDA active), and come back to
-// the minimum once it stops.
+// the minimum once its 1 min rate window has passed.
 func TestPreviewFollowsTheLoad(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs the amp overlay's local stack under load for ~30 s")
+		t.Skip("runs the amp overlay's local stack for ~95 s")
 	}
 	if _, err := exec.LookPath("prometheus"); err != nil {
 		t.Fatalf("prometheus not found (%v): the AMP stand-in; apt-get install -y prometheus", err)
@@ -97,21 +97,21 @@ func TestPreviewFollowsTheLoad(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	args := []string{"-overlay", "amp", "-repo", svctest.RepoRoot(t), "-bin", bin, "-poll", "1s", "-export-interval", "1s",
-		"-load", "builtin", "-load-for", "12s", "-duration", "35s", "-html", filepath.Join(t.TempDir(), "preview.html")}
+		"-load", "builtin", "-load-for", "15s", "-duration", "95s", "-html", filepath.Join(t.TempDir(), "preview.html")}
 	if err := run(ctx, args, os.Getenv, out); err != nil {
 		t.Fatalf("preview: %v\n%s", err, out)
 	}
 	got := out.String()
 	t.Logf("preview output:\n%s", got)
-	for _, want := range []string{"query: sum(http_server_active_requests{job=\"webapi\"})", "pollingInterval: 30s as shipped; polling every 1s here",
+	for _, want := range []string{"query: sum(rate(http_server_request_duration_sum_seconds_total{job=\"webapi\"}[1m]))", "pollingInterval: 15s as shipped; polling every 1s here",
 		"BASE_URL=http://127.0.0.1:", "HPA: metricType AverageValue, target 2, replicas 1..10"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
 	rs := rows(t, got)
-	if len(rs) < 20 {
-		t.Fatalf("%d polls printed in 35 s at 1 s, want at least 20", len(rs))
+	if len(rs) < 60 {
+		t.Fatalf("%d polls printed in 95 s at 1 s, want at least 60", len(rs))
 	}
 	if rs[0].replicas != 1 {
 		t.Errorf("first poll (no load yet) asks %d replicas, want the minimum 1", rs[0].replicas)

@@ -98,7 +98,9 @@ func TestAMPConfigWritesOneSeriesPerPod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	duration.Record(ctx, 0.25, metric.WithAttributes(attribute.String("http.request.method", "GET")))
+	duration.Record(ctx, 0.25, metric.WithAttributes(attribute.String("http.request.method", "GET"), attribute.Int("http.response.status_code", 200)))
+	duration.Record(ctx, 1.5, metric.WithAttributes(attribute.String("http.request.method", "GET"), attribute.Int("http.response.status_code", 200)))
+	duration.Record(ctx, 0.5, metric.WithAttributes(attribute.String("http.request.method", "GET"), attribute.Int("http.response.status_code", 404)))
 	active.Add(ctx, 3, metric.WithAttributes(attribute.String("http.request.method", "GET"), attribute.String("url.scheme", "http")))
 	active.Add(ctx, 1, metric.WithAttributes(attribute.String("http.request.method", "POST"), attribute.String("url.scheme", "http")))
 	var rm metricdata.ResourceMetrics
@@ -118,7 +120,7 @@ func TestAMPConfigWritesOneSeriesPerPod(t *testing.T) {
 		if len(errs) > 0 {
 			t.Fatalf("remote-write stand-in: %v", errs)
 		}
-		if len(series) > 0 {
+		if len(series) > 1 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -127,19 +129,32 @@ func TestAMPConfigWritesOneSeriesPerPod(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	if len(series) != 1 {
-		t.Fatalf("%d series, want 1: %v", len(series), series)
+	if len(series) != 2 {
+		t.Fatalf("%d series, want 2: %v", len(series), series)
 	}
-	got := map[string]string{}
-	for _, l := range series[0].Labels {
-		got[l.Name] = l.Value
-	}
-	want := map[string]string{"__name__": "http_server_active_requests", "job": "webapi", "instance": "webapi-7d9f-abcde"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("labels %v, want exactly %v", got, want)
-	}
-	if len(series[0].Samples) != 1 || series[0].Samples[0].Value != 4 {
-		t.Errorf("samples %v, want one sample of 4 (GET 3 + POST 1)", series[0].Samples)
+	for _, sr := range series {
+		got := map[string]string{}
+		for _, l := range sr.Labels {
+			got[l.Name] = l.Value
+		}
+		name := got["__name__"]
+		want := map[string]string{"__name__": name, "job": "webapi", "instance": "webapi-7d9f-abcde"}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("labels %v, want exactly %v", got, want)
+		}
+		var value float64
+		switch name {
+		case activeRequestsSeries:
+			value = 4 // GET 3 + POST 1
+		case busySecondsSeries:
+			value = 2.25 // 0.25 + 1.5 + 0.5 s of answers, whatever their route and status
+		default:
+			t.Errorf("series %s: the trigger reads neither", name)
+			continue
+		}
+		if len(sr.Samples) != 1 || sr.Samples[0].Value != value {
+			t.Errorf("%s: samples %v, want one sample of %g", name, sr.Samples, value)
+		}
 	}
 	for _, a := range auth {
 		if !strings.HasPrefix(a, "AWS4-HMAC-SHA256 ") || !strings.Contains(a, "/eu-west-1/aps/aws4_request") {

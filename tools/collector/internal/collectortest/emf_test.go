@@ -25,6 +25,12 @@ import (
 
 const activeRequests = "http.server.active_requests"
 
+// The two series amp.yaml writes, as the trigger and dashboards name them.
+const (
+	activeRequestsSeries = "http_server_active_requests"
+	busySecondsSeries    = "http_server_request_duration_sum_seconds_total"
+)
+
 // logEvent is one CloudWatch Logs event that awsemf sent.
 type logEvent struct {
 	Group, Stream, Message string

@@ -24,6 +24,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -79,7 +80,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (0: until Ctrl-C)")
 	fs.StringVar(&o.load, "load", "auto", "auto: the built-in Go load profile when k6 is not on PATH, none when it is (run make load); builtin: always; none: never")
 	fs.DurationVar(&o.loadFor, "load-for", 0, "stop the built-in load after this long (0: the profile's own length)")
-	fs.DurationVar(&o.export, "export-interval", 0, "webapi's metric export interval (0: as shipped, 60s; the CloudWatch triggers' SUM needs 60s)")
+	fs.DurationVar(&o.export, "export-interval", 0, "webapi's metric export interval (0: the overlay's own OTEL_METRIC_EXPORT_INTERVAL: 15s for amp, 60s for the CloudWatch triggers, whose SUM needs it)")
 	fs.StringVar(&o.html, "html", "", "also write the polls as a timeline page to this file, when the preview ends (open it in a browser)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -120,6 +121,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			load = "none"
 		}
 	}
+	if o.export == 0 {
+		o.export = shippedExport(objs) // the overlay's own interval (15 s for amp, 60 s for the CloudWatch paths)
+	}
 	src, stack, err := startStack(ctx, o, repo, load, stdout)
 	if err != nil {
 		return err
@@ -156,6 +160,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	}
 	fmt.Fprintf(stdout, "  pollingInterval: %ds as shipped; polling every %s here\n", tr.PollingInterval, every)
+	if o.export > 0 {
+		fmt.Fprintf(stdout, "  webapi exports its metrics every %s\n", o.export)
+	}
 	switch {
 	case src.BaseURL != "" && load == "none":
 		fmt.Fprintf(stdout, "  drive it: make load SCRIPT=%s BASE_URL=%s\n", src.Script, src.BaseURL)
@@ -335,6 +342,33 @@ func (s *stack) stop() {
 		_ = s.cmd.Process.Kill()
 		<-s.done
 	}
+}
+
+// shippedExport is the OTEL_METRIC_EXPORT_INTERVAL (milliseconds) the
+// overlay's webapi Deployment sets, or 0.
+func shippedExport(objs []kedaview.Object) time.Duration {
+	for _, o := range objs {
+		if o.Kind != "Deployment" || o.Name != "webapi" {
+			continue
+		}
+		spec, _ := o.Map["spec"].(map[string]any)
+		tmpl, _ := spec["template"].(map[string]any)
+		pod, _ := tmpl["spec"].(map[string]any)
+		containers, _ := pod["containers"].([]any)
+		for _, c := range containers {
+			cm, _ := c.(map[string]any)
+			env, _ := cm["env"].([]any)
+			for _, e := range env {
+				em, _ := e.(map[string]any)
+				if em["name"] == "OTEL_METRIC_EXPORT_INTERVAL" {
+					if ms, err := strconv.Atoi(fmt.Sprint(em["value"])); err == nil {
+						return time.Duration(ms) * time.Millisecond
+					}
+				}
+			}
+		}
+	}
+	return 0
 }
 
 // startStack starts bin/demo -serve <overlay> and waits for its SIGNAL

@@ -86,7 +86,7 @@ func (tl *Timeline) AddAt(at time.Duration, values ...float64) {
 	if len(values) != len(tl.data.Series) {
 		panic(fmt.Sprintf("timeline %q: %d values for %d series", tl.data.Title, len(values), len(tl.data.Series)))
 	}
-	tl.data.Samples = append(tl.data.Samples, Sample{At: at, Values: values})
+	tl.data.Samples = append(tl.data.Samples, Sample{At: at, Values: append([]float64(nil), values...)})
 }
 
 // Mark notes an event now.

@@ -40,13 +40,12 @@ const busySeconds = "http_server_request_duration_sum_seconds_total"
 // deployment in the rendered overlay.
 func overlayEnv(t *testing.T, overlay, deployment, name string) string {
 	t.Helper()
-	for _, o := range renderOverlay(t, repoRoot(t), overlay) {
-		if o.Kind != "Deployment" || o.Name != deployment {
-			continue
-		}
-		if v, ok := flatten(o.Map)["spec.template.spec.containers["+deployment+"].env["+name+"].value"].(string); ok {
-			return v
-		}
+	objs, err := kedaview.RenderOverlay(repoRoot(t), overlay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := kedaview.DeploymentEnv(objs, deployment, name); ok {
+		return v
 	}
 	t.Fatalf("overlay %s: Deployment %s sets no %s", overlay, deployment, name)
 	return ""
@@ -406,4 +405,18 @@ func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 		}
 	}
 	t.Logf("Prometheus query log: %v", ran)
+}
+
+// TestAMPRateWindowHoldsFourExportsAPod: the amp trigger's 1 min rate needs
+// at least two samples a pod; the amp overlay's webapi exports every 15 s
+// (four), the CloudWatch overlays' every 60 s (their SUM needs one a period).
+func TestAMPRateWindowHoldsFourExportsAPod(t *testing.T) {
+	for overlay, want := range map[string]string{"amp": "15000", "gateway": "60000", "sidecar": "60000", "cloudwatch-direct": "60000"} {
+		if got := overlayEnv(t, overlay, "webapi", "OTEL_METRIC_EXPORT_INTERVAL"); got != want {
+			t.Errorf("%s: webapi exports every %s ms, want %s", overlay, got, want)
+		}
+	}
+	if q := onlyTrigger(t, "amp", "prometheus").Spec.Metadata["query"]; !strings.Contains(q, "[1m]") {
+		t.Errorf("amp query %q: the 15 s export is sized for a 1 min window", q)
+	}
 }

@@ -347,28 +347,12 @@ func (s *stack) stop() {
 // shippedExport is the OTEL_METRIC_EXPORT_INTERVAL (milliseconds) the
 // overlay's webapi Deployment sets, or 0.
 func shippedExport(objs []kedaview.Object) time.Duration {
-	for _, o := range objs {
-		if o.Kind != "Deployment" || o.Name != "webapi" {
-			continue
-		}
-		spec, _ := o.Map["spec"].(map[string]any)
-		tmpl, _ := spec["template"].(map[string]any)
-		pod, _ := tmpl["spec"].(map[string]any)
-		containers, _ := pod["containers"].([]any)
-		for _, c := range containers {
-			cm, _ := c.(map[string]any)
-			env, _ := cm["env"].([]any)
-			for _, e := range env {
-				em, _ := e.(map[string]any)
-				if em["name"] == "OTEL_METRIC_EXPORT_INTERVAL" {
-					if ms, err := strconv.Atoi(fmt.Sprint(em["value"])); err == nil {
-						return time.Duration(ms) * time.Millisecond
-					}
-				}
-			}
-		}
+	v, _ := kedaview.DeploymentEnv(objs, "webapi", "OTEL_METRIC_EXPORT_INTERVAL")
+	ms, err := strconv.Atoi(v)
+	if err != nil {
+		return 0
 	}
-	return 0
+	return time.Duration(ms) * time.Millisecond
 }
 
 // startStack starts bin/demo -serve <overlay> and waits for its SIGNAL

@@ -173,3 +173,31 @@ func deref(p *int32, def int32) int32 {
 	}
 	return *p
 }
+
+// DeploymentEnv is the value of env var name in the container named after
+// the Deployment deployment, as rendered, and whether it is set.
+func DeploymentEnv(objs []Object, deployment, name string) (string, bool) {
+	for _, o := range objs {
+		if o.Kind != "Deployment" || o.Name != deployment {
+			continue
+		}
+		spec, _ := o.Map["spec"].(map[string]any)
+		tmpl, _ := spec["template"].(map[string]any)
+		pod, _ := tmpl["spec"].(map[string]any)
+		containers, _ := pod["containers"].([]any)
+		for _, c := range containers {
+			cm, _ := c.(map[string]any)
+			if cm["name"] != deployment {
+				continue
+			}
+			env, _ := cm["env"].([]any)
+			for _, e := range env {
+				em, _ := e.(map[string]any)
+				if v, ok := em["value"].(string); ok && em["name"] == name {
+					return v, true
+				}
+			}
+		}
+	}
+	return "", false
+}

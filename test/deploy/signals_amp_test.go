@@ -264,10 +264,9 @@ var sigV4 = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/(\d{8})
 // shipped answer times (0-1.5 s at random) and its shipped export interval;
 // the amp trigger's own query, run by KEDA's prometheus scaler against
 // Prometheus, reads busy seconds per second — the mean number in flight —
-// within 5% of what the clients really held over the last minute on most
-// polls once its 1 min window is full (within 20% on all: the once-an-export
-// dip), so the HPA asks for ⌈held/2⌉ ± 1 replicas on every poll; without
-// load, 0 and the minimum.
+// within 10% of what the clients really held over the last minute on every
+// poll once its 1 min window is full (within 5% on most), so the HPA asks
+// for ⌈held/2⌉ ± 1 replicas on every poll; without load, 0 and the minimum.
 func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 	dummyAWS(t)
 	tr := onlyTrigger(t, "amp", "prometheus")
@@ -306,8 +305,8 @@ func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 		return r.Value > 0 && time.Since(loaded) > 55*time.Second
 	})
 	t.Logf("%d in flight: KEDA reads %.2f after %s (values on the way %.2f)", inFlight, r.Value, time.Since(loaded).Round(time.Second), seen)
-	// Once the 1 min window holds only loaded time (plus an export and the
-	// collector's 5 s batch), every poll for a minute.
+	// Once the 1 min window holds only loaded time (plus an export), every
+	// poll for a minute.
 	if wait := 80*time.Second - time.Since(loaded); wait > 0 {
 		_, _ = waitKeda(t, s, time.Second, wait+time.Second, "a full window", func(kedaReading) bool { return time.Since(loaded) > 80*time.Second })
 	}
@@ -333,10 +332,9 @@ func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 		heldOverLastMinute()
 		return time.Since(marks[0].at) > 65*time.Second
 	})
-	// Known, not yet fixed: one poll after each export can read about 17 %
-	// low (rate()'s extrapolation at the window's edge; README, make
-	// preview). So: every poll within 20 %, at least 80 % of them within
-	// 5 %, and the HPA's count within ⌈held/2⌉ ± 1 on every poll.
+	// Polls every 2 s, so every phase against the 15 s exports is seen: a
+	// sample that reaches Prometheus late reads 17 % low on the polls just
+	// after its export (deploy/collector/amp.yaml: no batch processor).
 	var readings []float64
 	worst, held, near := 0.0, math.NaN(), 0
 	_, _ = waitKeda(t, s, 2*time.Second, 70*time.Second, "a minute of polls", func(r kedaReading) bool {
@@ -347,8 +345,8 @@ func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 		if off <= 0.05 {
 			near++
 		}
-		if off > 0.2 || !r.Active {
-			t.Errorf("clients held %.2f in flight over the last minute: KEDA reads %.2f (%.0f%% off, active %v), want within 20%%", held, r.Value, 100*off, r.Active)
+		if off > 0.1 || !r.Active {
+			t.Errorf("clients held %.2f in flight over the last minute: KEDA reads %.2f (%.0f%% off, active %v), want within 10%%", held, r.Value, 100*off, r.Active)
 		}
 		if d, w := desired(r.Value, tr.Min), int32(math.Ceil(held/2)); d < w-1 || d > w+1 {
 			t.Errorf("clients held %.2f: HPA desired %d, want ceil(%.2f/2) ± 1 = %d ± 1", held, d, held, w)

@@ -29,7 +29,7 @@ COPY ${MODULE}/go.mod ${MODULE}/go.sum ${MODULE}/
 RUN --mount=type=cache,target=/go/pkg/mod cd ${MODULE} && go mod download
 COPY pkg/ pkg/
 COPY ${MODULE}/ ${MODULE}/
-# The same flags as `make build` (test/deploy checks they agree).
+# The same flags as `make build` (tools/kedasim/deploytests checks they agree).
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     cd ${MODULE} && GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
     go build -trimpath -ldflags="-s -w -X ${VERSION_VAR}=${VERSION}" -o /out/app .

@@ -14,6 +14,9 @@ CHURN    := TestChurnLosesNothing
 # Benchmarks that run against the SQS emulator (a few seconds each).
 SQS_BENCH := ./services/sqsworker/ ./services/producer/
 PKGS     := $(addsuffix /...,$(addprefix ./,$(MODULES)))
+# The KEDA module (outside go.work): everything that needs KEDA's or
+# Kubernetes' Go code, one module so KEDA's cold build is paid once.
+KEDASIM  := tools/kedasim
 
 .PHONY: help
 help: ## list the targets
@@ -24,7 +27,7 @@ help: ## list the targets
 # sets the same variable.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 VERSION_VAR := github.com/keda-eks-samples/workloads/pkg/buildinfo.Version
-# The flags every binary is built with, here and in the Dockerfile (test/deploy
+# The flags every binary is built with, here and in the Dockerfile (tools/kedasim/deploytests
 # checks the two agree).
 GO_BUILD_FLAGS := -trimpath -ldflags='-s -w -X $(VERSION_VAR)=$(VERSION)'
 
@@ -49,7 +52,7 @@ test-collector: collector ## run bin/otelcol on the shipped configs in deploy/co
 
 # Container images: the root Dockerfile through docker-bake.hcl, linux/amd64
 # and linux/arm64 (needs Docker with buildx; no engine on the CI machine —
-# test/deploy checks both files statically).
+# tools/kedasim/deploytests checks both files statically).
 PARAMS   := deploy/kustomize/params/params.env
 param     = $(shell sed -n 's/^$(1)=//p' $(PARAMS))
 # Images are tagged with the build version (VERSION, git describe): the ECR
@@ -73,7 +76,7 @@ OVERLAYS := $(notdir $(wildcard deploy/kustomize/overlays/*))
 # Optional components added to the overlay (pod-identity, network-policies,
 # alb-ingress): a copy of its kustomization in $(BIN)/overlays/<overlay>
 # lists them before components/common, as deploy/README.md says to add them
-# by hand. test/deploy renders every overlay with each combination.
+# by hand. tools/kedasim/deploytests renders every overlay with each combination.
 COMPONENTS ?=
 .PHONY: render deploy undeploy
 render: ## print an overlay's manifests: make render OVERLAY=gateway [COMPONENTS="pod-identity network-policies"]
@@ -91,7 +94,7 @@ undeploy: ## delete what an overlay created (namespace included): make undeploy 
 	@$(MAKE) --no-print-directory render OVERLAY=$(OVERLAY) COMPONENTS="$(COMPONENTS)" | kubectl delete --ignore-not-found -f -
 
 # What KEDA would do: the overlay's trigger, read from the render, polled
-# with KEDA's own scaler (test/deploy/cmd/preview, the KEDA module) on the
+# with KEDA's own scaler (tools/kedasim/cmd/preview, the KEDA module) on the
 # local signal that bin/demo -serve starts. POLL shortens the shipped
 # pollingInterval; DURATION ends it on its own; LOAD=none leaves the load to
 # make load (the default drives the built-in Go profile when k6 is not on PATH).
@@ -104,14 +107,14 @@ preview: deps build collector ## what KEDA would do with an overlay's trigger on
 	@[ -n "$(filter $(OVERLAY),$(OVERLAYS))" ] || { echo "OVERLAY must be one of: $(OVERLAYS)" >&2; exit 2; }
 	@echo "building the demo into $(BIN)/demo and the preview into $(BIN)/preview (KEDA's module: a first build takes ~15 min on 2 cores)"
 	@go build -o $(BIN)/demo ./tools/demo
-	@cd test/deploy && GOWORK=off go build -o ../../$(BIN)/preview ./cmd/preview
+	@cd $(KEDASIM) && GOWORK=off go build -o ../../$(BIN)/preview ./cmd/preview
 	$(BIN)/preview -overlay $(OVERLAY) -repo . -bin $(BIN) -load $(LOAD)$(if $(POLL), -poll $(POLL))$(if $(DURATION), -duration $(DURATION))$(if $(HTML), -html $(HTML))
 
 .PHONY: iam cluster-config
 iam: ## write the IAM policies, IRSA trust policies and role table (bin/iam/roles.txt), filled from the params file, to bin/iam
-	cd test/deploy && GOWORK=off go run ./cmd/iam -params ../../$(PARAMS) -iam ../../deploy/iam -out ../../$(BIN)/iam
+	cd $(KEDASIM) && GOWORK=off go run ./cmd/iam -params ../../$(PARAMS) -iam ../../deploy/iam -out ../../$(BIN)/iam
 cluster-config: ## write the eksctl ClusterConfig (deploy/eksctl + params + deploy/iam policies) to bin/eksctl/cluster.yaml
-	cd test/deploy && GOWORK=off go run ./cmd/iam -params ../../$(PARAMS) -iam ../../deploy/iam -out ../../$(BIN)/iam \
+	cd $(KEDASIM) && GOWORK=off go run ./cmd/iam -params ../../$(PARAMS) -iam ../../deploy/iam -out ../../$(BIN)/iam \
 		-eksctl ../../deploy/eksctl/cluster.yaml -eksctl-out ../../$(BIN)/eksctl/cluster.yaml
 
 # The AWS resources other than the cluster: one CloudFormation stack
@@ -154,10 +157,10 @@ load-cluster: ## run a k6 profile in the cluster against the Service (no port-fo
 load-cluster-stop: ## stop the in-cluster k6 Job and remove its scripts ConfigMap
 	@$(MAKE) --no-print-directory load-render | kubectl delete --ignore-not-found -f -
 
-# The local control plane for the e2e tests (test/deploy/internal/localcluster):
+# The local control plane for the e2e tests (tools/kedasim/localcluster):
 # etcd, kube-apiserver, kube-controller-manager (test/cluster), kwok and
 # kwokctl (test/cluster/kwok), the KEDA operator and our KEDA metrics adapter
-# (test/deploy), built once into a cache directory keyed by version. No
+# (tools/kedasim), built once into a cache directory keyed by version. No
 # kube-scheduler: test pods name their node. Versions come from the go.mod
 # files, so a bump there rebuilds.
 CLUSTER_BIN ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/keda-eks-samples/cluster
@@ -165,9 +168,9 @@ modver       = $(shell cd $(1) && GOWORK=off go list -m -f '{{.Version}}' $(2))
 K8S_VERSION  = $(call modver,test/cluster,k8s.io/kubernetes)
 ETCD_VERSION = $(call modver,test/cluster,go.etcd.io/etcd/server/v3)
 KWOK_VERSION = $(call modver,test/cluster/kwok,sigs.k8s.io/kwok)
-KEDA_VERSION = $(call modver,test/deploy,github.com/kedacore/keda/v2)
+KEDA_VERSION = $(call modver,$(KEDASIM),github.com/kedacore/keda/v2)
 # Our adapter's main changes with the repository, not with KEDA: key it by its source too.
-ADAPTER_KEY  = $(KEDA_VERSION)-$(shell cat test/deploy/cmd/keda-adapter/*.go test/deploy/go.sum | sha256sum | cut -c1-12)
+ADAPTER_KEY  = $(KEDA_VERSION)-$(shell cat $(KEDASIM)/cmd/keda-adapter/*.go $(KEDASIM)/go.sum | sha256sum | cut -c1-12)
 # kubectl and KEDA parse the apiserver's version: a plain go build reports v0.0.0-master.
 KEDA_LDFLAGS = -X github.com/kedacore/keda/v2/version.Version=$(KEDA_VERSION:v%=%)
 K8S_LDFLAGS  = $(foreach v,gitVersion=$(K8S_VERSION) gitMajor=$(word 2,$(subst ., ,$(K8S_VERSION:v%=x.%))) gitMinor=$(word 3,$(subst ., ,$(K8S_VERSION:v%=x.%))) gitTreeState=clean,-X k8s.io/component-base/version.$(v))
@@ -195,10 +198,10 @@ cluster-bins: ## build the local control plane + KEDA binaries into ~/.cache/ked
 	$(call cluster-bin,kube-controller-manager,$(K8S_VERSION),test/cluster,k8s.io/kubernetes/cmd/kube-controller-manager,$(K8S_LDFLAGS))
 	$(call cluster-bin,kwok,$(KWOK_VERSION),test/cluster/kwok,sigs.k8s.io/kwok/cmd/kwok)
 	$(call cluster-bin,kwokctl,$(KWOK_VERSION),test/cluster/kwok,sigs.k8s.io/kwok/cmd/kwokctl)
-	$(call cluster-bin,keda-operator,$(KEDA_VERSION),test/deploy,github.com/kedacore/keda/v2/cmd/operator,$(KEDA_LDFLAGS))
-	$(call cluster-bin,keda-adapter,$(ADAPTER_KEY),test/deploy,./cmd/keda-adapter,$(KEDA_LDFLAGS))
+	$(call cluster-bin,keda-operator,$(KEDA_VERSION),$(KEDASIM),github.com/kedacore/keda/v2/cmd/operator,$(KEDA_LDFLAGS))
+	$(call cluster-bin,keda-adapter,$(ADAPTER_KEY),$(KEDASIM),./cmd/keda-adapter,$(KEDA_LDFLAGS))
 
-# The binaries' paths, for internal/localcluster.BinsFromEnv.
+# The binaries' paths, for tools/kedasim/localcluster.BinsFromEnv.
 CLUSTER_ENV  = LOCALCLUSTER_KWOKCTL='$(CLUSTER_BIN)/kwokctl-$(KWOK_VERSION)' LOCALCLUSTER_KWOK='$(CLUSTER_BIN)/kwok-$(KWOK_VERSION)' \
 	LOCALCLUSTER_ETCD='$(CLUSTER_BIN)/etcd-$(ETCD_VERSION)' LOCALCLUSTER_KUBE_APISERVER='$(CLUSTER_BIN)/kube-apiserver-$(K8S_VERSION)' \
 	LOCALCLUSTER_KUBE_CONTROLLER_MANAGER='$(CLUSTER_BIN)/kube-controller-manager-$(K8S_VERSION)' \
@@ -209,23 +212,23 @@ CLUSTER_ENV  = LOCALCLUSTER_KWOKCTL='$(CLUSTER_BIN)/kwokctl-$(KWOK_VERSION)' LOC
 # test end up in bin/e2e-logs/<test>.
 .PHONY: e2e
 e2e: cluster-bins build collector deps ## e2e tests on a local control plane with the real KEDA operator, adapter and HPA (cold: cluster-bins first, then ~14 min of tests)
-	cd test/deploy && $(CLUSTER_ENV) LOCALCLUSTER_LOG_DIR=$(CURDIR)/$(BIN)/e2e-logs GOWORK=off go test -tags e2e -count=1 -v -parallel 8 -timeout 60m ./internal/localcluster/... ./e2e/...
+	cd $(KEDASIM) && $(CLUSTER_ENV) LOCALCLUSTER_LOG_DIR=$(CURDIR)/$(BIN)/e2e-logs GOWORK=off go test -tags e2e -count=1 -v -parallel 8 -timeout 60m ./localcluster/... ./e2e/...
 
 # The deploy tree's tests: every overlay rendered and checked with
 # Kubernetes', KEDA's and Pod Security's own code. Its own module outside
 # go.work (KEDA's dependency graph); no -race: the checks run in one goroutine
 # and a race build of KEDA would double its cold compile (~11 min on 2 cores).
 # The README's timeline picture: the recorded e2e timeline
-# (test/deploy/internal/timeline/testdata/e2e-amp.json, copied from
+# (tools/kedasim/timeline/testdata/e2e-amp.json, copied from
 # bin/e2e/TestAMPScalesToWhatTheLoadNeedsAndBack/timeline.json after a
 # make e2e) as headless Chromium draws it in its test.
 .PHONY: docs-shots
 docs-shots: ## redraw docs/e2e-timeline-amp.png from the recorded e2e timeline (headless Chromium)
-	cd test/deploy && BROWSERTEST_SHOTS=$(CURDIR)/docs GOWORK=off go test -count=1 -run '^TestRecordedE2ETimelinePaintsInChromium$$' ./internal/timeline/
+	cd $(KEDASIM) && BROWSERTEST_SHOTS=$(CURDIR)/docs GOWORK=off go test -count=1 -run '^TestRecordedE2ETimelinePaintsInChromium$$' ./timeline/
 
 .PHONY: test-deploy
-test-deploy: ## the deploy tree's tests (test/deploy, KEDA module; cold build ~11 min)
-	cd test/deploy && GOWORK=off go vet ./... && GOWORK=off go test -count=1 ./...
+test-deploy: ## the deploy tree's tests (tools/kedasim/deploytests and the KEDA module's packages; cold build ~11 min)
+	cd $(KEDASIM) && GOWORK=off go vet ./... && GOWORK=off go test -count=1 ./...
 
 .PHONY: test
 test: deps test-k6 test-collector test-deploy ## run every test with the race detector (starts real emulators itself)
@@ -283,7 +286,7 @@ bench: build deps ## benchmarks (ratios measured in one run) + start-up / RSS / 
 
 .PHONY: tidy
 tidy: ## go mod tidy in every module, go work sync; in CI (CI=true) fail on a dirty tree
-	@for m in $(MODULES) tools/gotools tools/collector test/deploy test/cluster test/cluster/kwok; do (cd $$m && GOWORK=off go mod tidy) || exit 1; done
+	@for m in $(MODULES) tools/gotools tools/collector $(KEDASIM) test/cluster test/cluster/kwok; do (cd $$m && GOWORK=off go mod tidy) || exit 1; done
 	go work sync
 	@if [ -n "$${CI:-}" ]; then git diff --exit-code -- '*.mod' '*.sum' || { echo "run make tidy and commit"; exit 1; }; fi
 

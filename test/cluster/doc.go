@@ -1,5 +1,5 @@
 // Package cluster pins the control-plane binaries of the local e2e cluster
-// (test/deploy/internal/localcluster): etcd, kube-apiserver and
+// (tools/kedasim/localcluster): etcd, kube-apiserver and
 // kube-controller-manager, as `tool` directives of this module, built by
 // `make cluster-bins` with GOWORK=off into a cache directory keyed by
 // version. kwok and kwokctl live in ./kwok, a module of their own: kwok
@@ -9,6 +9,6 @@
 // Kubernetes v1.35.4 (not v1.36, whose k8s.io/* would match KEDA's v0.36.4):
 // it is the version tried end to end with KEDA v2.21.0. etcd v3.6.5 is the
 // version k8s.io/kubernetes v1.35.4 itself requires, so it shares this build
-// list. Outside go.work, like test/deploy: these pins must not reach the
+// list. Outside go.work, like tools/kedasim: these pins must not reach the
 // services' build list. No kube-scheduler: test pods name their node.
 package cluster

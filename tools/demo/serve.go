@@ -16,7 +16,7 @@ import (
 
 // serve mode (-serve <overlay>): start only the local signal source of one
 // overlay — the same components the scenes use — print where it is as one
-// SIGNAL line of JSON for `make preview` (test/deploy/cmd/preview), drive
+// SIGNAL line of JSON for `make preview` (tools/kedasim/cmd/preview), drive
 // the overlay's built-in load profile unless told not to, and run until ctx
 // ends.
 

@@ -76,7 +76,7 @@ func startPrometheus(st *stack) (string, error) {
 // deploy/collector/<config> plus an override that moves its listeners to
 // free loopback ports and adds extra (YAML: the exporters' loopback
 // endpoints), with static dummy AWS credentials: the override tools/collector's
-// and test/deploy's tests use. It returns the OTLP/HTTP endpoint.
+// and tools/kedasim/deploytests use. It returns the OTLP/HTTP endpoint.
 func startCollector(st *stack, repo, name, config, extra string, env map[string]string) (string, error) {
 	bin, err := otelcolBin(st)
 	if err != nil {

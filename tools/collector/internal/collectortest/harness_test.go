@@ -65,7 +65,7 @@ func run(m *testing.M) int {
 
 // shippedConfigs lists deploy/collector/*.yaml but kustomization.yaml, the
 // kustomize component that makes them the ConfigMap otel-collector-config
-// (test/deploy checks the ConfigMap carries every one of them byte for byte).
+// (tools/kedasim/deploytests checks the ConfigMap carries every one of them byte for byte).
 func shippedConfigs(t *testing.T) []string {
 	t.Helper()
 	all, err := filepath.Glob(filepath.Join(configsDir, "*.yaml"))

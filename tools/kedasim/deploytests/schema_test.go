@@ -1,0 +1,175 @@
+package deploytests
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
+	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/yaml"
+
+	"github.com/keda-eks-samples/workloads/tools/kedasim/overlay"
+)
+
+// decodeStrict decodes o into its Go type; an unknown or misspelt field is
+// an error.
+func decodeStrict(o object) (any, error) { return overlay.DecodeStrict(o) }
+
+func TestObjectsDecodeStrictlyIntoTheirGoTypes(t *testing.T) {
+	eachVariant(t, func(t *testing.T, _ string, objs []object) {
+		for _, o := range objs {
+			if _, ok := overlay.NewTyped(o.Kind); !ok {
+				t.Errorf("%s: no Go type known for kind %s", o, o.Kind)
+				continue
+			}
+			if _, err := decodeStrict(o); err != nil {
+				t.Errorf("%s: %v", o, err)
+			}
+		}
+	})
+}
+
+func TestStrictDecodingCatchesAMisspeltField(t *testing.T) {
+	o := object{Kind: "ScaledObject", YAML: []byte("apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: x}\nspec:\n  scaleTargetRef: {name: x}\n  minReplicas: 1\n  triggers: []\n")}
+	if _, err := decodeStrict(o); err == nil || !strings.Contains(err.Error(), "minReplicas") {
+		t.Fatalf("decodeStrict accepted a misspelt field: %v", err)
+	}
+}
+
+// kedaModuleDir is where the Go command keeps the KEDA module this test
+// module requires; its config/crd/bases are the CRDs KEDA v2.21 installs.
+var kedaModuleDir = sync.OnceValues(func() (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/kedacore/keda/v2").Output()
+	return strings.TrimSpace(string(out)), err
+})
+
+// crdValidators builds, from KEDA's CRD files, Kubernetes' own validator of
+// custom resources for each kind (what the API server runs on create).
+func crdValidators(t *testing.T) map[string]apiservervalidation.SchemaValidator {
+	t.Helper()
+	dir, err := kedaModuleDir()
+	if err != nil || dir == "" {
+		t.Fatalf("locating the KEDA module: %v", err)
+	}
+	validators := map[string]apiservervalidation.SchemaValidator{}
+	for _, f := range []string{"keda.sh_scaledobjects.yaml", "keda.sh_scaledjobs.yaml", "keda.sh_triggerauthentications.yaml"} {
+		b, err := os.ReadFile(filepath.Join(dir, "config", "crd", "bases", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := yaml.Unmarshal(b, &crd); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range crd.Spec.Versions {
+			if v.Name != "v1alpha1" {
+				continue
+			}
+			var internal apiextensions.JSONSchemaProps
+			if err := apiextensionsv1.Convert_v1_JSONSchemaProps_To_apiextensions_JSONSchemaProps(v.Schema.OpenAPIV3Schema, &internal, nil); err != nil {
+				t.Fatal(err)
+			}
+			val, _, err := apiservervalidation.NewSchemaValidator(&internal)
+			if err != nil {
+				t.Fatal(err)
+			}
+			validators[crd.Spec.Names.Kind] = val
+		}
+	}
+	return validators
+}
+
+func TestKedaObjectsMatchTheCRDSchemas(t *testing.T) {
+	validators := crdValidators(t)
+	if len(validators) != 3 {
+		t.Fatalf("validators for %d kinds, want 3", len(validators))
+	}
+	seen := map[string]int{}
+	eachVariant(t, func(t *testing.T, _ string, objs []object) {
+		for _, o := range objs {
+			val, ok := validators[o.Kind]
+			if !ok {
+				continue
+			}
+			seen[o.Kind]++
+			if errs := apiservervalidation.ValidateCustomResource(field.NewPath(""), o.Map, val); len(errs) > 0 {
+				t.Errorf("%s: %v", o, errs.ToAggregate())
+			}
+		}
+	})
+	for kind := range validators {
+		if seen[kind] == 0 {
+			t.Errorf("no %s rendered by any overlay", kind)
+		}
+	}
+	// The validator is not a no-op: a ScaledJob with an unknown strategy fails.
+	bad := map[string]any{"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledJob", "metadata": map[string]any{"name": "x"},
+		"spec": map[string]any{"jobTargetRef": map[string]any{"template": map[string]any{}}, "triggers": []any{},
+			"pollingInterval": "often"}}
+	if errs := apiservervalidation.ValidateCustomResource(field.NewPath(""), bad, validators["ScaledJob"]); len(errs) == 0 {
+		t.Error("the ScaledJob schema accepted pollingInterval: often")
+	}
+}
+
+// TestEveryScaledObjectStatesItsHPABehavior: without spec.advanced...behavior
+// the HPA KEDA creates takes the controller's legacy path (scale-up held at
+// the highest recommendation of the last 300 s), which is not what the
+// trigger arithmetic assumes.
+func TestEveryScaledObjectStatesItsHPABehavior(t *testing.T) {
+	n := 0
+	eachVariant(t, func(t *testing.T, _ string, objs []object) {
+		for _, o := range objs {
+			if o.Kind != "ScaledObject" {
+				continue
+			}
+			n++
+			v, err := decodeStrict(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			so := v.(*kedav1alpha1.ScaledObject)
+			adv := so.Spec.Advanced
+			if adv == nil || adv.HorizontalPodAutoscalerConfig == nil || adv.HorizontalPodAutoscalerConfig.Behavior == nil {
+				t.Errorf("%s states no HPA behavior", o)
+				continue
+			}
+			b := adv.HorizontalPodAutoscalerConfig.Behavior
+			if b.ScaleUp == nil || b.ScaleDown == nil || len(b.ScaleUp.Policies) == 0 || len(b.ScaleDown.Policies) == 0 ||
+				b.ScaleUp.StabilizationWindowSeconds == nil || b.ScaleDown.StabilizationWindowSeconds == nil {
+				t.Errorf("%s: behavior %+v leaves part of scale-up or scale-down to the controller's defaults", o, b)
+			}
+		}
+	})
+	if n == 0 {
+		t.Fatal("no ScaledObject rendered")
+	}
+}
+
+// TestNoCooldownWithoutScaleToZero: KEDA applies cooldownPeriod only when
+// scaling to zero; on a ScaledObject that never goes below one replica it
+// would promise a scale-down delay it does not give (the HPA behavior's
+// stabilization window does that).
+func TestNoCooldownWithoutScaleToZero(t *testing.T) {
+	eachOverlay(t, func(t *testing.T, _ string, objs []object) {
+		for _, o := range objs {
+			if o.Kind != "ScaledObject" {
+				continue
+			}
+			v, err := decodeStrict(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			so := v.(*kedav1alpha1.ScaledObject)
+			if so.Spec.CooldownPeriod != nil && overlay.Deref(so.Spec.MinReplicaCount, 0) > 0 {
+				t.Errorf("%s: cooldownPeriod %d with minReplicaCount %d does nothing", o, *so.Spec.CooldownPeriod, *so.Spec.MinReplicaCount)
+			}
+		}
+	})
+}

@@ -1,0 +1,211 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/keda-eks-samples/workloads/pkg/testutil/sqstest"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/localcluster"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/timeline"
+)
+
+// TestVideoEncoderJobsPerMessageSurviveAKill: the video-encoder overlay on
+// the local control plane. Its producer Job enqueues 10 encoding requests;
+// KEDA's ScaledJob (aws-sqs-queue, queueLength 1, in-flight counted,
+// strategy default) creates one Job per message; each Job's pod runs the
+// real videoencoder, which takes one message. One encoder is sent SIGTERM
+// mid-encode, as a node drain or a spot reclaim would: it releases its
+// message and reports the kill to the resultanalyzer, exits 143, and the
+// podFailurePolicy's Ignore rule has the Job controller start a new pod
+// without counting a failure; that pod encodes the released message. In the
+// end the resultanalyzer counts 10 processed, 1 killed, no message twice,
+// and the queue and its DLQ are empty.
+func TestVideoEncoderJobsPerMessageSurviveAKill(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	const messages = 10
+	emu := sqstest.Start(t)
+	q := emu.NewQueue(t, sqstest.WithVisibilityTimeout(120*time.Second))
+	e := start(t, ctx)
+
+	analyzer := e.forward(t, "app.kubernetes.io/name=resultanalyzer", 0)
+	listJobs := func() []batchv1.Job {
+		jobs, err := e.client.BatchV1().Jobs(namespace).List(ctx, metav1.ListOptions{LabelSelector: "scaledjob.keda.sh/name=videoencoder"})
+		if err != nil {
+			return nil
+		}
+		return jobs.Items
+	}
+	tl := timeline.New("video-encoder: 10 messages, queueLength 1, one Job per message, one encoder killed",
+		timeline.Series{Name: "jobs", Panel: "Jobs"}, timeline.Series{Name: "running", Panel: "Jobs"},
+		timeline.Series{Name: "complete", Panel: "Jobs"}, timeline.Series{Name: "visible", Panel: "queue"},
+		timeline.Series{Name: "in flight", Panel: "queue"})
+	stopSampling := e.sample(ctx, tl, func() []float64 {
+		jobs := listJobs()
+		var running, complete float64
+		for _, j := range jobs {
+			running += float64(j.Status.Active)
+			if finished(j, batchv1.JobComplete) {
+				complete++
+			}
+		}
+		visible, inFlight := emu.Depth(ctx, t, q.URL)
+		return []float64{float64(len(jobs)), running, complete, float64(visible), float64(inFlight)}
+	})
+	defer func() {
+		stopSampling()
+		saveTimeline(t, tl, e.out)
+	}()
+
+	applied := time.Now()
+	e.apply(t, ctx, "video-encoder", e.localValues(t, map[string]string{
+		"SQS_ENDPOINT":        emu.Endpoint,
+		"VIDEO_QUEUE_URL":     q.URL,
+		"RESULT_ANALYZER_URL": analyzer,
+	}))
+	tl.Mark("applied (producer Job enqueues 10)")
+	tl.Expect("Jobs", messages, messages, "one Job a message: 10")
+
+	// KEDA creates one Job per message; every encoder holds its message.
+	if err := localcluster.Poll(ctx, 500*time.Millisecond, 3*time.Minute, func() (bool, error) {
+		_, inFlight := emu.Depth(ctx, t, q.URL)
+		return len(listJobs()) >= messages && inFlight == messages, nil
+	}); err != nil {
+		t.Fatalf("%d Jobs holding %d messages: %v (jobs %d)", messages, messages, err, len(listJobs()))
+	}
+	// queueLength 1 and the default strategy: one Job per message. KEDA
+	// may create one or two more while the producer is still sending (its
+	// cached Job list lags its queue reading); such a Job finds no message
+	// and ends idle (exit 0) after IDLE_TIMEOUT.
+	all := listJobs()
+	jobs := len(all)
+	if jobs > 0 {
+		first := all[0].CreationTimestamp.Time
+		for _, j := range all {
+			if j.CreationTimestamp.Time.Before(first) {
+				first = j.CreationTimestamp.Time
+			}
+		}
+		// The first Job's creation (whole seconds) after the apply.
+		e.noteScale(first.Sub(applied.Truncate(time.Second)))
+	}
+	if jobs < messages {
+		t.Errorf("KEDA created %d Jobs for %d messages, want one per message", jobs, messages)
+	}
+	t.Logf("%d Jobs for %d messages, every message held by an encoder, %s after apply", jobs, messages, time.Since(applied).Round(time.Second))
+
+	// Kill one encoder mid-encode: one whose log says it started encoding.
+	victim := e.runningPod(t, ctx, "scaledjob.keda.sh/name=videoencoder", func(p corev1.Pod) bool {
+		log, _ := os.ReadFile(filepath.Join(e.out, "pods", namespace+"_"+p.Name+"_videoencoder.log"))
+		return bytes.Contains(log, []byte(`"msg":"encoding started"`))
+	})
+	tl.Mark("SIGTERM " + victim.Name)
+	if err := e.runner.Signal(namespace, victim.Name, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	victimJob := victim.Labels["job-name"]
+
+	// Every message processed, every Job done.
+	var summary struct {
+		Processed, Killed, Total int
+		Duplicates               []any
+	}
+	if err := localcluster.Poll(ctx, time.Second, 5*time.Minute, func() (bool, error) {
+		if err := getJSON(t, analyzer+"/summary", &summary); err != nil {
+			return false, nil
+		}
+		visible, inFlight := emu.Depth(ctx, t, q.URL)
+		active := 0
+		for _, j := range listJobs() {
+			active += int(j.Status.Active)
+		}
+		return summary.Processed >= messages && visible+inFlight == 0 && active == 0, nil
+	}); err != nil {
+		t.Fatalf("10 processed and the Jobs finished: %v (summary %+v)", err, summary)
+	}
+	tl.Mark("all processed")
+	t.Logf("resultanalyzer: %+v", summary)
+	if summary.Processed != messages || summary.Killed != 1 || len(summary.Duplicates) != 0 {
+		t.Errorf("resultanalyzer counts %d processed, %d killed, %d processed twice; want %d, 1, 0",
+			summary.Processed, summary.Killed, len(summary.Duplicates), messages)
+	}
+	if v, f := emu.Depth(ctx, t, q.DLQURL); v+f != 0 {
+		t.Errorf("DLQ holds %d messages, want 0", v+f)
+	}
+
+	// The killed Job: the 143 was ignored (podFailurePolicy), a new pod
+	// finished its work, and the Job completed with no failure counted.
+	j, err := e.client.BatchV1().Jobs(namespace).Get(ctx, victimJob, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods, err := e.client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "job-name=" + victimJob})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exit143 bool
+	for _, p := range pods.Items {
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 143 {
+				exit143 = true
+			}
+		}
+	}
+	if !finished(*j, batchv1.JobComplete) || j.Status.Failed != 0 || !exit143 {
+		t.Errorf("killed Job %s: complete %v, failed %d, a pod with exit 143 %v; want true, 0, true (podFailurePolicy Ignore on 143)",
+			victimJob, finished(*j, batchv1.JobComplete), j.Status.Failed, exit143)
+	}
+	for _, j := range listJobs() {
+		if finished(j, batchv1.JobFailed) {
+			t.Errorf("Job %s failed", j.Name)
+		}
+	}
+	if got := len(listJobs()); got > jobs {
+		t.Logf("KEDA created %d more Jobs after the first %d (each ended idle: no message was left for it)", got-jobs, jobs)
+	}
+	t.Logf("whole run %s", time.Since(e.started).Round(time.Second))
+}
+
+// finished reports whether a Job has condition c True.
+func finished(j batchv1.Job, c batchv1.JobConditionType) bool {
+	for _, cond := range j.Status.Conditions {
+		if cond.Type == c && cond.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+// runningPod returns a Running pod matching selector for which ok holds.
+func (e *env) runningPod(t *testing.T, ctx context.Context, selector string, ok func(corev1.Pod) bool) corev1.Pod {
+	t.Helper()
+	var pod corev1.Pod
+	if err := localcluster.Poll(ctx, 250*time.Millisecond, time.Minute, func() (bool, error) {
+		pods, err := e.client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return false, nil
+		}
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil && ok(p) {
+				pod = p
+				return true, nil
+			}
+		}
+		return false, nil
+	}); err != nil {
+		t.Fatalf("a running pod %s: %v", selector, err)
+	}
+	return pod
+}

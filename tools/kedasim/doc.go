@@ -12,7 +12,7 @@
 //
 // The libraries behind them:
 //
-//	overlay      render an overlay as users do; decode it into Kubernetes' and KEDA's types
+//	manifests    render an overlay as users do; decode it into Kubernetes' and KEDA's types
 //	kedascaler   build a rendered trigger with KEDA's scaler constructors; poll it
 //	scalemath    the HPA's and KEDA's ScaledJob replica arithmetic
 //	iamgen       the IAM documents and eksctl ClusterConfig from the params file

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/iamgen"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/zclconf/go-cty/cty"
 	corev1 "k8s.io/api/core/v1"
@@ -26,7 +27,7 @@ var images = []string{"webapi", "sqsworker", "videoencoder", "resultanalyzer", "
 func TestEveryImageIsTheParameterisedECRReference(t *testing.T) {
 	_, params := readParams(t, filepath.Join(repoRoot(t), paramsFile))
 	ref := regexp.MustCompile(`^` + regexp.QuoteMeta(params["ECR_REGISTRY"]) + `/keda-samples/([a-z-]+):` + regexp.QuoteMeta(params["IMAGE_TAG"]) + `$`)
-	eachVariant(t, func(t *testing.T, _ string, objs []object) {
+	eachVariant(t, func(t *testing.T, _ string, objs []manifests.Object) {
 		for _, p := range podTemplates(t, objs) {
 			for _, c := range allContainers(p.spec) {
 				m := ref.FindStringSubmatch(c.Image)
@@ -47,12 +48,12 @@ func TestCollectorConfigMapsAreTheRepoFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	eachOverlay(t, func(t *testing.T, _ string, objs []object) {
+	eachOverlay(t, func(t *testing.T, _ string, objs []manifests.Object) {
 		for _, o := range objs {
 			if o.Kind != "ConfigMap" || !strings.HasPrefix(o.Name, "otel-collector-config") {
 				continue
 			}
-			v, err := decodeStrict(o)
+			v, err := manifests.DecodeStrict(o)
 			if err != nil {
 				t.Fatal(err)
 			}

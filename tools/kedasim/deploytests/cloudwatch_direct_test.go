@@ -19,6 +19,8 @@ import (
 
 	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/scalemath"
 )
 
 // CloudWatch-direct (issue 10, must-show 3): two real webapi processes with
@@ -43,13 +45,13 @@ const directTolerance = 0.05
 
 // overlayContainerEnv returns the env of container name in Deployment
 // deployment of the rendered objects.
-func overlayContainerEnv(t *testing.T, objs []object, deployment, name string) map[string]string {
+func overlayContainerEnv(t *testing.T, objs []manifests.Object, deployment, name string) map[string]string {
 	t.Helper()
 	for _, o := range objs {
 		if o.Kind != "Deployment" || o.Name != deployment {
 			continue
 		}
-		v, err := decodeStrict(o)
+		v, err := manifests.DecodeStrict(o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -255,7 +257,7 @@ func TestCloudWatchDirectRateThroughKedasScaler(t *testing.T) {
 	// What the HPA makes of it (AverageValue, target 2): ceil(total / 2).
 	target := externalTarget(t, s)
 	t.Logf("HPA asks %d replicas (%d for exactly %.0f req/s), whatever the current count",
-		clamp(hpaDesired(target, value, 1), tr.Min, tr.Max), clamp(hpaDesired(target, total, 1), tr.Min, tr.Max), total)
+		scalemath.Clamp(scalemath.HPADesired(target, value, 1), tr.Min, tr.Max), scalemath.Clamp(scalemath.HPADesired(target, total, 1), tr.Min, tr.Max), total)
 	for i, p := range procs {
 		if strings.Contains(p.Output.String(), "level=ERROR") {
 			t.Errorf("webapi-%d logged errors:\n%s", i, p.Output.String())

@@ -17,6 +17,7 @@ import (
 
 	"github.com/keda-eks-samples/workloads/tools/kedasim/iamgen"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/internal/awscheck"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 )
 
 var eksctlSchema = sync.OnceValues(awscheck.LoadEksctlSchema)
@@ -155,7 +156,7 @@ func awsServiceAccounts(t *testing.T, root, paramsPath string) []string {
 	t.Helper()
 	params, _, _ := iamgen.ReadParams(paramsPath)
 	set := map[string]bool{"keda:keda-operator": true}
-	for _, o := range overlays {
+	for _, o := range manifests.Overlays {
 		for _, obj := range renderOverlay(t, root, o) {
 			md, _ := obj.Map["metadata"].(map[string]any)
 			ann, _ := md["annotations"].(map[string]any)

@@ -16,21 +16,13 @@ import (
 	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
-	"github.com/keda-eks-samples/workloads/tools/kedasim/overlay"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/scalemath"
 )
 
 // The replica count an HPA settles on for a steady load, from each HTTP
 // ScaledObject's rendered metricType, target and query: the arithmetic that
 // the seeds' triggers got wrong.
-
-// hpaDesired is one recommendation of the HPA controller for an External
-// metric (scalemath.HPADesired).
-func hpaDesired(target autoscalingv2.MetricTarget, metric float64, current int32) int32 {
-	return scalemath.HPADesired(target, metric, current)
-}
-
-func clamp(n, lo, hi int32) int32 { return scalemath.Clamp(n, lo, hi) }
 
 // aggregation is how a trigger's query folds the pods' values together.
 type aggregation string
@@ -40,7 +32,7 @@ var (
 	promqlAgg     = regexp.MustCompile(`^(sum|avg|max|min|count)\(`)
 )
 
-func queryAggregation(tr trigger) (aggregation, error) {
+func queryAggregation(tr manifests.Trigger) (aggregation, error) {
 	var m []string
 	switch tr.Spec.Type {
 	case "aws-cloudwatch":
@@ -107,15 +99,15 @@ func since(evs []scaleRec, now, period int32) int32 {
 // step runs one sync with the metric KEDA reports and returns the new count.
 func (h *hpaSim) step(metric float64) int32 {
 	now, cur := h.clock, h.current
-	desired := hpaDesired(h.target, metric, cur)
+	desired := scalemath.HPADesired(h.target, metric, cur)
 	// Stabilisation: the lowest recommendation of the scale-up window and
 	// the highest of the scale-down window bound the new one.
 	up, down := desired, desired
 	for _, r := range h.recs {
-		if r.at > now-overlay.Deref(h.behavior.ScaleUp.StabilizationWindowSeconds, 0) {
+		if r.at > now-manifests.Deref(h.behavior.ScaleUp.StabilizationWindowSeconds, 0) {
 			up = min(up, r.n)
 		}
-		if r.at > now-overlay.Deref(h.behavior.ScaleDown.StabilizationWindowSeconds, 300) {
+		if r.at > now-manifests.Deref(h.behavior.ScaleDown.StabilizationWindowSeconds, 300) {
 			down = max(down, r.n)
 		}
 	}
@@ -131,7 +123,7 @@ func (h *hpaSim) step(metric float64) int32 {
 		limit := rateLimit(h.behavior.ScaleDown, cur, now, h.ups, h.downs, -1)
 		next = max(rec, min(limit, cur), h.min)
 	}
-	next = clamp(next, h.min, h.max)
+	next = scalemath.Clamp(next, h.min, h.max)
 	if next > cur {
 		h.ups = append(h.ups, scaleRec{now, next - cur})
 	} else if next < cur {
@@ -223,13 +215,13 @@ func runs(seq []int32) string {
 }
 
 // webapiBehavior is the rendered ScaledObject webapi's HPA behavior.
-func webapiBehavior(t *testing.T, objs []object) *autoscalingv2.HorizontalPodAutoscalerBehavior {
+func webapiBehavior(t *testing.T, objs []manifests.Object) *autoscalingv2.HorizontalPodAutoscalerBehavior {
 	t.Helper()
 	for _, o := range objs {
 		if o.Kind != "ScaledObject" || o.Name != "webapi" {
 			continue
 		}
-		v, err := decodeStrict(o)
+		v, err := manifests.DecodeStrict(o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -279,7 +271,7 @@ func TestHTTPTriggersSettleOnWhatTheLoadNeeds(t *testing.T) {
 			}
 			for _, lag := range []int{0, cloudwatchLag} {
 				for load := range 51 {
-					want := clamp(int32(math.Ceil(float64(load)/perPod)), tr.Min, tr.Max)
+					want := scalemath.Clamp(int32(math.Ceil(float64(load)/perPod)), tr.Min, tr.Max)
 					got, peak, seq := settle(target, behavior, agg, float64(load), tr.Min, tr.Max, lag)
 					if load%10 == 6 || load == 50 {
 						t.Logf("lag %3d s, load %2d: %s %s target %s: %s (want %d)", lag*syncPeriod, load, agg, target.Type, scalemath.TargetString(target), runs(seq), want)
@@ -317,7 +309,7 @@ func TestAvgValueRatchetsUnderLag(t *testing.T) {
 		t.Fatalf("counterexample is %s %s (%v), want AVG Value", agg, target.Type, err)
 	}
 	for _, load := range []float64{6, 12} {
-		needed := clamp(int32(math.Ceil(load/perPod)), tr.Min, tr.Max)
+		needed := scalemath.Clamp(int32(math.Ceil(load/perPod)), tr.Min, tr.Max)
 		fresh, freshPeak, freshSeq := settle(target, behavior, agg, load, tr.Min, tr.Max, 0)
 		t.Logf("load %v, fresh metric: AVG Value: %s (needs %d)", load, runs(freshSeq), needed)
 		if fresh != needed || freshPeak != needed {
@@ -347,8 +339,8 @@ func TestSeedShapeUnderScales(t *testing.T) {
 		t.Fatalf("KEDA's default metric type is %s", target.Type)
 	}
 	for _, load := range []float64{12, 20, 50} {
-		needed := clamp(int32(math.Ceil(load/2)), tr.Min, tr.Max)
-		got := clamp(hpaDesired(target, queryValue("AVG", load, needed), needed), tr.Min, tr.Max)
+		needed := scalemath.Clamp(int32(math.Ceil(load/2)), tr.Min, tr.Max)
+		got := scalemath.Clamp(scalemath.HPADesired(target, queryValue("AVG", load, needed), needed), tr.Min, tr.Max)
 		t.Logf("load %v: at the %d replicas it needs, the seed's shape recommends %d", load, needed, got)
 		if got > needed/2 {
 			t.Errorf("load %v at %d replicas: seed shape recommends %d, expected far fewer", load, needed, got)
@@ -404,7 +396,7 @@ func TestAMPTriggerValueThroughKedasScaler(t *testing.T) {
 		t.Fatalf("KEDA reports %v active=%v, want 17 and active", metrics, active)
 	}
 	target := externalTarget(t, s)
-	if got := clamp(hpaDesired(target, 17, 1), tr.Min, tr.Max); got != 9 {
+	if got := scalemath.Clamp(scalemath.HPADesired(target, 17, 1), tr.Min, tr.Max); got != 9 {
 		t.Errorf("17 requests in flight: HPA asks %d replicas, want ceil(17/2) = 9", got)
 	}
 }

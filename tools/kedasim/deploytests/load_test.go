@@ -14,14 +14,16 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 )
 
 // decodeAll decodes every object strictly into its Go type, in order.
-func decodeAll(t *testing.T, objs []object) []any {
+func decodeAll(t *testing.T, objs []manifests.Object) []any {
 	t.Helper()
 	out := make([]any, len(objs))
 	for i, o := range objs {
-		v, err := decodeStrict(o)
+		v, err := manifests.DecodeStrict(o)
 		if err != nil {
 			t.Fatalf("%s: %v", o, err)
 		}
@@ -33,7 +35,7 @@ func decodeAll(t *testing.T, objs []object) []any {
 // loadJob renders deploy/kustomize/load (what make load-cluster applies,
 // before its PROFILE/TARGET patch) and returns its Job and scripts ConfigMap,
 // each decoded strictly.
-func loadJob(t *testing.T, dir string) (*batchv1.Job, *corev1.ConfigMap, []object) {
+func loadJob(t *testing.T, dir string) (*batchv1.Job, *corev1.ConfigMap, []manifests.Object) {
 	t.Helper()
 	objs := render(t, dir)
 	var job *batchv1.Job
@@ -157,7 +159,7 @@ func TestLoadJobRunsTheShippedScriptsAgainstTheService(t *testing.T) {
 	// webapi's Service answers on port 80 (no port in BASE_URL).
 	for _, o := range renderOverlay(t, root, "gateway") {
 		if o.Kind == "Service" && o.Name == "webapi" {
-			v, _ := decodeStrict(o)
+			v, _ := manifests.DecodeStrict(o)
 			svc := v.(*corev1.Service)
 			if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 80 {
 				t.Errorf("Service webapi ports %+v, want 80", svc.Spec.Ports)
@@ -179,7 +181,7 @@ func TestLoadJobDecodingRejectsAMisspeltKey(t *testing.T) {
 		if string(bad.YAML) == string(o.YAML) {
 			t.Fatal("the Job has no ttlSecondsAfterFinished to misspell")
 		}
-		if _, err := decodeStrict(bad); err == nil || !strings.Contains(err.Error(), "ttlSecondAfterFinished") {
+		if _, err := manifests.DecodeStrict(bad); err == nil || !strings.Contains(err.Error(), "ttlSecondAfterFinished") {
 			t.Fatalf("a misspelt ttlSecondsAfterFinished was accepted: %v", err)
 		}
 		return
@@ -288,7 +290,7 @@ func TestALBIngressComponent(t *testing.T) {
 						ing = x
 						bad := o
 						bad.YAML = []byte(strings.Replace(string(o.YAML), "ingressClassName:", "ingresClassName:", 1))
-						if _, err := decodeStrict(bad); err == nil {
+						if _, err := manifests.DecodeStrict(bad); err == nil {
 							t.Error("a misspelt ingressClassName was accepted")
 						}
 					case *corev1.Service:
@@ -325,7 +327,7 @@ func TestALBIngressComponent(t *testing.T) {
 // identity first and be denied); without it, every ServiceAccount whose pods
 // call AWS has one.
 func TestPodIdentityLeavesNoIRSAAnnotation(t *testing.T) {
-	for _, overlay := range overlays {
+	for _, overlay := range manifests.Overlays {
 		for _, comps := range combinations {
 			t.Run(variantName(overlay, comps), func(t *testing.T) {
 				n := 0

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/keda-eks-samples/workloads/tools/kedasim/internal/localoverlay"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 )
 
 // localE2EAllowed is every field components/local-e2e may add, remove or
@@ -86,14 +87,14 @@ func TestLocalE2EChangesOnlyWhatMustDiffer(t *testing.T) {
 		values[k] = "http://127.0.0.1:1/" + strings.ToLower(k)
 	}
 	allowed := compilePatterns(localE2EAllowed)
-	eachOverlay(t, func(t *testing.T, overlay string, shipped []object) {
+	eachOverlay(t, func(t *testing.T, overlay string, shipped []manifests.Object) {
 		m, err := localoverlay.Render(t.TempDir(), filepath.Join(root, "deploy", "kustomize", "overlays", overlay), component, values)
 		if err != nil {
 			t.Fatal(err)
 		}
 		local := objectsOf(t, m)
-		byID := func(objs []object) map[string]object {
-			out := map[string]object{}
+		byID := func(objs []manifests.Object) map[string]manifests.Object {
+			out := map[string]manifests.Object{}
 			for _, o := range objs {
 				out[o.Kind+"/"+o.Namespace+"/"+o.Name] = o
 			}
@@ -132,7 +133,7 @@ func TestLocalE2EChangesOnlyWhatMustDiffer(t *testing.T) {
 // checkLocal: every pod runs on the kwok node with a local image, and no
 // URL points at AWS any more (role ARNs are names, not endpoints; the
 // collector's config files mention AMP in comments only).
-func checkLocal(t *testing.T, objs []object) {
+func checkLocal(t *testing.T, objs []manifests.Object) {
 	t.Helper()
 	for _, o := range objs {
 		flat := flatten(o.Map)

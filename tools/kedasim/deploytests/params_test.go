@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/keda-eks-samples/workloads/tools/kedasim/iamgen"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 )
 
 const paramsFile = "deploy/kustomize/params/params.env"
@@ -176,7 +177,7 @@ func TestEveryParameterReachesEveryFieldAndNoDefaultIsLeft(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(tmp, paramsFile), []byte(buf.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, overlay := range overlays {
+	for _, overlay := range manifests.Overlays {
 		t.Run(overlay, func(t *testing.T) {
 			objs := renderOverlay(t, tmp, overlay)
 			for k, perOverlay := range reach {
@@ -225,7 +226,7 @@ func TestEveryParameterReachesEveryFieldAndNoDefaultIsLeft(t *testing.T) {
 
 // lookup resolves "Kind/name" and a kustomize-style field path
 // (a.b.[key=value].c, with \. for a literal dot) in objs.
-func lookup(objs []object, id, path string) (string, error) {
+func lookup(objs []manifests.Object, id, path string) (string, error) {
 	kind, name, _ := strings.Cut(id, "/")
 	for _, o := range objs {
 		if o.Kind != kind || o.Name != name {

@@ -15,14 +15,8 @@ import (
 	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/yaml"
 
-	"github.com/keda-eks-samples/workloads/tools/kedasim/overlay"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 )
-
-// overlays are the six variants users deploy (deploy/kustomize/overlays).
-var overlays = overlay.Names
-
-// object is one rendered Kubernetes object.
-type object = overlay.Object
 
 // repoRoot is the repository's top directory (this package is tools/kedasim/deploytests).
 func repoRoot(t testing.TB) string {
@@ -38,10 +32,10 @@ func repoRoot(t testing.TB) string {
 }
 
 // render builds a kustomization directory as `kustomize build` does
-// (overlay.Render).
-func render(t testing.TB, dir string) []object {
+// (manifests.Render).
+func render(t testing.TB, dir string) []manifests.Object {
 	t.Helper()
-	objs, err := overlay.Render(dir)
+	objs, err := manifests.Render(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,9 +43,9 @@ func render(t testing.TB, dir string) []object {
 }
 
 // objectsOf is every object of a kustomize build.
-func objectsOf(t testing.TB, m resmap.ResMap) []object {
+func objectsOf(t testing.TB, m resmap.ResMap) []manifests.Object {
 	t.Helper()
-	objs, err := overlay.Objects(m)
+	objs, err := manifests.Objects(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,17 +53,17 @@ func objectsOf(t testing.TB, m resmap.ResMap) []object {
 }
 
 // renderOverlay renders deploy/kustomize/overlays/<name> under root.
-func renderOverlay(t testing.TB, root, name string) []object {
+func renderOverlay(t testing.TB, root, name string) []manifests.Object {
 	t.Helper()
 	return render(t, filepath.Join(root, "deploy", "kustomize", "overlays", name))
 }
 
 // eachOverlay renders every overlay once per test binary and hands each to fn
 // in a subtest.
-func eachOverlay(t *testing.T, fn func(t *testing.T, overlay string, objs []object)) {
+func eachOverlay(t *testing.T, fn func(t *testing.T, overlay string, objs []manifests.Object)) {
 	t.Helper()
 	root := repoRoot(t)
-	for _, name := range overlays {
+	for _, name := range manifests.Overlays {
 		t.Run(name, func(t *testing.T) { fn(t, name, renderOverlay(t, root, name)) })
 	}
 }
@@ -87,13 +81,13 @@ func variantName(overlay string, components []string) string {
 
 var (
 	variantsMu sync.Mutex
-	variants   = map[string][]object{}
+	variants   = map[string][]manifests.Object{}
 )
 
 // renderVariant renders an overlay with extra components inserted before
 // components/common in its kustomization (in a copy of deploy/), once per
 // test binary.
-func renderVariant(t *testing.T, overlay string, components []string) []object {
+func renderVariant(t *testing.T, overlay string, components []string) []manifests.Object {
 	t.Helper()
 	if len(components) == 0 {
 		return renderOverlay(t, repoRoot(t), overlay)
@@ -129,9 +123,9 @@ func renderVariant(t *testing.T, overlay string, components []string) []object {
 
 // eachVariant hands every overlay, alone and with each combination of the
 // optional components, to fn in a subtest.
-func eachVariant(t *testing.T, fn func(t *testing.T, overlay string, objs []object)) {
+func eachVariant(t *testing.T, fn func(t *testing.T, overlay string, objs []manifests.Object)) {
 	t.Helper()
-	for _, name := range overlays {
+	for _, name := range manifests.Overlays {
 		for _, comps := range combinations {
 			t.Run(variantName(name, comps), func(t *testing.T) { fn(t, name, renderVariant(t, name, comps)) })
 		}
@@ -149,7 +143,7 @@ func TestOverlayListIsTheDirectoryListing(t *testing.T) {
 			got = append(got, e.Name())
 		}
 	}
-	want := append([]string(nil), overlays...)
+	want := append([]string(nil), manifests.Overlays...)
 	sort.Strings(got)
 	sort.Strings(want)
 	if !reflect.DeepEqual(got, want) {
@@ -165,7 +159,7 @@ func TestOverlaysRenderLikeKubectl(t *testing.T) {
 	if err != nil {
 		t.Skip("kubectl not on PATH; the kustomize API render is still checked by every other test")
 	}
-	eachOverlay(t, func(t *testing.T, overlay string, objs []object) {
+	eachOverlay(t, func(t *testing.T, overlay string, objs []manifests.Object) {
 		dir := filepath.Join(repoRoot(t), "deploy", "kustomize", "overlays", overlay)
 		var stderr bytes.Buffer
 		cmd := exec.Command(kubectl, "kustomize", dir)
@@ -180,7 +174,7 @@ func TestOverlaysRenderLikeKubectl(t *testing.T) {
 
 // sameAsKubectl: the objects kubectl kustomize printed (out) are the kustomize
 // API's objs, compared by identity (kubectl orders them for apply).
-func sameAsKubectl(t *testing.T, out []byte, objs []object) {
+func sameAsKubectl(t *testing.T, out []byte, objs []manifests.Object) {
 	t.Helper()
 	var fromKubectl []map[string]any
 	for _, doc := range strings.Split(string(out), "\n---\n") {
@@ -222,7 +216,7 @@ func TestRenderWithComponentsIsTheCheckedVariant(t *testing.T) {
 	}
 	root := repoRoot(t)
 	bin := t.TempDir()
-	for _, name := range overlays {
+	for _, name := range manifests.Overlays {
 		for _, comps := range combinations[1:] {
 			t.Run(variantName(name, comps), func(t *testing.T) {
 				cmd := exec.Command("make", "-s", "--no-print-directory", "render", "OVERLAY="+name, "COMPONENTS="+strings.Join(comps, " "), "BIN="+bin)

@@ -10,18 +10,15 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"github.com/keda-eks-samples/workloads/tools/kedasim/kedascaler"
-	"github.com/keda-eks-samples/workloads/tools/kedasim/overlay"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 )
-
-// trigger is one rendered KEDA trigger with what its owner says about it.
-type trigger = overlay.Trigger
 
 // triggers returns every trigger of every ScaledObject and ScaledJob in objs,
 // with the TriggerAuthentication each one references (an unresolved
 // reference is an error).
-func triggers(t *testing.T, objs []object) []trigger {
+func triggers(t *testing.T, objs []manifests.Object) []manifests.Trigger {
 	t.Helper()
-	out, err := overlay.Triggers(objs)
+	out, err := manifests.Triggers(objs)
 	if err != nil {
 		t.Error(err)
 	}
@@ -30,7 +27,7 @@ func triggers(t *testing.T, objs []object) []trigger {
 
 // buildScaler builds tr with KEDA v2.21's own scaler constructor, only the
 // addresses of local servers overridden (kedascaler.BuildScaler).
-func buildScaler(t *testing.T, tr trigger, override map[string]string) (scalers.Scaler, error) {
+func buildScaler(t *testing.T, tr manifests.Trigger, override map[string]string) (scalers.Scaler, error) {
 	t.Helper()
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	return kedascaler.BuildScaler(context.Background(), tr, override)
@@ -48,7 +45,7 @@ func externalTarget(t *testing.T, s scalers.Scaler) autoscalingv2.MetricTarget {
 
 func TestEveryTriggerBuildsWithKedasOwnScalers(t *testing.T) {
 	types := map[string]int{}
-	eachOverlay(t, func(t *testing.T, _ string, objs []object) {
+	eachOverlay(t, func(t *testing.T, _ string, objs []manifests.Object) {
 		trs := triggers(t, objs)
 		if len(trs) == 0 {
 			t.Fatal("no trigger rendered")

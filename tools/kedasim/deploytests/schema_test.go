@@ -15,21 +15,17 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
 
-	"github.com/keda-eks-samples/workloads/tools/kedasim/overlay"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 )
 
-// decodeStrict decodes o into its Go type; an unknown or misspelt field is
-// an error.
-func decodeStrict(o object) (any, error) { return overlay.DecodeStrict(o) }
-
 func TestObjectsDecodeStrictlyIntoTheirGoTypes(t *testing.T) {
-	eachVariant(t, func(t *testing.T, _ string, objs []object) {
+	eachVariant(t, func(t *testing.T, _ string, objs []manifests.Object) {
 		for _, o := range objs {
-			if _, ok := overlay.NewTyped(o.Kind); !ok {
+			if _, ok := manifests.NewTyped(o.Kind); !ok {
 				t.Errorf("%s: no Go type known for kind %s", o, o.Kind)
 				continue
 			}
-			if _, err := decodeStrict(o); err != nil {
+			if _, err := manifests.DecodeStrict(o); err != nil {
 				t.Errorf("%s: %v", o, err)
 			}
 		}
@@ -37,8 +33,8 @@ func TestObjectsDecodeStrictlyIntoTheirGoTypes(t *testing.T) {
 }
 
 func TestStrictDecodingCatchesAMisspeltField(t *testing.T) {
-	o := object{Kind: "ScaledObject", YAML: []byte("apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: x}\nspec:\n  scaleTargetRef: {name: x}\n  minReplicas: 1\n  triggers: []\n")}
-	if _, err := decodeStrict(o); err == nil || !strings.Contains(err.Error(), "minReplicas") {
+	o := manifests.Object{Kind: "ScaledObject", YAML: []byte("apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: x}\nspec:\n  scaleTargetRef: {name: x}\n  minReplicas: 1\n  triggers: []\n")}
+	if _, err := manifests.DecodeStrict(o); err == nil || !strings.Contains(err.Error(), "minReplicas") {
 		t.Fatalf("decodeStrict accepted a misspelt field: %v", err)
 	}
 }
@@ -92,7 +88,7 @@ func TestKedaObjectsMatchTheCRDSchemas(t *testing.T) {
 		t.Fatalf("validators for %d kinds, want 3", len(validators))
 	}
 	seen := map[string]int{}
-	eachVariant(t, func(t *testing.T, _ string, objs []object) {
+	eachVariant(t, func(t *testing.T, _ string, objs []manifests.Object) {
 		for _, o := range objs {
 			val, ok := validators[o.Kind]
 			if !ok {
@@ -124,13 +120,13 @@ func TestKedaObjectsMatchTheCRDSchemas(t *testing.T) {
 // trigger arithmetic assumes.
 func TestEveryScaledObjectStatesItsHPABehavior(t *testing.T) {
 	n := 0
-	eachVariant(t, func(t *testing.T, _ string, objs []object) {
+	eachVariant(t, func(t *testing.T, _ string, objs []manifests.Object) {
 		for _, o := range objs {
 			if o.Kind != "ScaledObject" {
 				continue
 			}
 			n++
-			v, err := decodeStrict(o)
+			v, err := manifests.DecodeStrict(o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -157,17 +153,17 @@ func TestEveryScaledObjectStatesItsHPABehavior(t *testing.T) {
 // would promise a scale-down delay it does not give (the HPA behavior's
 // stabilization window does that).
 func TestNoCooldownWithoutScaleToZero(t *testing.T) {
-	eachOverlay(t, func(t *testing.T, _ string, objs []object) {
+	eachOverlay(t, func(t *testing.T, _ string, objs []manifests.Object) {
 		for _, o := range objs {
 			if o.Kind != "ScaledObject" {
 				continue
 			}
-			v, err := decodeStrict(o)
+			v, err := manifests.DecodeStrict(o)
 			if err != nil {
 				t.Fatal(err)
 			}
 			so := v.(*kedav1alpha1.ScaledObject)
-			if so.Spec.CooldownPeriod != nil && overlay.Deref(so.Spec.MinReplicaCount, 0) > 0 {
+			if so.Spec.CooldownPeriod != nil && manifests.Deref(so.Spec.MinReplicaCount, 0) > 0 {
 				t.Errorf("%s: cooldownPeriod %d with minReplicaCount %d does nothing", o, *so.Spec.CooldownPeriod, *so.Spec.MinReplicaCount)
 			}
 		}

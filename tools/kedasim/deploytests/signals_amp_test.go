@@ -23,7 +23,8 @@ import (
 
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/internal/proctest"
-	"github.com/keda-eks-samples/workloads/tools/kedasim/overlay"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/kedascaler"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/scalemath"
 )
 
@@ -39,16 +40,16 @@ const busySeconds = "http_server_request_duration_sum_seconds_total"
 
 // overlayEnv is the value of env var name of the container named after
 // deployment in the rendered overlay.
-func overlayEnv(t *testing.T, variant, deployment, name string) string {
+func overlayEnv(t *testing.T, overlay, deployment, name string) string {
 	t.Helper()
-	objs, err := overlay.RenderOverlay(repoRoot(t), variant)
+	objs, err := manifests.RenderOverlay(repoRoot(t), overlay)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, ok := overlay.DeploymentEnv(objs, deployment, name); ok {
+	if v, ok := manifests.DeploymentEnv(objs, deployment, name); ok {
 		return v
 	}
-	t.Fatalf("overlay %s: Deployment %s sets no %s", variant, deployment, name)
+	t.Fatalf("overlay %s: Deployment %s sets no %s", overlay, deployment, name)
 	return ""
 }
 
@@ -293,7 +294,7 @@ func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 
 	s, target, desired := localScaler(t, tr, map[string]string{"serverAddress": prom})
 
-	r, _ := waitKeda(t, s, 250*time.Millisecond, 10*time.Second, "a reading", func(kedaReading) bool { return true })
+	r, _ := waitKeda(t, s, 250*time.Millisecond, 10*time.Second, "a reading", func(kedascaler.Reading) bool { return true })
 	if r.Value != 0 || r.Active {
 		t.Fatalf("no load yet: KEDA reports %v active=%v, want 0 and inactive", r.Value, r.Active)
 	}
@@ -302,14 +303,14 @@ func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 	want := int32((inFlight + 1) / 2)
 	loaded := time.Now()
 	release, busy := holdRequests(t, webURL, []string{"/weatherforecast", "/weatherforecast?days=5", "/weatherforecast?city=Seattle"}, inFlight)
-	r, seen := waitKeda(t, s, time.Second, 3*time.Minute, "a reading under load", func(r kedaReading) bool {
+	r, seen := waitKeda(t, s, time.Second, 3*time.Minute, "a reading under load", func(r kedascaler.Reading) bool {
 		return r.Value > 0 && time.Since(loaded) > 55*time.Second
 	})
 	t.Logf("%d in flight: KEDA reads %.2f after %s (values on the way %.2f)", inFlight, r.Value, time.Since(loaded).Round(time.Second), seen)
 	// Once the 1 min window holds only loaded time (plus an export), every
 	// poll for a minute.
 	if wait := 80*time.Second - time.Since(loaded); wait > 0 {
-		_, _ = waitKeda(t, s, time.Second, wait+time.Second, "a full window", func(kedaReading) bool { return time.Since(loaded) > 80*time.Second })
+		_, _ = waitKeda(t, s, time.Second, wait+time.Second, "a full window", func(kedascaler.Reading) bool { return time.Since(loaded) > 80*time.Second })
 	}
 	// Every poll for a minute against what the clients really held over
 	// the trigger's window (the minute before; a loaded machine starves
@@ -329,7 +330,7 @@ func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 		}
 		return math.NaN()
 	}
-	_, _ = waitKeda(t, s, 2*time.Second, 70*time.Second, "a minute of polls in", func(kedaReading) bool {
+	_, _ = waitKeda(t, s, 2*time.Second, 70*time.Second, "a minute of polls in", func(kedascaler.Reading) bool {
 		heldOverLastMinute()
 		return time.Since(marks[0].at) > 65*time.Second
 	})
@@ -338,7 +339,7 @@ func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 	// after its export (deploy/collector/amp.yaml: no batch processor).
 	var readings []float64
 	worst, held, near := 0.0, math.NaN(), 0
-	_, _ = waitKeda(t, s, 2*time.Second, 70*time.Second, "a minute of polls", func(r kedaReading) bool {
+	_, _ = waitKeda(t, s, 2*time.Second, 70*time.Second, "a minute of polls", func(r kedascaler.Reading) bool {
 		held = heldOverLastMinute()
 		readings = append(readings, r.Value)
 		off := math.Abs(r.Value-held) / held
@@ -368,7 +369,7 @@ func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 	}
 
 	release()
-	r, seen = waitKeda(t, s, time.Second, 2*time.Minute, "no load", func(r kedaReading) bool { return r.Value == 0 })
+	r, seen = waitKeda(t, s, time.Second, 2*time.Minute, "no load", func(r kedascaler.Reading) bool { return r.Value == 0 })
 	down := desired(r.Value, want)
 	t.Logf("released: KEDA reads %v active=%v (values on the way %.2f) -> HPA desired %d from %d", r.Value, r.Active, seen, down, want)
 	if r.Active || down != tr.Min {

@@ -24,6 +24,8 @@ import (
 
 	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/kedascaler"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/scalemath"
 )
 
@@ -244,7 +246,7 @@ func checkEMFShape(t *testing.T, recs []emfRecord, namespace string) {
 
 // containerEnv is the plain-value env of a container of a rendered
 // Deployment (valueFrom entries are left out).
-func containerEnv(t *testing.T, objs []object, deployment, container string) map[string]string {
+func containerEnv(t *testing.T, objs []manifests.Object, deployment, container string) map[string]string {
 	t.Helper()
 	for _, o := range objs {
 		if o.Kind != "Deployment" || o.Name != deployment {
@@ -443,8 +445,8 @@ func TestEMFSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 	}
 	s, target, desired := localScaler(t, tr, map[string]string{"awsEndpoint": cw.URL})
 	sNoFix, _, _ := localScaler(t, tr, map[string]string{"awsEndpoint": cwNoFix.URL})
-	r, _ := waitKeda(t, s, time.Second, 5*time.Second, "a reading", func(kedaReading) bool { return true })
-	rNoFix, _ := waitKeda(t, sNoFix, time.Second, 5*time.Second, "a reading", func(kedaReading) bool { return true })
+	r, _ := waitKeda(t, s, time.Second, 5*time.Second, "a reading", func(kedascaler.Reading) bool { return true })
+	rNoFix, _ := waitKeda(t, sNoFix, time.Second, 5*time.Second, "a reading", func(kedascaler.Reading) bool { return true })
 	if now := time.Now(); !now.Truncate(time.Minute).Equal(minute.Add(time.Minute)) {
 		t.Fatalf("poll at %v slipped out of the minute after %v (machine too slow)", now, minute)
 	}

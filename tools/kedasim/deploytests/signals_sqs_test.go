@@ -17,6 +17,8 @@ import (
 	"github.com/keda-eks-samples/workloads/pkg/testutil/sqstest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 
+	"github.com/keda-eks-samples/workloads/tools/kedasim/kedascaler"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/scalemath"
 )
 
@@ -66,14 +68,14 @@ func TestSQSWorkerScaledObjectFollowsTheQueue(t *testing.T) {
 	}
 	s, target, desired := localScaler(t, tr, map[string]string{"awsEndpoint": emu.Endpoint, "queueURL": q.URL})
 
-	r, _ := waitKeda(t, s, kedaPollEvery, 10*time.Second, "an empty queue", func(kedaReading) bool { return true })
+	r, _ := waitKeda(t, s, kedaPollEvery, 10*time.Second, "an empty queue", func(kedascaler.Reading) bool { return true })
 	if r.Value != 0 || r.Active {
 		t.Fatalf("empty queue: KEDA reports %v active=%v, want 0 inactive", r.Value, r.Active)
 	}
 
 	const messages = 200
 	produce(t, emu, q.URL, messages)
-	r, _ = waitKeda(t, s, kedaPollEvery, 10*time.Second, "200 messages", func(r kedaReading) bool { return r.Value == messages })
+	r, _ = waitKeda(t, s, kedaPollEvery, 10*time.Second, "200 messages", func(r kedascaler.Reading) bool { return r.Value == messages })
 	if !r.Active {
 		t.Errorf("200 messages: KEDA reports inactive")
 	}
@@ -92,7 +94,7 @@ func TestSQSWorkerScaledObjectFollowsTheQueue(t *testing.T) {
 	if v, f := emu.Depth(t.Context(), t, q.URL); f != len(recv.Messages) || v+f != messages {
 		t.Fatalf("after receiving %d: visible %d in flight %d", len(recv.Messages), v, f)
 	}
-	r, _ = waitKeda(t, s, kedaPollEvery, 5*time.Second, "a reading", func(kedaReading) bool { return true })
+	r, _ = waitKeda(t, s, kedaPollEvery, 5*time.Second, "a reading", func(kedascaler.Reading) bool { return true })
 	if r.Value != messages {
 		t.Errorf("%d of 200 in flight: KEDA reports %v, want 200 (scaleOnInFlight)", len(recv.Messages), r.Value)
 	}
@@ -113,7 +115,7 @@ func TestSQSWorkerScaledObjectFollowsTheQueue(t *testing.T) {
 		"DELETE_FLUSH_INTERVAL": "100ms",
 		"LOG_LEVEL":             "info",
 	})))
-	r, seen := waitKeda(t, s, kedaPollEvery, 60*time.Second, "a drained queue", func(r kedaReading) bool { return r.Value == 0 })
+	r, seen := waitKeda(t, s, kedaPollEvery, 60*time.Second, "a drained queue", func(r kedascaler.Reading) bool { return r.Value == 0 })
 	t.Logf("while sqsworker drained the queue KEDA reported %v", seen)
 	if r.Active {
 		t.Errorf("drained queue: KEDA reports active")
@@ -129,16 +131,6 @@ func TestSQSWorkerScaledObjectFollowsTheQueue(t *testing.T) {
 		t.Fatalf("sqsworker exited while draining:\n%s", worker.Output)
 	default:
 	}
-}
-
-// jobDecision is KEDA v2.21's ScaledJob executor deciding how many Jobs to
-// create in one poll (scalemath.JobDecision, reproduced there line by line).
-func jobDecision(sj *kedav1alpha1.ScaledJob, isActive bool, running, pending, scaleTo, maxScale int64) int64 {
-	return scalemath.JobDecision(sj, isActive, running, pending, scaleTo, maxScale)
-}
-
-func effectiveMaxScale(st kedav1alpha1.ScalingStrategy, maxScale, running, pending, maxReplicas, scaleTo int64) (int64, int64) {
-	return scalemath.EffectiveMaxScale(st, maxScale, running, pending, maxReplicas, scaleTo)
 }
 
 // TestJobDecisionMatchesKedasOwnTests replays KEDA v2.21's own strategy test
@@ -171,7 +163,7 @@ func TestJobDecisionMatchesKedasOwnTests(t *testing.T) {
 		{kedav1alpha1.ScalingStrategy{Strategy: "accurate"}, 8, 2, 0, 10, 8, 8, 8},
 	}
 	for _, c := range cases {
-		gotMax, gotScaleTo := effectiveMaxScale(c.st, c.maxScale, c.running, c.pending, c.maxReps, c.scale)
+		gotMax, gotScaleTo := scalemath.EffectiveMaxScale(c.st, c.maxScale, c.running, c.pending, c.maxReps, c.scale)
 		if gotMax != c.wantMax || gotScaleTo != c.wantScaleTo {
 			t.Errorf("%s GetEffectiveMaxScale(%d, %d, %d, %d, %d) = %d, %d; KEDA's tests want %d, %d",
 				c.st.Strategy, c.maxScale, c.running, c.pending, c.maxReps, c.scale, gotMax, gotScaleTo, c.wantMax, c.wantScaleTo)
@@ -192,7 +184,7 @@ func TestJobDecisionMatchesKedasOwnTests(t *testing.T) {
 		{false, 0, 0, 5, 5, 0}, // inactive: nothing
 		{true, 9, 0, 1, 1, 0},  // negative effective max: nothing
 	} {
-		if got := jobDecision(sj, c.active, c.running, c.pending, c.scaleTo, c.maxScale); got != c.want {
+		if got := scalemath.JobDecision(sj, c.active, c.running, c.pending, c.scaleTo, c.maxScale); got != c.want {
 			t.Errorf("jobDecision(active %v, running %d, pending %d, scaleTo %d, maxScale %d) = %d, want %d",
 				c.active, c.running, c.pending, c.scaleTo, c.maxScale, got, c.want)
 		}
@@ -206,7 +198,7 @@ func renderedScaledJob(t *testing.T, overlay string) *kedav1alpha1.ScaledJob {
 		if o.Kind != "ScaledJob" {
 			continue
 		}
-		v, err := decodeStrict(o)
+		v, err := manifests.DecodeStrict(o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -295,7 +287,7 @@ func TestVideoEncoderScaledJobProcessesEachMessageOnce(t *testing.T) {
 			sj.Spec.ScalingStrategy.MultipleScalersCalculation, sj.MinReplicaCount(), sj.MaxReplicaCount())
 		// pending: processes start at once, so no Job waits for its pod.
 		run := running()
-		create := jobDecision(sj, isActive, run, 0, scaleTo, maxScale)
+		create := scalemath.JobDecision(sj, isActive, run, 0, scaleTo, maxScale)
 		for range create {
 			start()
 		}

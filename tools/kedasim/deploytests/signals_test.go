@@ -12,6 +12,8 @@ import (
 
 	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/kedascaler"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/scalemath"
 )
 
 // The signal tests: real components on 127.0.0.1 (our services as built
@@ -35,9 +37,9 @@ func dummyAWS(t *testing.T) {
 }
 
 // onlyTrigger is the one trigger of type typ the overlay renders.
-func onlyTrigger(t *testing.T, overlay, typ string) trigger {
+func onlyTrigger(t *testing.T, overlay, typ string) manifests.Trigger {
 	t.Helper()
-	var found []trigger
+	var found []manifests.Trigger
 	for _, tr := range triggers(t, renderOverlay(t, repoRoot(t), overlay)) {
 		if tr.Spec.Type == typ {
 			found = append(found, tr)
@@ -54,7 +56,7 @@ func onlyTrigger(t *testing.T, overlay, typ string) trigger {
 // components), and closes it when the test ends. It also returns the HPA
 // target KEDA generates and the replica count the HPA would want for a
 // metric value at a current count, within the owner's min and max.
-func localScaler(t *testing.T, tr trigger, override map[string]string) (scalers.Scaler, autoscalingv2.MetricTarget, func(metric float64, current int32) int32) {
+func localScaler(t *testing.T, tr manifests.Trigger, override map[string]string) (scalers.Scaler, autoscalingv2.MetricTarget, func(metric float64, current int32) int32) {
 	t.Helper()
 	s, err := buildScaler(t, tr, override)
 	if err != nil {
@@ -66,22 +68,19 @@ func localScaler(t *testing.T, tr trigger, override map[string]string) (scalers.
 	}
 	target := externalTarget(t, s)
 	return s, target, func(metric float64, current int32) int32 {
-		return clamp(hpaDesired(target, metric, current), tr.Min, tr.Max)
+		return scalemath.Clamp(scalemath.HPADesired(target, metric, current), tr.Min, tr.Max)
 	}
 }
-
-// kedaReading is one poll of a trigger by KEDA's scaler.
-type kedaReading = kedascaler.Reading
 
 // waitKeda polls s every interval until cond holds for a reading and returns
 // that reading and every distinct value seen on the way; it fails t after
 // timeout. A scaler error is retried (KEDA's loop retries too) but reported
 // if the deadline passes.
-func waitKeda(t *testing.T, s scalers.Scaler, interval, timeout time.Duration, what string, cond func(kedaReading) bool) (kedaReading, []float64) {
+func waitKeda(t *testing.T, s scalers.Scaler, interval, timeout time.Duration, what string, cond func(kedascaler.Reading) bool) (kedascaler.Reading, []float64) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var seen []float64
-	var last kedaReading
+	var last kedascaler.Reading
 	var lastErr error
 	for {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)

@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	psaapi "k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
+
+	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 )
 
 // podTemplate is one pod the overlays would run, wherever it is templated.
@@ -28,11 +30,11 @@ type podTemplate struct {
 
 // podTemplates returns every pod template in objs: Deployments, Jobs and
 // ScaledJobs' job templates.
-func podTemplates(t *testing.T, objs []object) []podTemplate {
+func podTemplates(t *testing.T, objs []manifests.Object) []podTemplate {
 	t.Helper()
 	var pods []podTemplate
 	for _, o := range objs {
-		v, err := decodeStrict(o)
+		v, err := manifests.DecodeStrict(o)
 		if err != nil {
 			continue // reported by TestObjectsDecodeStrictlyIntoTheirGoTypes
 		}
@@ -81,7 +83,7 @@ func restrictedViolations(t *testing.T, p podTemplate) []string {
 // TestEveryPodPassesPodSecurityRestricted: every pod template of every
 // overlay and combination passes Pod Security "restricted".
 func TestEveryPodPassesPodSecurityRestricted(t *testing.T) {
-	eachVariant(t, func(t *testing.T, _ string, objs []object) {
+	eachVariant(t, func(t *testing.T, _ string, objs []manifests.Object) {
 		for _, p := range podTemplates(t, objs) {
 			if failed := restrictedViolations(t, p); len(failed) > 0 {
 				t.Errorf("%s violates restricted: %s", p.owner, strings.Join(failed, "; "))
@@ -106,7 +108,7 @@ func TestEveryPodPassesPodSecurityRestricted(t *testing.T) {
 // limits, GOMEMLIMIT below the memory limit, probes on long-running
 // containers, a grace period above the services' own shutdown budget.
 func TestEveryContainerIsBounded(t *testing.T) {
-	eachVariant(t, func(t *testing.T, _ string, objs []object) {
+	eachVariant(t, func(t *testing.T, _ string, objs []manifests.Object) {
 		for _, p := range podTemplates(t, objs) {
 			for _, c := range allContainers(p.spec) {
 				where := fmt.Sprintf("%s container %s", p.owner, c.Name)
@@ -171,7 +173,7 @@ func durationEnv(t *testing.T, env map[string]string, name string) time.Duration
 // and pod; every Deployment has a PodDisruptionBudget whose selector picks
 // exactly its pods.
 func TestLabelsAndDisruptionBudgets(t *testing.T) {
-	eachVariant(t, func(t *testing.T, _ string, objs []object) {
+	eachVariant(t, func(t *testing.T, _ string, objs []manifests.Object) {
 		var pdbs []*policyv1.PodDisruptionBudget
 		var deployments []*appsv1.Deployment
 		for _, o := range objs {
@@ -180,7 +182,7 @@ func TestLabelsAndDisruptionBudgets(t *testing.T) {
 			if lbls["app.kubernetes.io/part-of"] != "keda-samples" {
 				t.Errorf("%s: no app.kubernetes.io/part-of label", o)
 			}
-			v, err := decodeStrict(o)
+			v, err := manifests.DecodeStrict(o)
 			if err != nil {
 				continue
 			}

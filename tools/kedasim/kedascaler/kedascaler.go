@@ -12,7 +12,7 @@ import (
 	"github.com/kedacore/keda/v2/pkg/scalers/scalersconfig"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
-	"github.com/keda-eks-samples/workloads/tools/kedasim/overlay"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 )
 
 // BuildScaler builds tr with KEDA v2.21's own scaler constructor for its
@@ -22,7 +22,7 @@ import (
 // emulator matches whole queue URLs); everything else is what ships. The
 // AWS scalers resolve podIdentity aws through the SDK's default chain: the
 // caller sets the environment it should find (and AWS_EC2_METADATA_DISABLED).
-func BuildScaler(ctx context.Context, tr overlay.Trigger, override map[string]string) (scalers.Scaler, error) {
+func BuildScaler(ctx context.Context, tr manifests.Trigger, override map[string]string) (scalers.Scaler, error) {
 	md := map[string]string{}
 	for k, v := range tr.Spec.Metadata {
 		md[k] = v

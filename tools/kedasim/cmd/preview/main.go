@@ -35,7 +35,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/keda-eks-samples/workloads/tools/kedasim/kedascaler"
-	"github.com/keda-eks-samples/workloads/tools/kedasim/overlay"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/scalemath"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/timeline"
 )
@@ -75,7 +75,7 @@ type options struct {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("preview", flag.ContinueOnError)
 	var o options
-	fs.StringVar(&o.overlay, "overlay", "", "the overlay: "+strings.Join(overlay.Names, ", "))
+	fs.StringVar(&o.overlay, "overlay", "", "the overlay: "+strings.Join(manifests.Overlays, ", "))
 	fs.StringVar(&o.repo, "repo", "../..", "repository root")
 	fs.StringVar(&o.bin, "bin", "", "directory with the built binaries: demo, the services, otelcol (default <repo>/bin)")
 	fs.DurationVar(&o.poll, "poll", 0, "poll this often instead of the trigger's pollingInterval (the shipped one is still printed)")
@@ -87,8 +87,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if !slices.Contains(overlay.Names, o.overlay) {
-		return fmt.Errorf("-overlay %q: want one of %s", o.overlay, strings.Join(overlay.Names, ", "))
+	if !slices.Contains(manifests.Overlays, o.overlay) {
+		return fmt.Errorf("-overlay %q: want one of %s", o.overlay, strings.Join(manifests.Overlays, ", "))
 	}
 	repo, err := filepath.Abs(o.repo)
 	if err != nil {
@@ -103,11 +103,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		defer cancel()
 	}
 
-	objs, err := overlay.RenderOverlay(repo, o.overlay)
+	objs, err := manifests.RenderOverlay(repo, o.overlay)
 	if err != nil {
 		return err
 	}
-	trs, err := overlay.Triggers(objs)
+	trs, err := manifests.Triggers(objs)
 	if err != nil {
 		return err
 	}
@@ -206,7 +206,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 // pollScaledObject prints each poll: the metric, active, and the HPA's
 // desired replicas for the trigger's metricType and target, within the
 // ScaledObject's min and max, starting from min.
-func pollScaledObject(ctx context.Context, tr overlay.Trigger, s scalers.Scaler, every time.Duration, tl *timeline.Timeline, stdout io.Writer) error {
+func pollScaledObject(ctx context.Context, tr manifests.Trigger, s scalers.Scaler, every time.Duration, tl *timeline.Timeline, stdout io.Writer) error {
 	target, err := kedascaler.ExternalTarget(ctx, s)
 	if err != nil {
 		return err
@@ -238,7 +238,7 @@ func pollScaledObject(ctx context.Context, tr overlay.Trigger, s scalers.Scaler,
 // pollScaledJob prints each poll: the queue KEDA reads, and the Jobs its
 // ScaledJob code would create for the running ones; it starts that many
 // bin/videoencoder processes, as Jobs, so the queue drains as in a cluster.
-func pollScaledJob(ctx context.Context, o options, tr overlay.Trigger, s scalers.Scaler, src *signalSource, every time.Duration, tl *timeline.Timeline, stdout io.Writer) error {
+func pollScaledJob(ctx context.Context, o options, tr manifests.Trigger, s scalers.Scaler, src *signalSource, every time.Duration, tl *timeline.Timeline, stdout io.Writer) error {
 	sj := tr.ScaledJob
 	specs := s.GetMetricSpecForScaling(ctx)
 	fmt.Fprintf(stdout, "  ScaledJob: strategy %q, jobs %d..%d\n\n", sj.Spec.ScalingStrategy.Strategy, sj.MinReplicaCount(), sj.MaxReplicaCount())
@@ -348,8 +348,8 @@ func (s *stack) stop() {
 
 // shippedExport is the OTEL_METRIC_EXPORT_INTERVAL (milliseconds) the
 // overlay's webapi Deployment sets, or 0.
-func shippedExport(objs []overlay.Object) time.Duration {
-	v, _ := overlay.DeploymentEnv(objs, "webapi", "OTEL_METRIC_EXPORT_INTERVAL")
+func shippedExport(objs []manifests.Object) time.Duration {
+	v, _ := manifests.DeploymentEnv(objs, "webapi", "OTEL_METRIC_EXPORT_INTERVAL")
 	ms, err := strconv.Atoi(v)
 	if err != nil {
 		return 0

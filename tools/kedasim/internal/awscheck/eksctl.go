@@ -1,6 +1,7 @@
 package awscheck
 
 import (
+	"bytes"
 	"path/filepath"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -45,7 +46,7 @@ func (e *EksctlSchema) Check(clusterConfig []byte) error {
 	if err != nil {
 		return err
 	}
-	v, err := jsonschema.UnmarshalJSON(bytesReader(j))
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(j))
 	if err != nil {
 		return err
 	}

@@ -54,5 +54,3 @@ func DownloadedModuleDir(pathAtVersion string) (string, error) {
 	}
 	return m.Dir, nil
 }
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -1,9 +1,9 @@
-// Package overlay renders the deploy tree's kustomize overlays as users
+// Package manifests renders the deploy tree's kustomize overlays as users
 // render them and decodes the objects into Kubernetes' and KEDA v2.21's own
 // Go types, strictly: the triggers with their TriggerAuthentication, and a
 // Deployment's env. What the deploy tests check and what `make preview`
 // (cmd/preview) reads; kedascaler builds KEDA's scalers from its Triggers.
-package overlay
+package manifests
 
 import (
 	"errors"
@@ -22,8 +22,8 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// Names are the six variants users deploy (deploy/kustomize/overlays).
-var Names = []string{"sidecar", "gateway", "cloudwatch-direct", "amp", "sqs-worker", "video-encoder"}
+// Overlays are the six variants users deploy (deploy/kustomize/overlays).
+var Overlays = []string{"sidecar", "gateway", "cloudwatch-direct", "amp", "sqs-worker", "video-encoder"}
 
 // Object is one rendered Kubernetes object.
 type Object struct {

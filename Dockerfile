@@ -25,6 +25,9 @@ ENV CGO_ENABLED=0 GOWORK=off GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
 WORKDIR /src
 # Dependencies first: this layer stays cached until a go.mod or go.sum changes.
 COPY pkg/go.mod pkg/go.sum pkg/
+# pkg/localproc: a module of its own (no requirements) that pkg and the
+# collector's tests require.
+COPY pkg/localproc/go.mod pkg/localproc/
 COPY ${MODULE}/go.mod ${MODULE}/go.sum ${MODULE}/
 RUN --mount=type=cache,target=/go/pkg/mod cd ${MODULE} && go mod download
 COPY pkg/ pkg/

@@ -8,7 +8,7 @@ export GOFLAGS := -buildvcs=false
 
 SERVICES := webapi sqsworker videoencoder resultanalyzer producer
 # Modules in go.work; each must also build on its own (GOWORK=off).
-MODULES  := pkg $(addprefix services/,$(SERVICES)) tools/demo tools/bench tools/loadgen
+MODULES  := pkg pkg/localproc $(addprefix services/,$(SERVICES)) tools/demo tools/bench tools/loadgen
 BIN      := bin
 CHURN    := TestChurnLosesNothing
 # Benchmarks that run against the SQS emulator (a few seconds each).

@@ -23,6 +23,9 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/ssooidc v1.44.3 // indirect
 	github.com/aws/aws-sdk-go-v2/service/sts v1.51.8 // indirect
 	github.com/aws/smithy-go v1.28.8 // indirect
+	github.com/keda-eks-samples/workloads/pkg/localproc v0.0.0 // indirect
 )
 
 replace github.com/keda-eks-samples/workloads/pkg => ../../pkg
+
+replace github.com/keda-eks-samples/workloads/pkg/localproc => ../../pkg/localproc

@@ -17,6 +17,7 @@ require (
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.31.0 // indirect
+	github.com/keda-eks-samples/workloads/pkg/localproc v0.0.0 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/prometheus/client_golang v1.24.1 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
@@ -56,3 +57,5 @@ require (
 )
 
 replace github.com/keda-eks-samples/workloads/pkg => ../../pkg
+
+replace github.com/keda-eks-samples/workloads/pkg/localproc => ../../pkg/localproc

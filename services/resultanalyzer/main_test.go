@@ -26,20 +26,6 @@ func post(t *testing.T, url, body string) (int, string) {
 	return svctest.Do(t, http.MethodPost, url, "application/json", strings.NewReader(body))
 }
 
-// getJSON decodes a 200 JSON answer of GET url into a T.
-func getJSON[T any](t *testing.T, url string) T {
-	t.Helper()
-	status, body := svctest.Get(t, url)
-	var v T
-	if status != http.StatusOK {
-		t.Fatalf("GET %s: %d %s", url, status, body)
-	}
-	if err := json.Unmarshal([]byte(body), &v); err != nil {
-		t.Fatalf("GET %s: %v in %s", url, err, body)
-	}
-	return v
-}
-
 var seedLine = regexp.MustCompile(`^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} - processed count (\d+)$`)
 
 func TestConcurrentCreateCountRecordsEveryCountOnce(t *testing.T) {
@@ -62,7 +48,10 @@ func TestConcurrentCreateCountRecordsEveryCountOnce(t *testing.T) {
 	}
 	wg.Wait()
 
-	lines := getJSON[[]string](t, s.URL+"/get/count")
+	var lines []string
+	if err := svctest.GetJSON(s.URL+"/get/count", &lines); err != nil {
+		t.Fatal(err)
+	}
 	if len(lines) != n {
 		t.Fatalf("%d lines, want %d", len(lines), n)
 	}
@@ -152,10 +141,18 @@ func TestBadInputIsRejectedAndRecordsNothing(t *testing.T) {
 			}
 		})
 	}
-	if evs := getJSON[[]events.Event](t, s.URL+"/events"); len(evs) != 1 || evs[0].JobID != "good" {
+	var evs []events.Event
+	if err := svctest.GetJSON(s.URL+"/events", &evs); err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].JobID != "good" {
 		t.Errorf("events after bad input: %+v", evs)
 	}
-	if lines := getJSON[[]string](t, s.URL+"/get/count"); len(lines) != 1 {
+	var lines []string
+	if err := svctest.GetJSON(s.URL+"/get/count", &lines); err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != 1 {
 		t.Errorf("/get/count after bad input: %q", lines)
 	}
 }
@@ -178,7 +175,10 @@ func TestSummaryReportsDuplicatesAndPeakConcurrency(t *testing.T) {
 	report("/create/kill", "enc-e", "m2", 20, 30) // killed: not a duplicate of m2
 	report("/create/count", "enc-f", "m1", 40, 50)
 
-	got := getJSON[events.Summary](t, s.URL+"/summary")
+	var got events.Summary
+	if err := svctest.GetJSON(s.URL+"/summary", &got); err != nil {
+		t.Fatal(err)
+	}
 	want := events.Summary{
 		Processed: 4, Killed: 2, Total: 6,
 		Duplicates:      []events.Duplicate{{MessageID: "m1", Count: 3}},
@@ -265,7 +265,11 @@ func TestEventsSurviveARestartWithDataFile(t *testing.T) {
 	if status != 200 || json.Unmarshal([]byte(body), &next) != nil || next.Seq != 6 || next.Count != 4 {
 		t.Fatalf("next event after restart: %d %s, want seq 6, processed count 4", status, body)
 	}
-	if lines := getJSON[[]string](t, url+"/get/count"); len(lines) != 6 || !strings.HasSuffix(lines[5], " - processed count 4") {
+	var lines []string
+	if err := svctest.GetJSON(url+"/get/count", &lines); err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != 6 || !strings.HasSuffix(lines[5], " - processed count 4") {
 		t.Errorf("/get/count after restart: %q", lines)
 	}
 	stop(t, p)

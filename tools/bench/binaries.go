@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 )
 
 // serverEnv returns the environment of each binary that serves HTTP, or
@@ -76,12 +77,11 @@ func measureBinaries(ctx context.Context, w io.Writer, bin string, services []st
 // startOnce starts the binary on a free loopback port, times it to the first
 // /readyz 200, lets it idle briefly, reads its RSS and stops it.
 func startOnce(ctx context.Context, path string, extra map[string]string) (time.Duration, float64, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := localproc.FreePorts(1)
 	if err != nil {
 		return 0, 0, err
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := ports[0]
 	cmd := exec.CommandContext(ctx, path)
 	cmd.Env = []string{"HOST=127.0.0.1", "PORT=" + strconv.Itoa(port), "SHUTDOWN_DELAY=0s", "LOG_LEVEL=warn"}
 	for k, v := range extra {
@@ -130,12 +130,11 @@ func rssMiB(pid int) (float64, error) {
 // startSQS runs the emulator (tools/fauxqs) on a free port and creates one
 // queue with a plain AWS JSON call (the emulator does not check signatures).
 func startSQS(ctx context.Context, repo string) (endpoint, queueURL string, stop func(), err error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := localproc.FreePorts(1)
 	if err != nil {
 		return "", "", nil, err
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := ports[0]
 	cmd := exec.CommandContext(ctx, "node", "serve.mjs", "--port", strconv.Itoa(port))
 	cmd.Dir = filepath.Join(repo, "tools", "fauxqs")
 	if err := cmd.Start(); err != nil {

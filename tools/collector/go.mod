@@ -255,6 +255,11 @@ require (
 	k8s.io/utils v0.0.0-20251002143259-bc988d571ff4 // indirect
 )
 
-require github.com/open-telemetry/opentelemetry-collector-contrib/processor/filterprocessor v0.156.0
+require (
+	github.com/keda-eks-samples/workloads/pkg/localproc v0.0.0
+	github.com/open-telemetry/opentelemetry-collector-contrib/processor/filterprocessor v0.156.0
+)
 
 require github.com/expr-lang/expr v1.17.8 // indirect
+
+replace github.com/keda-eks-samples/workloads/pkg/localproc => ../../pkg/localproc

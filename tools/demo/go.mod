@@ -27,6 +27,7 @@ require (
 	github.com/fxamacker/cbor/v2 v2.10.0 // indirect
 	github.com/influxdata/tdigest v0.0.1 // indirect
 	github.com/josharian/intern v1.0.0 // indirect
+	github.com/keda-eks-samples/workloads/pkg/localproc v0.0.0
 	github.com/mailru/easyjson v0.7.7 // indirect
 	github.com/rs/dnscache v0.0.0-20230804202142-fc85eb664529 // indirect
 	github.com/tsenart/vegeta/v12 v12.13.0 // indirect
@@ -39,3 +40,5 @@ require (
 replace github.com/keda-eks-samples/workloads/pkg => ../../pkg
 
 replace github.com/keda-eks-samples/workloads/tools/loadgen => ../loadgen
+
+replace github.com/keda-eks-samples/workloads/pkg/localproc => ../../pkg/localproc

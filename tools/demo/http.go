@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 )
 
 // ampPath is scene 1's AMP signal path when its components are here:
@@ -71,10 +73,11 @@ func httpScene(ctx context.Context, st *stack, repo string, length time.Duration
 			"OTEL_SERVICE_NAME": "webapi", "OTEL_RESOURCE_ATTRIBUTES": "service.instance.id=webapi-demo-0",
 		}
 	} else {
-		promPort, err := freePort()
+		ports, err := localproc.FreePorts(1)
 		if err != nil {
 			return err
 		}
+		promPort := ports[0]
 		env = map[string]string{"OTEL_METRICS_EXPORTER": "prometheus",
 			"OTEL_EXPORTER_PROMETHEUS_HOST": "127.0.0.1", "OTEL_EXPORTER_PROMETHEUS_PORT": strconv.Itoa(promPort)}
 		metrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", promPort)

@@ -19,6 +19,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
 )
 
@@ -41,10 +42,11 @@ func startPrometheus(st *stack) (string, error) {
 	if err != nil {
 		return "", &missing{"prometheus (the Amazon Managed Prometheus stand-in)", "sudo apt-get install -y prometheus (Debian/Ubuntu), or put a prometheus 2.x binary on PATH"}
 	}
-	port, err := freePort()
+	ports, err := localproc.FreePorts(1)
 	if err != nil {
 		return "", err
 	}
+	port := ports[0]
 	dir := filepath.Join(st.logs, "prometheus")
 	if err := os.RemoveAll(dir); err != nil {
 		return "", err
@@ -65,7 +67,7 @@ func startPrometheus(st *stack) (string, error) {
 	}
 	p.backing = true
 	base := "http://" + addr
-	if err := waitHTTP(base+"/-/ready", 30*time.Second, p.done); err != nil {
+	if err := localproc.WaitOK(base+"/-/ready", 30*time.Second, p.done); err != nil {
 		return "", fmt.Errorf("prometheus: %w (see %s/prometheus.log)", err, st.logs)
 	}
 	fmt.Fprintf(st.out, "started %-15s %s (Amazon Managed Prometheus stand-in)\n", "prometheus", base)
@@ -73,57 +75,34 @@ func startPrometheus(st *stack) (string, error) {
 }
 
 // startCollector runs bin/otelcol (make collector) on the shipped
-// deploy/collector/<config> plus an override that moves its listeners to
-// free loopback ports and adds extra (YAML: the exporters' loopback
-// endpoints), with static dummy AWS credentials: the override tools/collector's
-// and tools/kedasim/deploytests use. It returns the OTLP/HTTP endpoint.
+// deploy/collector/<config> with its listeners on free loopback ports and
+// extra (YAML: the exporters' loopback endpoints) added, set up by
+// localproc.NewCollector as the collector's and the deploy tree's tests set
+// it up. It returns the OTLP/HTTP endpoint.
 func startCollector(st *stack, repo, name, config, extra string, env map[string]string) (string, error) {
 	bin, err := otelcolBin(st)
 	if err != nil {
 		return "", err
 	}
-	var ports [3]int
-	for i := range ports {
-		p, err := freePort()
-		if err != nil {
-			return "", err
-		}
-		ports[i] = p
-	}
-	override := filepath.Join(st.logs, name+"-loopback.yaml")
-	if err := os.WriteFile(override, fmt.Appendf(nil, `# demo only: listeners on free loopback ports, exporters to the local stand-ins
-extensions:
-  health_check:
-    endpoint: 127.0.0.1:%d
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%d
-      http:
-        endpoint: 127.0.0.1:%d
-%s`, ports[0], ports[1], ports[2], extra), 0o644); err != nil {
+	dir := filepath.Join(st.logs, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	vars := map[string]string{
-		"HOME": st.logs, "MY_POD_IP": "127.0.0.1", "AWS_REGION": "us-east-1",
-		"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-		"AWS_CONFIG_FILE": filepath.Join(st.logs, "no-aws-config"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(st.logs, "no-aws-credentials"),
-		"AWS_EC2_METADATA_DISABLED": "true",
+	c, err := localproc.NewCollector(dir, []string{filepath.Join(repo, "deploy", "collector", config)}, extra, env)
+	if err != nil {
+		return "", err
 	}
-	for k, v := range env {
-		vars[k] = v
-	}
-	shipped := filepath.Join(repo, "deploy", "collector", config)
-	p, err := st.startCmd(name, exec.Command(bin, "--config="+shipped, "--config="+override), vars)
+	cmd := exec.Command(bin, c.Args...)
+	cmd.Env = c.Env
+	p, err := st.startCmd(name, cmd, nil)
 	if err != nil {
 		return "", err
 	}
 	p.backing = true // webapi flushes its last export to it on SIGTERM
-	if err := waitHTTP(fmt.Sprintf("http://127.0.0.1:%d/", ports[0]), 60*time.Second, p.done); err != nil {
+	if err := localproc.WaitOK(c.Health, 60*time.Second, p.done); err != nil {
 		return "", fmt.Errorf("%s: %w (see %s/%s.log)", name, err, st.logs, name)
 	}
-	url := fmt.Sprintf("http://127.0.0.1:%d", ports[2])
+	url := "http://" + c.OTLPHTTP
 	fmt.Fprintf(st.out, "started %-15s %s (OTLP/HTTP; deploy/collector/%s)\n", name, url, config)
 	return url, nil
 }

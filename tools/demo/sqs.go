@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/sqsx"
 )
 
@@ -28,10 +29,11 @@ type emulator struct {
 
 // startEmulator runs tools/fauxqs/serve.mjs on a free loopback port.
 func startEmulator(ctx context.Context, st *stack, repo string) (*emulator, error) {
-	port, err := freePort()
+	ports, err := localproc.FreePorts(1)
 	if err != nil {
 		return nil, err
 	}
+	port := ports[0]
 	cmd := exec.Command("node", "serve.mjs", "--port", strconv.Itoa(port))
 	cmd.Dir = filepath.Join(repo, "tools", "fauxqs")
 	p, err := st.startCmd("fauxqs", cmd, nil)
@@ -40,7 +42,7 @@ func startEmulator(ctx context.Context, st *stack, repo string) (*emulator, erro
 	}
 	p.backing = true // the workers hand their messages back to it when stopped
 	endpoint := "http://127.0.0.1:" + strconv.Itoa(port)
-	if err := waitHTTP(endpoint+"/health", 30*time.Second, p.done); err != nil {
+	if err := localproc.WaitOK(endpoint+"/health", 30*time.Second, p.done); err != nil {
 		return nil, fmt.Errorf("SQS emulator: %w (see %s/fauxqs.log)", err, st.logs)
 	}
 	fmt.Fprintf(st.out, "started %-15s %s (SQS emulator)\n", "fauxqs", endpoint)

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 )
 
 // stack is every process the demo started. stopAll stops them all at once,
@@ -62,15 +61,6 @@ func (p *proc) exited() bool {
 // now", like a second Ctrl-C.
 func (p *proc) terminate() { p.term.Do(func() { _ = p.cmd.Process.Signal(syscall.SIGTERM) }) }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // start runs bin/<binary> as name with env on top of a minimal environment,
 // logging to logs/<name>.log. Services log at info unless env says
 // otherwise: everything goes to their files, and the terminal shows only
@@ -85,12 +75,17 @@ func (s *stack) start(binary, name string, env map[string]string) (*proc, error)
 	return s.startCmd(name, exec.Command(filepath.Join(s.bin, binary)), env)
 }
 
+// startCmd starts cmd as name, logging to logs/<name>.log, with env on top
+// of a minimal environment, or with cmd.Env as it is when env is nil and
+// cmd.Env is set.
 func (s *stack) startCmd(name string, cmd *exec.Cmd, env map[string]string) (*proc, error) {
 	logf, err := os.Create(filepath.Join(s.logs, name+".log"))
 	if err != nil {
 		return nil, err
 	}
-	cmd.Env = envList(env)
+	if env != nil || cmd.Env == nil {
+		cmd.Env = envList(env)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group: a Ctrl-C at the terminal reaches only the demo,
 	// which then sends each service exactly one SIGTERM (a second one would
@@ -110,10 +105,11 @@ func (s *stack) startCmd(name string, cmd *exec.Cmd, env map[string]string) (*pr
 // stops at once on SIGTERM: no load balancer here needs the readiness delay
 // (SHUTDOWN_DELAY) to notice it is going.
 func listenOn(env map[string]string) (int, error) {
-	port, err := freePort()
+	ports, err := localproc.FreePorts(1)
 	if err != nil {
 		return 0, err
 	}
+	port := ports[0]
 	env["HOST"], env["PORT"], env["SHUTDOWN_DELAY"] = "127.0.0.1", strconv.Itoa(port), "0s"
 	return port, nil
 }
@@ -135,7 +131,7 @@ func (s *stack) serveAs(binary, name string, env map[string]string) (string, *pr
 		return "", nil, err
 	}
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	if err := waitHTTP(url+"/readyz", 15*time.Second, p.done); err != nil {
+	if err := localproc.WaitOK(url+"/readyz", 15*time.Second, p.done); err != nil {
 		return "", nil, fmt.Errorf("%s: %w (see %s/%s.log)", name, err, s.logs, name)
 	}
 	fmt.Fprintf(s.out, "started %-15s %s\n", name, url)
@@ -170,26 +166,6 @@ func (s *stack) runJob(ctx context.Context, binary, name string, env map[string]
 		}
 	}
 	return lines, nil
-}
-
-// waitHTTP polls url until it answers 200, the process exits, or timeout.
-func waitHTTP(url string, timeout time.Duration, exited <-chan struct{}) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return errors.New("exited early")
-		default:
-		}
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return errors.New("not ready within " + timeout.String())
 }
 
 // stopAll stops everything still running and says what it is doing: SIGTERM

@@ -226,6 +226,7 @@ require (
 	github.com/jpillora/backoff v1.0.0 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/keda-eks-samples/workloads/pkg v0.0.0
+	github.com/keda-eks-samples/workloads/pkg/localproc v0.0.0
 	github.com/kkdai/maglev v0.2.0 // indirect
 	github.com/klauspost/compress v1.20.2 // indirect
 	github.com/klauspost/cpuid/v2 v2.4.0 // indirect
@@ -365,3 +366,5 @@ replace github.com/nexus-rpc/nexus-proto-annotations v0.1.0 => github.com/nexus-
 replace github.com/keda-eks-samples/workloads/pkg => ../../pkg
 
 tool github.com/kedacore/keda/v2/cmd/operator
+
+replace github.com/keda-eks-samples/workloads/pkg/localproc => ../../pkg/localproc

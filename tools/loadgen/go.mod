@@ -12,6 +12,7 @@ require (
 	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/influxdata/tdigest v0.0.1 // indirect
 	github.com/josharian/intern v1.0.0 // indirect
+	github.com/keda-eks-samples/workloads/pkg/localproc v0.0.0 // indirect
 	github.com/mailru/easyjson v0.7.7 // indirect
 	github.com/rs/dnscache v0.0.0-20230804202142-fc85eb664529 // indirect
 	golang.org/x/exp v0.0.0-20260908205506-85c1c2202aba // indirect
@@ -22,3 +23,5 @@ require (
 )
 
 replace github.com/keda-eks-samples/workloads/pkg => ../../pkg
+
+replace github.com/keda-eks-samples/workloads/pkg/localproc => ../../pkg/localproc

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/keda-eks-samples/workloads/pkg/buildinfo"
 	"github.com/keda-eks-samples/workloads/pkg/cli"
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 )
 
 // mainEnv marks a re-executed test binary that should behave as main.
@@ -42,15 +42,16 @@ func RunMain(m *testing.M, main func()) {
 	os.Exit(m.Run())
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago
+// (localproc.FreePorts), for a service that binds it itself; it fails t
+// when none is.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := localproc.FreePorts(1)
 	if err != nil {
 		t.Fatalf("free port: %v", err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports[0]
 }
 
 // Env returns base plus the serving variables every test wants: loopback, a
@@ -97,30 +98,11 @@ type ended struct {
 	err  error
 }
 
-// WaitOK is the one readiness poller: it polls url until it answers 200 and
-// returns an error if done is closed first (the process behind url ended) or
-// timeout passes.
-func WaitOK(url string, timeout time.Duration, done <-chan struct{}) error {
-	return Poll(timeout, func() (bool, error) {
-		select {
-		case <-done:
-			return false, errors.New("exited before ready")
-		default:
-		}
-		resp, err := http.Get(url)
-		if err != nil {
-			return false, nil
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
-	})
-}
-
 // waitReady waits for url/readyz and fails t, with the service's output, if
 // it ends first or readyTimeout passes.
 func (e *ended) waitReady(t testing.TB, url string, output *SyncBuffer) {
 	t.Helper()
-	if err := WaitOK(url+"/readyz", readyTimeout, e.done); err != nil {
+	if err := localproc.WaitOK(url+"/readyz", readyTimeout, e.done); err != nil {
 		select {
 		case <-e.done:
 			err = fmt.Errorf("%w (%v)", err, e.err)
@@ -336,6 +318,28 @@ func ExpectConfigError(t testing.TB, env map[string]string, name string) {
 func Get(t testing.TB, url string) (int, string) {
 	t.Helper()
 	return Do(t, http.MethodGet, url, "", nil)
+}
+
+// GetJSON decodes the JSON body of a 200 answer to GET url into v; any
+// other answer is an error that quotes it. It takes no t, so that a poll
+// can retry on its error.
+func GetJSON(url string, v any) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s %s", url, resp.Status, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("GET %s: %w in %s", url, err, body)
+	}
+	return nil
 }
 
 // Do sends a request with an optional body and returns status and body.

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/internal/proctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/kedascaler"
@@ -138,49 +139,20 @@ func collectorBinary(t *testing.T) string {
 }
 
 // startCollector runs our collector on the shipped deploy/collector/<config>
-// plus a test-only override that moves its listeners to free loopback ports
-// and adds extra (YAML with other top-level keys: endpoints, or a
-// deliberately broken processor). The environment is static dummy AWS
-// credentials, MY_POD_IP and AWS_REGION plus env (the other variables the
+// with its listeners on free loopback ports and extra (YAML with other
+// top-level keys: endpoints, or a deliberately broken processor) added, in
+// localproc's isolated environment plus env (the other variables the
 // config names). It returns the OTLP/HTTP endpoint.
 func startCollector(t *testing.T, config, extra string, env map[string]string) string {
 	t.Helper()
 	bin := collectorBinary(t)
-	health, grpcPort, httpPort := svctest.FreePort(t), svctest.FreePort(t), svctest.FreePort(t)
-	override := filepath.Join(t.TempDir(), "loopback.yaml")
-	if err := os.WriteFile(override, fmt.Appendf(nil, `# test only: listeners on free loopback ports
-extensions:
-  health_check:
-    endpoint: 127.0.0.1:%d
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%d
-      http:
-        endpoint: 127.0.0.1:%d
-%s`, health, grpcPort, httpPort, extra), 0o600); err != nil {
+	c, err := localproc.NewCollector(t.TempDir(), []string{filepath.Join(repoRoot(t), "deploy", "collector", config)}, extra, env)
+	if err != nil {
 		t.Fatal(err)
 	}
-	home := t.TempDir()
-	vars := []string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + home,
-		"MY_POD_IP=127.0.0.1",
-		"AWS_REGION=us-east-1",
-		"AWS_ACCESS_KEY_ID=AKIDEXAMPLE",
-		"AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-		"AWS_CONFIG_FILE=" + filepath.Join(home, "no-aws-config"),
-		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "no-aws-credentials"),
-		"AWS_EC2_METADATA_DISABLED=true",
-	}
-	for k, v := range env {
-		vars = append(vars, k+"="+v)
-	}
-	shipped := filepath.Join(repoRoot(t), "deploy", "collector", config)
-	out, done := proctest.StartCmd(t, "collector "+config, bin, []string{"--config=" + shipped, "--config=" + override}, vars)
-	proctest.WaitOK(t, "collector "+config, fmt.Sprintf("http://127.0.0.1:%d/", health), 60*time.Second, out, done)
-	return fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	out, done := proctest.StartCmd(t, "collector "+config, bin, c.Args, c.Env)
+	proctest.WaitOK(t, "collector "+config, c.Health, 60*time.Second, out, done)
+	return "http://" + c.OTLPHTTP
 }
 
 // promSeries returns the series Prometheus holds for a selector, by
@@ -196,7 +168,9 @@ func promSeries(t *testing.T, base, selector string) []map[string]string {
 			}
 		}
 	}
-	getJSON(t, base+"/api/v1/query?query="+url.QueryEscape(selector), &resp)
+	if err := svctest.GetJSON(base+"/api/v1/query?query="+url.QueryEscape(selector), &resp); err != nil {
+		t.Fatal(err)
+	}
 	if resp.Status != "success" {
 		t.Fatalf("query %s: status %s", selector, resp.Status)
 	}

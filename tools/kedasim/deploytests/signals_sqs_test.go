@@ -208,18 +208,6 @@ func renderedScaledJob(t *testing.T, overlay string) *kedav1alpha1.ScaledJob {
 	return nil
 }
 
-// getJSON decodes the JSON body of GET url into v.
-func getJSON(t *testing.T, url string, v any) {
-	t.Helper()
-	code, body := svctest.Get(t, url)
-	if code != 200 {
-		t.Fatalf("GET %s: %d %s", url, code, body)
-	}
-	if err := json.Unmarshal([]byte(body), v); err != nil {
-		t.Fatalf("GET %s: %v in %s", url, err, body)
-	}
-}
-
 // Must-show 5: 10 encoding requests → each poll, KEDA's aws-sqs-queue scaler
 // reads the queue, KEDA's ScaledJob metric code turns that into scaleTo and
 // maxScale, the executor's decision for the overlay's scalingStrategy (see
@@ -326,9 +314,13 @@ func TestVideoEncoderScaledJobProcessesEachMessageOnce(t *testing.T) {
 		Processed, Killed int
 		Duplicates        []json.RawMessage
 	}
-	getJSON(t, raURL+"/summary", &sum)
+	if err := svctest.GetJSON(raURL+"/summary", &sum); err != nil {
+		t.Fatal(err)
+	}
 	var events []struct{ Kind, MessageID string }
-	getJSON(t, raURL+"/events", &events)
+	if err := svctest.GetJSON(raURL+"/events", &events); err != nil {
+		t.Fatal(err)
+	}
 	distinct := map[string]bool{}
 	for _, e := range events {
 		if e.Kind == "processed" {
@@ -336,7 +328,9 @@ func TestVideoEncoderScaledJobProcessesEachMessageOnce(t *testing.T) {
 		}
 	}
 	var lines []string
-	getJSON(t, raURL+"/get/count", &lines)
+	if err := svctest.GetJSON(raURL+"/get/count", &lines); err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("result analyzer: processed %d, killed %d, duplicates %d, distinct messages %d; /get/count %d lines", sum.Processed, sum.Killed, len(sum.Duplicates), len(distinct), len(lines))
 	if sum.Processed != messages || sum.Killed != 0 || len(sum.Duplicates) != 0 {
 		t.Errorf("summary: processed %d killed %d duplicates %d; want %d, 0, 0", sum.Processed, sum.Killed, len(sum.Duplicates), messages)

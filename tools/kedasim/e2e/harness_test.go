@@ -5,7 +5,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -442,18 +441,4 @@ func (e *env) forward(t *testing.T, selector string, port int) string {
 		}
 	}()
 	return "http://" + ln.Addr().String()
-}
-
-// getJSON decodes a GET's JSON answer into v.
-func getJSON(t *testing.T, url string, v any) error {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
 }

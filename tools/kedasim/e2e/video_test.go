@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/keda-eks-samples/workloads/pkg/testutil/sqstest"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/localcluster"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/timeline"
 )
@@ -123,7 +124,7 @@ func TestVideoEncoderJobsPerMessageSurviveAKill(t *testing.T) {
 		Duplicates               []any
 	}
 	if err := localcluster.Poll(ctx, time.Second, 5*time.Minute, func() (bool, error) {
-		if err := getJSON(t, analyzer+"/summary", &summary); err != nil {
+		if err := svctest.GetJSON(analyzer+"/summary", &summary); err != nil {
 			return false, nil
 		}
 		visible, inFlight := emu.Depth(ctx, t, q.URL)

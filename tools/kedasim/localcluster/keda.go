@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
+
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 )
 
 const (
@@ -63,7 +65,7 @@ func (c *Cluster) startKEDA(ctx context.Context) error {
 	if err := os.WriteFile(filepath.Join(caDir, "ca.crt"), caPEM, 0o600); err != nil {
 		return err
 	}
-	ports, err := freePorts(5)
+	ports, err := localproc.FreePorts(5)
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +32,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 )
 
 const (
@@ -158,26 +159,6 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	return c, nil
 }
 
-// freePorts returns n distinct loopback TCP ports that were free a moment ago.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
 // kwokctl runs kwokctl with the cluster's name and work dir.
 func (c *Cluster) kwokctl(ctx context.Context, out io.Writer, args ...string) error {
 	cmd := exec.CommandContext(ctx, c.opts.Bins.Kwokctl, append([]string{"--name", c.name}, args...)...)
@@ -192,7 +173,7 @@ func (c *Cluster) kwokctl(ctx context.Context, out io.Writer, args ...string) er
 // needs, then waits for /readyz itself: kwokctl exits 0 even when the
 // cluster never became ready.
 func (c *Cluster) createCluster(ctx context.Context) error {
-	ports, err := freePorts(5)
+	ports, err := localproc.FreePorts(5)
 	if err != nil {
 		return err
 	}

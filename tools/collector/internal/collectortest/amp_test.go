@@ -2,7 +2,6 @@ package collectortest
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -70,12 +69,10 @@ func TestAMPConfigWritesOneSeriesPerPod(t *testing.T) {
 	srv := httptest.NewServer(rw)
 	t.Cleanup(srv.Close)
 
-	override, httpPort, healthPort := loopbackOverride(t, "")
-	env := collectorEnv(t, map[string]string{"AMP_REMOTE_WRITE_URL": srv.URL + "/workspaces/ws-test/api/v1/remote_write"})
-	startCollector(t, env, healthPort, filepath.Join(configsDir, "amp.yaml"), override)
+	c := startCollector(t, filepath.Join(configsDir, "amp.yaml"), "", map[string]string{"AMP_REMOTE_WRITE_URL": srv.URL + "/workspaces/ws-test/api/v1/remote_write"})
 
 	ctx := t.Context()
-	exp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpoint(fmt.Sprintf("127.0.0.1:%d", httpPort)), otlpmetrichttp.WithInsecure())
+	exp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpoint(c.OTLPHTTP), otlpmetrichttp.WithInsecure())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -140,18 +140,16 @@ func TestCloudWatchConfigTurnsActiveRequestsIntoOneGauge(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	// Test-only override: endpoints to loopback, nothing else.
-	override, httpPort, healthPort := loopbackOverride(t, fmt.Sprintf(`
+	c := startCollector(t, filepath.Join(configsDir, "cloudwatch.yaml"), fmt.Sprintf(`
 exporters:
   awsemf:
     endpoint: %s
-`, srv.URL))
-	env := collectorEnv(t, nil)
-	startCollector(t, env, healthPort, filepath.Join(configsDir, "cloudwatch.yaml"), override)
+`, srv.URL), nil)
 
 	// webapi's side, as pkg/telemetry records it: an Int64UpDownCounter with
 	// http.request.method and url.scheme, cumulative, over OTLP/HTTP.
 	ctx := t.Context()
-	exp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpoint(fmt.Sprintf("127.0.0.1:%d", httpPort)), otlpmetrichttp.WithInsecure())
+	exp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpoint(c.OTLPHTTP), otlpmetrichttp.WithInsecure())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
-	"net/http"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 )
 
 var (
@@ -84,38 +85,31 @@ func shippedConfigs(t *testing.T) []string {
 	return files
 }
 
-// collectorEnv is a complete, isolated environment for the collector: the
-// variables the shipped configs reference, with plausible values, static
+// configVars are the variables the shipped configs reference, with
+// plausible values, laid over localproc.CollectorEnv's.
+var configVars = map[string]string{
+	"AWS_REGION":            "eu-west-1",
+	"CLOUDWATCH_NAMESPACE":  "MyApiNamespace",
+	"AMP_REMOTE_WRITE_URL":  "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-00000000-0000-0000-0000-000000000000/api/v1/remote_write",
+	"AWS_ACCESS_KEY_ID":     "AKIAIOSFODNN7EXAMPLE",
+	"AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+}
+
+// withConfigVars is configVars with override laid over them (a "" value
+// removes a variable).
+func withConfigVars(override map[string]string) map[string]string {
+	vars := maps.Clone(configVars)
+	maps.Copy(vars, override)
+	return vars
+}
+
+// collectorEnv is a complete, isolated environment for the collector
+// (localproc.CollectorEnv): configVars with override laid over them, static
 // dummy AWS credentials, and nothing inherited that could reach a real AWS
 // account (no shared config files, no instance metadata).
 func collectorEnv(t *testing.T, override map[string]string) []string {
 	t.Helper()
-	home := t.TempDir()
-	vars := map[string]string{
-		"PATH":                        os.Getenv("PATH"),
-		"HOME":                        home,
-		"MY_POD_IP":                   "127.0.0.1",
-		"AWS_REGION":                  "eu-west-1",
-		"CLOUDWATCH_NAMESPACE":        "MyApiNamespace",
-		"AMP_REMOTE_WRITE_URL":        "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-00000000-0000-0000-0000-000000000000/api/v1/remote_write",
-		"AWS_ACCESS_KEY_ID":           "AKIAIOSFODNN7EXAMPLE",
-		"AWS_SECRET_ACCESS_KEY":       "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-		"AWS_CONFIG_FILE":             filepath.Join(home, "no-aws-config"),
-		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(home, "no-aws-credentials"),
-		"AWS_EC2_METADATA_DISABLED":   "true",
-	}
-	for k, v := range override {
-		if v == "" {
-			delete(vars, k)
-		} else {
-			vars[k] = v
-		}
-	}
-	env := make([]string, 0, len(vars))
-	for k, v := range vars {
-		env = append(env, k+"="+v)
-	}
-	return env
+	return localproc.CollectorEnv(t.TempDir(), withConfigVars(override))
 }
 
 // validate runs `otelcol validate` on the config files and returns its
@@ -132,17 +126,6 @@ func validate(t *testing.T, env []string, configs ...string) (string, error) {
 	cmd.Env = env
 	out, err := cmd.CombinedOutput()
 	return string(out), err
-}
-
-// freePort returns a port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // syncBuffer collects a process's output for failure messages.
@@ -163,24 +146,27 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// startCollector runs the collector with the config files merged in order,
-// waits until its health_check endpoint answers 200, and stops it (SIGTERM,
-// then SIGKILL) when the test ends.
-func startCollector(t *testing.T, env []string, healthPort int, configs ...string) *syncBuffer {
+// startCollector runs the collector on config (a shipped file or a mutated
+// copy) with its listeners on free loopback ports and extra added
+// (localproc.NewCollector), in collectorEnv(env); waits until its
+// health_check endpoint answers 200, and stops it (SIGTERM, then SIGKILL)
+// when the test ends.
+func startCollector(t *testing.T, config, extra string, env map[string]string) *localproc.Collector {
 	t.Helper()
-	args := make([]string, 0, len(configs))
-	for _, c := range configs {
-		args = append(args, "--config="+c)
+	c, err := localproc.NewCollector(t.TempDir(), []string{config}, extra, withConfigVars(env))
+	if err != nil {
+		t.Fatal(err)
 	}
 	out := &syncBuffer{}
-	cmd := exec.Command(otelcolBin, args...)
-	cmd.Env = env
+	cmd := exec.Command(otelcolBin, c.Args...)
+	cmd.Env = c.Env
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done := make(chan struct{})
+	var exitErr error
+	go func() { exitErr = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -193,27 +179,15 @@ func startCollector(t *testing.T, env []string, healthPort int, configs ...strin
 			t.Logf("collector output:\n%s", out.String())
 		}
 	})
-
-	health := fmt.Sprintf("http://127.0.0.1:%d/", healthPort)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	if err := localproc.WaitOK(c.Health, 60*time.Second, done); err != nil {
 		select {
-		case err := <-done:
-			t.Fatalf("collector exited before it was healthy: %v\n%s", err, out.String())
+		case <-done:
+			err = fmt.Errorf("%w (%v)", err, exitErr)
 		default:
 		}
-		resp, err := http.Get(health)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return out
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("collector not healthy at %s within 60s\n%s", health, out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+		t.Fatalf("collector not healthy at %s: %v\n%s", c.Health, err, out.String())
 	}
+	return c
 }
 
 // writeFile writes content to name in a fresh temporary directory.
@@ -238,26 +212,4 @@ func mutate(t *testing.T, shipped, old, new string) string {
 		t.Fatalf("%s no longer contains %q; update the test", shipped, old)
 	}
 	return writeFile(t, shipped, strings.Replace(string(b), old, new, 1))
-}
-
-// loopbackOverride writes the test-only config every test runs beside a
-// shipped one: the collector's listeners on loopback free ports, plus extra
-// (endpoints of the test's own fakes). It returns the file, the OTLP/HTTP
-// port and the health port.
-func loopbackOverride(t *testing.T, extra string) (file string, httpPort, healthPort int) {
-	t.Helper()
-	grpcPort, httpPort, healthPort := freePort(t), freePort(t), freePort(t)
-	file = writeFile(t, "override.yaml", fmt.Sprintf(`
-extensions:
-  health_check:
-    endpoint: 127.0.0.1:%d
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%d
-      http:
-        endpoint: 127.0.0.1:%d
-`, healthPort, grpcPort, httpPort)+extra)
-	return file, httpPort, healthPort
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 )
 
@@ -79,7 +80,7 @@ func StartCmd(t testing.TB, name, bin string, args, env []string) (*svctest.Sync
 // (done) exits first or timeout passes.
 func WaitOK(t testing.TB, name, url string, timeout time.Duration, out *svctest.SyncBuffer, done <-chan struct{}) {
 	t.Helper()
-	if err := svctest.WaitOK(url, timeout, done); err != nil {
+	if err := localproc.WaitOK(url, timeout, done); err != nil {
 		t.Fatalf("%s not ready at %s: %v; output:\n%s", name, url, err, out)
 	}
 }

@@ -1,6 +1,7 @@
 // Package localproc runs the repository's programs as local processes on
 // 127.0.0.1, for the tests and for make demo: loopback ports for them, a
-// wait until one answers, and our OpenTelemetry Collector set up on the
+// wait until one answers, a child process reaped in the background and
+// stopped in order, and our OpenTelemetry Collector set up on the
 // shipped configs (collector.go).
 //
 // It is a module of its own with no requirements so that every module can
@@ -9,9 +10,13 @@
 package localproc
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"net/http"
+	"os/exec"
+	"sync"
+	"syscall"
 	"time"
 )
 
@@ -54,4 +59,106 @@ func WaitOK(url string, timeout time.Duration, done <-chan struct{}) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Proc is a started child process, reaped in the background.
+type Proc struct {
+	Cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+	term sync.Once
+}
+
+// Start starts cmd. then, if not nil, runs once the process has exited
+// (closing its log file, say), before Done is closed.
+func Start(cmd *exec.Cmd, then func()) (*Proc, error) {
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &Proc{Cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		if then != nil {
+			then()
+		}
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// Done is closed once the process has exited.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// Err is the process's exit status once Done is closed, nil before.
+func (p *Proc) Err() error {
+	if !p.Exited() {
+		return nil
+	}
+	return p.err
+}
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Terminate sends SIGTERM, once: our services take a second one as "stop
+// now, without draining", like a second Ctrl-C.
+func (p *Proc) Terminate() { p.term.Do(func() { _ = p.Cmd.Process.Signal(syscall.SIGTERM) }) }
+
+// Stop terminates the process, waits up to grace, then kills it; it
+// returns once the process has been reaped.
+func (p *Proc) Stop(grace time.Duration) {
+	if p.Exited() {
+		return
+	}
+	p.Terminate()
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = p.Cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writes and reads: a
+// process's output while the process still writes it.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// StatusRecorder is a ResponseWriter that remembers the status written
+// through it (200 when the handler writes none): what a proxy in front of a
+// loopback stand-in records per request.
+type StatusRecorder struct {
+	http.ResponseWriter
+	Status int
+}
+
+// NewStatusRecorder wraps w.
+func NewStatusRecorder(w http.ResponseWriter) *StatusRecorder {
+	return &StatusRecorder{ResponseWriter: w, Status: http.StatusOK}
+}
+
+func (r *StatusRecorder) WriteHeader(code int) {
+	r.Status = code
+	r.ResponseWriter.WriteHeader(code)
 }

@@ -9,12 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/sqstest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 )
 
 // processedIDs parses the JSON logs of workers for processed message ids.
-func processedIDs(outputs ...*svctest.SyncBuffer) map[string]int {
+func processedIDs(outputs ...*localproc.SyncBuffer) map[string]int {
 	seen := map[string]int{}
 	for _, out := range outputs {
 		sc := bufio.NewScanner(strings.NewReader(out.String()))
@@ -55,8 +56,8 @@ func TestChurnLosesNothing(t *testing.T) {
 	for range 3 {
 		workers = append(workers, svctest.StartBinary(t, bin, env()))
 	}
-	outputs := func() []*svctest.SyncBuffer {
-		var o []*svctest.SyncBuffer
+	outputs := func() []*localproc.SyncBuffer {
+		var o []*localproc.SyncBuffer
 		for _, w := range workers {
 			o = append(o, w.Output)
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 )
 
@@ -16,7 +17,7 @@ import (
 // this repository and run as a process on loopback for the test's lifetime.
 type analyzer struct {
 	URL    string
-	Output *svctest.SyncBuffer
+	Output *localproc.SyncBuffer
 }
 
 // analyzerEvent is the part of GET /events the tests read.

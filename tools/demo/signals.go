@@ -67,7 +67,7 @@ func startPrometheus(st *stack) (string, error) {
 	}
 	p.backing = true
 	base := "http://" + addr
-	if err := localproc.WaitOK(base+"/-/ready", 30*time.Second, p.done); err != nil {
+	if err := localproc.WaitOK(base+"/-/ready", 30*time.Second, p.Done()); err != nil {
 		return "", fmt.Errorf("prometheus: %w (see %s/prometheus.log)", err, st.logs)
 	}
 	fmt.Fprintf(st.out, "started %-15s %s (Amazon Managed Prometheus stand-in)\n", "prometheus", base)
@@ -99,7 +99,7 @@ func startCollector(st *stack, repo, name, config, extra string, env map[string]
 		return "", err
 	}
 	p.backing = true // webapi flushes its last export to it on SIGTERM
-	if err := localproc.WaitOK(c.Health, 60*time.Second, p.done); err != nil {
+	if err := localproc.WaitOK(c.Health, 60*time.Second, p.Done()); err != nil {
 		return "", fmt.Errorf("%s: %w (see %s/%s.log)", name, err, st.logs, name)
 	}
 	url := "http://" + c.OTLPHTTP
@@ -139,9 +139,9 @@ func startCloudWatch(st *stack) (*cloudWatch, error) {
 		if op == "" {
 			op = r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:] // CloudWatch, RPC v2 CBOR
 		}
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		rec := localproc.NewStatusRecorder(w)
 		cw.Handler.ServeHTTP(rec, r)
-		if rec.status == http.StatusOK { // accepted calls: awsemf's first PutLogEvents fails until it creates its stream
+		if rec.Status == http.StatusOK { // accepted calls: awsemf's first PutLogEvents fails until it creates its stream
 			cw.calls.add(op)
 		}
 	})}
@@ -179,16 +179,6 @@ type sqsProxy struct {
 	Endpoint string
 	calls    counter
 	srv      *http.Server
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
 }
 
 // startSQSProxy starts a proxy that st closes once its processes stopped.

@@ -42,7 +42,7 @@ func startEmulator(ctx context.Context, st *stack, repo string) (*emulator, erro
 	}
 	p.backing = true // the workers hand their messages back to it when stopped
 	endpoint := "http://127.0.0.1:" + strconv.Itoa(port)
-	if err := localproc.WaitOK(endpoint+"/health", 30*time.Second, p.done); err != nil {
+	if err := localproc.WaitOK(endpoint+"/health", 30*time.Second, p.Done()); err != nil {
 		return nil, fmt.Errorf("SQS emulator: %w (see %s/fauxqs.log)", err, st.logs)
 	}
 	fmt.Fprintf(st.out, "started %-15s %s (SQS emulator)\n", "fauxqs", endpoint)
@@ -155,14 +155,14 @@ func sqsWorkerScene(ctx context.Context, st *stack, emu *emulator, messages int,
 			replicas = append(replicas, p)
 		}
 		for 1+len(replicas) > want { // SIGTERM; it drains on its own, like a pod
-			replicas[len(replicas)-1].terminate()
+			replicas[len(replicas)-1].Terminate()
 			replicas = replicas[:len(replicas)-1]
 		}
 		fmt.Fprintf(st.out, "%5.0fs %8d %9d %9d  %s\n", time.Since(start).Seconds(), v, f, 1+len(replicas), strings.Repeat("▮", (v+f+4)/5))
 		if v+f == 0 {
 			fmt.Fprintln(st.out, "  queue drained; KEDA scales back to the minimum")
 			for _, p := range replicas {
-				p.terminate()
+				p.Terminate()
 			}
 			m.mu.Lock()
 			m.sqs = &sqsCount{messages: messages, receive: proxy.calls.get("ReceiveMessage"),

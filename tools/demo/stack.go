@@ -39,27 +39,10 @@ type stack struct {
 func (s *stack) atExit(f func()) { s.closers = append(s.closers, f) }
 
 type proc struct {
+	*localproc.Proc
 	name    string
 	backing bool // a dependency of other processes: stopped after them
-	cmd     *exec.Cmd
-	done    chan struct{} // closed when the process has exited
-	err     error         // its exit status, once done is closed
-	term    sync.Once
 }
-
-// exited reports whether the process has ended.
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// terminate sends SIGTERM once: the services treat a second one as "kill
-// now", like a second Ctrl-C.
-func (p *proc) terminate() { p.term.Do(func() { _ = p.cmd.Process.Signal(syscall.SIGTERM) }) }
 
 // start runs bin/<binary> as name with env on top of a minimal environment,
 // logging to logs/<name>.log. Services log at info unless env says
@@ -91,12 +74,12 @@ func (s *stack) startCmd(name string, cmd *exec.Cmd, env map[string]string) (*pr
 	// which then sends each service exactly one SIGTERM (a second one would
 	// make it quit without draining).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	lp, err := localproc.Start(cmd, func() { logf.Close() })
+	if err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() { p.err = cmd.Wait(); logf.Close(); close(p.done) }()
+	p := &proc{Proc: lp, name: name}
 	s.procs = append(s.procs, p)
 	return p, nil
 }
@@ -131,7 +114,7 @@ func (s *stack) serveAs(binary, name string, env map[string]string) (string, *pr
 		return "", nil, err
 	}
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	if err := localproc.WaitOK(url+"/readyz", 15*time.Second, p.done); err != nil {
+	if err := localproc.WaitOK(url+"/readyz", 15*time.Second, p.Done()); err != nil {
 		return "", nil, fmt.Errorf("%s: %w (see %s/%s.log)", name, err, s.logs, name)
 	}
 	fmt.Fprintf(s.out, "started %-15s %s\n", name, url)
@@ -146,13 +129,13 @@ func (s *stack) runJob(ctx context.Context, binary, name string, env map[string]
 		return nil, err
 	}
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 	s.forget(func(q *proc) bool { return q == p })
 	path := filepath.Join(s.logs, name+".log")
-	if p.err != nil {
+	if p.Err() != nil {
 		return nil, fmt.Errorf("%s: %s (see %s)", name, p.status(), path)
 	}
 	b, err := os.ReadFile(path)
@@ -220,7 +203,7 @@ func (s *stack) stopWave(wave []*proc, kill <-chan struct{}) {
 	names := make([]string, len(wave))
 	for i, p := range wave {
 		names[i] = p.name
-		p.terminate()
+		p.Terminate()
 	}
 	fmt.Fprintf(s.out, "  SIGTERM to %s\n", strings.Join(names, ", "))
 	var mu sync.Mutex // one line at a time
@@ -228,10 +211,10 @@ func (s *stack) stopWave(wave []*proc, kill <-chan struct{}) {
 	for _, p := range wave {
 		wg.Go(func() {
 			select {
-			case <-p.done:
+			case <-p.Done():
 			case <-kill:
-				_ = p.cmd.Process.Kill()
-				<-p.done
+				_ = p.Cmd.Process.Kill()
+				<-p.Done()
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -243,10 +226,10 @@ func (s *stack) stopWave(wave []*proc, kill <-chan struct{}) {
 
 // status is "exit 0" or how the process ended.
 func (p *proc) status() string {
-	if p.err == nil {
+	if p.Err() == nil {
 		return "exit 0"
 	}
-	return p.err.Error()
+	return p.Err().Error()
 }
 
 // forget drops processes that have ended and been reported by a scene.

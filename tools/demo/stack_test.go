@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 )
 
 // The test binary doubles as the processes the stack stops: with
@@ -57,18 +57,18 @@ func child(mode, dir, name string) int {
 
 // newStack returns a stack whose binary is this test executable, logging to
 // a temporary directory, with every process killed at the end of the test.
-func newStack(t *testing.T, grace time.Duration) (*stack, *svctest.SyncBuffer, string) {
+func newStack(t *testing.T, grace time.Duration) (*stack, *localproc.SyncBuffer, string) {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &svctest.SyncBuffer{}
+	out := &localproc.SyncBuffer{}
 	st := &stack{bin: filepath.Dir(self), logs: t.TempDir(), out: out, grace: grace}
 	t.Cleanup(func() {
 		for _, p := range st.procs {
-			_ = p.cmd.Process.Kill()
-			<-p.done
+			_ = p.Cmd.Process.Kill()
+			<-p.Done()
 		}
 	})
 	return st, out, filepath.Base(self)
@@ -87,7 +87,7 @@ func startChild(t *testing.T, st *stack, self, dir, name, mode string, clients i
 		if _, err := os.Stat(filepath.Join(dir, "ready-"+name)); err == nil {
 			return p
 		}
-		if p.exited() || time.Now().After(deadline) {
+		if p.Exited() || time.Now().After(deadline) {
 			t.Fatalf("%s not ready: %s", name, p.status())
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -147,7 +147,7 @@ func TestSecondCtrlCKillsWhatIsStillStopping(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("a second Ctrl-C did not end stopAll")
 	}
-	if !strings.Contains(out.String(), "stopped stubborn        signal: killed") || p.err == nil {
+	if !strings.Contains(out.String(), "stopped stubborn        signal: killed") || p.Err() == nil {
 		t.Errorf("stubborn was not killed: %q", out.String())
 	}
 }

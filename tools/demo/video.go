@@ -53,12 +53,12 @@ func videoScene(ctx context.Context, st *stack, emu *emulator, analyzer string, 
 		// Jobs that finished on their own drop out, as completed Jobs do.
 		alive := running[:0]
 		for _, p := range running {
-			if !p.exited() {
+			if !p.Exited() {
 				alive = append(alive, p)
 			}
 		}
 		running = alive
-		st.forget(func(p *proc) bool { return strings.HasPrefix(p.name, "video-job-") && p.exited() })
+		st.forget(func(p *proc) bool { return strings.HasPrefix(p.name, "video-job-") && p.Exited() })
 
 		v, f, err := emu.depth(ctx, url)
 		if err != nil {
@@ -78,7 +78,7 @@ func videoScene(ctx context.Context, st *stack, emu *emulator, analyzer string, 
 		// Kill one job that has been encoding for a moment (as a node drain
 		// or spot interruption would) to show its message is not lost.
 		if !killed && started >= 3 && time.Since(start) > 2*time.Second && len(running) > 0 {
-			running[0].terminate()
+			running[0].Terminate()
 			killed = true
 		}
 		sum, err := summary(ctx, analyzer)

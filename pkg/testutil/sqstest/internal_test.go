@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 )
 
 func TestParseReadyLine(t *testing.T) {
@@ -25,7 +25,7 @@ func TestParseReadyLine(t *testing.T) {
 }
 
 func TestReadyWatcherSplitWrites(t *testing.T) {
-	w := &readyWatcher{log: &svctest.SyncBuffer{}, ready: make(chan int, 1)}
+	w := &readyWatcher{log: &localproc.SyncBuffer{}, ready: make(chan int, 1)}
 	for _, chunk := range []string{"noise\nfauxqs lis", "tening endpoint=x port=", "4566 version=1.9.2\nlater\n", "fauxqs listening port=1\n"} {
 		if n, err := w.Write([]byte(chunk)); n != len(chunk) || err != nil {
 			t.Fatalf("Write = %d, %v", n, err)

@@ -46,7 +46,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 )
 
 const (
@@ -92,7 +92,7 @@ func Start(t testing.TB) *Emulator {
 	dir := fauxqsDir(t)
 	ensureInstalled(t, dir)
 
-	output := &svctest.SyncBuffer{}
+	output := &localproc.SyncBuffer{}
 	stdout := &readyWatcher{log: output, ready: make(chan int, 1)}
 	cmd := exec.Command(node, "serve.mjs", "--port", "0", "--exit-on-stdin-eof")
 	cmd.Dir = dir
@@ -296,7 +296,7 @@ func ensureInstalled(t testing.TB, dir string) {
 // sends the port of the first ready line on ready. os/exec calls Write from
 // a single goroutine, so line needs no lock.
 type readyWatcher struct {
-	log   *svctest.SyncBuffer
+	log   *localproc.SyncBuffer
 	ready chan int // buffered, receives at most one value
 	line  []byte   // incomplete line; nil once ready was sent
 	done  bool

@@ -6,7 +6,6 @@
 package svctest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,7 +18,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -70,24 +68,6 @@ func Env(t testing.TB, base map[string]string) map[string]string {
 	return env
 }
 
-// SyncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type SyncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *SyncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *SyncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // readyTimeout bounds every wait for GET /readyz to answer 200.
 const readyTimeout = 20 * time.Second
 
@@ -100,7 +80,7 @@ type ended struct {
 
 // waitReady waits for url/readyz and fails t, with the service's output, if
 // it ends first or readyTimeout passes.
-func (e *ended) waitReady(t testing.TB, url string, output *SyncBuffer) {
+func (e *ended) waitReady(t testing.TB, url string, output *localproc.SyncBuffer) {
 	t.Helper()
 	if err := localproc.WaitOK(url+"/readyz", readyTimeout, e.done); err != nil {
 		select {
@@ -115,7 +95,7 @@ func (e *ended) waitReady(t testing.TB, url string, output *SyncBuffer) {
 // Service is a run function running in this process.
 type Service struct {
 	URL    string
-	Output *SyncBuffer
+	Output *localproc.SyncBuffer
 	cancel context.CancelFunc
 	ended
 }
@@ -127,7 +107,7 @@ func Start(t testing.TB, run cli.RunFunc, env map[string]string) *Service {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
 		URL:    "http://127.0.0.1:" + env["PORT"],
-		Output: &SyncBuffer{},
+		Output: &localproc.SyncBuffer{},
 		cancel: cancel,
 		ended:  ended{done: make(chan struct{})},
 	}
@@ -177,7 +157,7 @@ func Poll(timeout time.Duration, cond func() (bool, error)) error {
 // Process is the service running as a separate OS process.
 type Process struct {
 	Cmd    *exec.Cmd
-	Output *SyncBuffer
+	Output *localproc.SyncBuffer
 	ended
 }
 
@@ -244,7 +224,7 @@ func start(t testing.TB, cmd *exec.Cmd, marker string, env map[string]string) *P
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	p := &Process{Cmd: cmd, Output: &SyncBuffer{}, ended: ended{done: make(chan struct{})}}
+	p := &Process{Cmd: cmd, Output: &localproc.SyncBuffer{}, ended: ended{done: make(chan struct{})}}
 	cmd.Stdout, cmd.Stderr = p.Output, p.Output
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", cmd.Path, err)
@@ -374,7 +354,7 @@ func ExpectStartupConfig(t testing.TB, run cli.RunFunc, env map[string]string, w
 	cancel()
 	env = maps.Clone(env)
 	env["LOG_FORMAT"] = "json"
-	var out SyncBuffer
+	var out localproc.SyncBuffer
 	_ = run(ctx, func(k string) string { return env[k] }, &out) // only the log matters here
 	var wantV any
 	if err := json.Unmarshal([]byte(want), &wantV); err != nil {

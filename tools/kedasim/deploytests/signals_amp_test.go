@@ -84,10 +84,10 @@ func startAMPProxy(t *testing.T, prometheus string) *ampProxy {
 		}
 		auth, date := r.Header.Get("Authorization"), r.Header.Get("X-Amz-Date")
 		r.URL.Path = "/api/v1/write"
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		rec := localproc.NewStatusRecorder(w)
 		rp.ServeHTTP(rec, r)
 		p.mu.Lock()
-		p.log = append(p.log, ampWrite{auth: auth, amzDate: date, status: rec.status})
+		p.log = append(p.log, ampWrite{auth: auth, amzDate: date, status: rec.Status})
 		p.mu.Unlock()
 	})}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -104,16 +104,6 @@ func (p *ampProxy) writes() []ampWrite {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]ampWrite(nil), p.log...)
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
 }
 
 // collectorBinary is OTELCOL_BIN if set (e.g. bin/otelcol from `make

@@ -142,8 +142,8 @@ func (c *Cluster) startKEDA(ctx context.Context) error {
 
 	return Poll(ctx, 200*time.Millisecond, 90*time.Second, func() (bool, error) {
 		for _, p := range []*process{operator, adapter} {
-			if p.exited() {
-				return false, fmt.Errorf("%s exited (%v); log:\n%s", p.name, p.err, tail(p.log.Name()))
+			if p.Exited() {
+				return false, fmt.Errorf("%s exited (%v); log:\n%s", p.name, p.Err(), tail(p.log.Name()))
 			}
 		}
 		as, err := dyn.Resource(apiServiceGVR).Get(ctx, apiServiceName, metav1.GetOptions{})
@@ -168,15 +168,15 @@ func (c *Cluster) start(name, bin string, args, env []string) (*process, error) 
 		return nil, err
 	}
 	c.procs = append(c.procs, p)
-	c.opts.Logf("localcluster: started %s (pid %d)", name, p.cmd.Process.Pid)
+	c.opts.Logf("localcluster: started %s (pid %d)", name, p.Cmd.Process.Pid)
 	return p, nil
 }
 
 // waitHTTP polls url until it answers 200, failing early if p exits.
 func waitHTTP(ctx context.Context, p *process, url string, timeout time.Duration) error {
 	err := Poll(ctx, 200*time.Millisecond, timeout, func() (bool, error) {
-		if p.exited() {
-			return false, fmt.Errorf("exited (%v)", p.err)
+		if p.Exited() {
+			return false, fmt.Errorf("exited (%v)", p.Err())
 		}
 		resp, err := http.Get(url)
 		if err != nil {

@@ -362,7 +362,7 @@ func (c *Cluster) PIDs() map[string]int {
 		pids[name] = pid
 	}
 	for _, p := range c.procs {
-		pids[p.name] = p.cmd.Process.Pid
+		pids[p.name] = p.Cmd.Process.Pid
 	}
 	return pids
 }
@@ -380,7 +380,7 @@ func (c *Cluster) Stop() error {
 	c.stopped = true
 	var errs []error
 	for i := len(c.procs) - 1; i >= 0; i-- {
-		c.procs[i].stop(10 * time.Second)
+		c.procs[i].Stop(10 * time.Second)
 	}
 	if c.created && c.kwokPIDs == nil {
 		c.readKwokPIDs()

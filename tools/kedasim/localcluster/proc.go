@@ -10,15 +10,15 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 )
 
 // process is a binary started by this package, its output in a log file.
 type process struct {
+	*localproc.Proc
 	name string
-	cmd  *exec.Cmd
 	log  *os.File
-	done chan struct{} // closed when the process has exited
-	err  error         // its exit status, once done is closed
 }
 
 // startProcess starts bin with args and env (added to this process's
@@ -34,42 +34,12 @@ func startProcess(name, bin string, args, env []string, logPath string) (*proces
 	// Its own process group: a Ctrl-C in the terminal reaches the test,
 	// which then stops this process itself, in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	lp, err := localproc.Start(cmd, func() { f.Close() })
+	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &process{name: name, cmd: cmd, log: f, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-// exited reports whether the process has ended.
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM, waits up to grace, then kills the process; it returns
-// once the process has been reaped.
-func (p *process) stop(grace time.Duration) {
-	if p.exited() {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
+	return &process{Proc: lp, name: name, log: f}, nil
 }
 
 // killPID ends a process this package did not fork itself but whose PID it

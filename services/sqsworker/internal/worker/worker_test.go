@@ -15,9 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/sqsx"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/sqstest"
-	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 )
 
 type counts struct{ processed, failed, inFlight atomic.Int64 }
@@ -296,7 +296,7 @@ func TestRunFailsWhenMessagesAreNotHandedBack(t *testing.T) {
 	}
 	p.Fail("ChangeMessageVisibilityBatch")
 	p.Fail("DeleteMessageBatch")
-	var log svctest.SyncBuffer
+	var log localproc.SyncBuffer
 	w := New(Config{QueueURL: q.URL, Concurrency: 3, WaitTime: time.Second, VisibilityTimeout: time.Hour,
 		DeleteFlush: 50 * time.Millisecond, MaxBackoff: time.Second}, client,
 		func(ctx context.Context, m types.Message) error {

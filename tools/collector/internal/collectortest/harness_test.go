@@ -1,7 +1,6 @@
 package collectortest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -10,8 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -128,24 +125,6 @@ func validate(t *testing.T, env []string, configs ...string) (string, error) {
 	return string(out), err
 }
 
-// syncBuffer collects a process's output for failure messages.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startCollector runs the collector on config (a shipped file or a mutated
 // copy) with its listeners on free loopback ports and extra added
 // (localproc.NewCollector), in collectorEnv(env); waits until its
@@ -157,35 +136,22 @@ func startCollector(t *testing.T, config, extra string, env map[string]string) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuffer{}
+	out := &localproc.SyncBuffer{}
 	cmd := exec.Command(otelcolBin, c.Args...)
 	cmd.Env = c.Env
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	p, err := localproc.Start(cmd, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	var exitErr error
-	go func() { exitErr = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		p.Stop(15 * time.Second)
 		if t.Failed() {
 			t.Logf("collector output:\n%s", out.String())
 		}
 	})
-	if err := localproc.WaitOK(c.Health, 60*time.Second, done); err != nil {
-		select {
-		case <-done:
-			err = fmt.Errorf("%w (%v)", err, exitErr)
-		default:
-		}
-		t.Fatalf("collector not healthy at %s: %v\n%s", c.Health, err, out.String())
+	if err := localproc.WaitOK(c.Health, 60*time.Second, p.Done()); err != nil {
+		t.Fatalf("collector not healthy at %s: %v (exit: %v)\n%s", c.Health, err, p.Err(), out.String())
 	}
 	return c
 }

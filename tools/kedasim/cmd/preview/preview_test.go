@@ -13,6 +13,7 @@ import (
 	"github.com/go-logr/logr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/browsertest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 )
@@ -93,7 +94,7 @@ func TestPreviewFollowsTheLoad(t *testing.T) {
 		t.Setenv(k, os.Getenv(k)) // run sets them in the process: restored after
 	}
 	bin := binDir(t)
-	out := &svctest.SyncBuffer{}
+	out := &localproc.SyncBuffer{}
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	args := []string{"-overlay", "amp", "-repo", svctest.RepoRoot(t), "-bin", bin, "-poll", "1s", "-export-interval", "1s",

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -50,35 +49,28 @@ func StartPrometheus(t testing.TB, env ...string) (base, queryLog string) {
 // StartCmd starts bin with args and exactly env; when the test ends it
 // sends SIGTERM (SIGKILL after 15 s) and, if the test failed, logs the
 // output. done is closed once the process has exited.
-func StartCmd(t testing.TB, name, bin string, args, env []string) (*svctest.SyncBuffer, <-chan struct{}) {
+func StartCmd(t testing.TB, name, bin string, args, env []string) (*localproc.SyncBuffer, <-chan struct{}) {
 	t.Helper()
-	out := &svctest.SyncBuffer{}
+	out := &localproc.SyncBuffer{}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	p, err := localproc.Start(cmd, nil)
+	if err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		p.Stop(15 * time.Second)
 		if t.Failed() {
 			t.Logf("%s output:\n%s", name, out)
 		}
 	})
-	return out, done
+	return out, p.Done()
 }
 
 // WaitOK polls url until it answers 200; it fails t if the process
 // (done) exits first or timeout passes.
-func WaitOK(t testing.TB, name, url string, timeout time.Duration, out *svctest.SyncBuffer, done <-chan struct{}) {
+func WaitOK(t testing.TB, name, url string, timeout time.Duration, out *localproc.SyncBuffer, done <-chan struct{}) {
 	t.Helper()
 	if err := localproc.WaitOK(url, timeout, done); err != nil {
 		t.Fatalf("%s not ready at %s: %v; output:\n%s", name, url, err, out)

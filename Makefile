@@ -19,8 +19,10 @@ PKGS     := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 KEDASIM  := tools/kedasim
 
 .PHONY: help
-help: ## list the targets
-	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+help: ## list the targets, each with where its code lives [Makefile]
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{ code = ""; \
+	  if (match($$2, / \[[^]]*\]$$/)) { code = substr($$2, RSTART + 2, RLENGTH - 3); $$2 = substr($$2, 1, RSTART - 1) } \
+	  printf "  make %-18s %-46s %s\n", $$1, code, $$2 }'
 
 # The version stamped into every binary (GET /healthz, the start-up log,
 # the OTel resource's service.version); the Dockerfile's VERSION build arg
@@ -32,7 +34,7 @@ VERSION_VAR := github.com/keda-eks-samples/workloads/pkg/buildinfo.Version
 GO_BUILD_FLAGS := -trimpath -ldflags='-s -w -X $(VERSION_VAR)=$(VERSION)'
 
 .PHONY: build
-build: ## build the five service binaries into bin/ (stripped, trimmed paths, VERSION stamped)
+build: ## build the five service binaries into bin/ (stripped, trimmed paths, VERSION stamped) [services/*]
 	@mkdir -p $(BIN)
 	@echo "building $(SERVICES) into $(BIN)/ (a first build compiles their dependencies: minutes; later ones: seconds)"
 	@for s in $(SERVICES); do go build $(GO_BUILD_FLAGS) -o $(BIN)/$$s ./services/$$s; done
@@ -41,13 +43,13 @@ build: ## build the five service binaries into bin/ (stripped, trimmed paths, VE
 
 # Our OpenTelemetry Collector: its own module, outside go.work (GOWORK=off).
 .PHONY: collector
-collector: ## build our OpenTelemetry Collector into bin/otelcol (tools/collector)
+collector: ## build our OpenTelemetry Collector into bin/otelcol (tools/collector) [tools/collector]
 	@mkdir -p $(BIN)
 	@echo "building our collector into $(BIN)/otelcol (tools/collector; a first build compiles the OpenTelemetry Collector: ~8 min on 2 cores; later ones: seconds)"
 	cd tools/collector && GOWORK=off go build -trimpath -ldflags='-s -w -X main.version=$(VERSION)' -o ../../$(BIN)/otelcol .
 
 .PHONY: test-collector
-test-collector: collector ## run bin/otelcol on the shipped configs in deploy/collector
+test-collector: collector ## run bin/otelcol on the shipped configs in deploy/collector [tools/collector/internal/collectortest]
 	cd tools/collector && GOWORK=off OTELCOL_BIN=$(CURDIR)/$(BIN)/otelcol go test -race -count=1 ./...
 
 # Container images: the root Dockerfile through docker-bake.hcl, linux/amd64
@@ -60,11 +62,11 @@ param     = $(shell sed -n 's/^$(1)=//p' $(PARAMS))
 # a new tag, and a new tag in the pod template is what rolls running pods
 # to it (a re-push under an old tag would not reach nodes that cached it).
 .PHONY: images
-images: ## build the six images for both platforms, tagged VERSION, into the buildx cache (docker buildx bake; make push pushes them)
+images: ## build the six images for both platforms, tagged VERSION, into the buildx cache (docker buildx bake; make push pushes them) [Dockerfile, docker-bake.hcl]
 	REGISTRY=$(call param,ECR_REGISTRY) TAG=$(VERSION) VERSION=$(VERSION) docker buildx bake
 
 .PHONY: push
-push: ## log in to ECR, push the six images tagged VERSION (git describe) and set IMAGE_TAG in the params file to it
+push: ## log in to ECR, push the six images tagged VERSION (git describe) and set IMAGE_TAG in the params file to it [Dockerfile, docker-bake.hcl]
 	@case '$(VERSION)' in *-dirty | dev) echo "VERSION=$(VERSION): commit first; ECR tags are immutable, one tag is one build" >&2; exit 2 ;; esac
 	aws ecr get-login-password --region $(call param,AWS_REGION) | docker login --username AWS --password-stdin $(firstword $(subst /, ,$(call param,ECR_REGISTRY)))
 	REGISTRY=$(call param,ECR_REGISTRY) TAG=$(VERSION) VERSION=$(VERSION) docker buildx bake --push
@@ -79,7 +81,7 @@ OVERLAYS := $(notdir $(wildcard deploy/kustomize/overlays/*))
 # by hand. tools/kedasim/deploytests renders every overlay with each combination.
 COMPONENTS ?=
 .PHONY: render deploy undeploy
-render: ## print an overlay's manifests: make render OVERLAY=gateway [COMPONENTS="pod-identity network-policies"]
+render: ## print an overlay's manifests: make render OVERLAY=gateway [COMPONENTS="pod-identity network-policies"] [deploy/kustomize]
 	@[ -n "$(filter $(OVERLAY),$(OVERLAYS))" ] || { echo "OVERLAY must be one of: $(OVERLAYS)" >&2; exit 2; }
 	@for c in $(COMPONENTS); do [ -f deploy/kustomize/components/$$c/kustomization.yaml ] || { echo "COMPONENTS: no component $$c in deploy/kustomize/components" >&2; exit 2; }; done
 	@if [ -z "$(COMPONENTS)" ]; then kubectl kustomize deploy/kustomize/overlays/$(OVERLAY); else \
@@ -88,9 +90,9 @@ render: ## print an overlay's manifests: make render OVERLAY=gateway [COMPONENTS
 	    $$0 == "- " rel "/components/common" { n = split(comps, c, " "); for (i = 1; i <= n; i++) print "- " rel "/components/" c[i] } { print }' \
 	    deploy/kustomize/overlays/$(OVERLAY)/kustomization.yaml >"$$dir/kustomization.yaml"; \
 	  kubectl kustomize "$$dir"; fi
-deploy: ## apply an overlay to the current kubectl context: make deploy OVERLAY=gateway [COMPONENTS="pod-identity"]
+deploy: ## apply an overlay to the current kubectl context: make deploy OVERLAY=gateway [COMPONENTS="pod-identity"] [deploy/kustomize]
 	@$(MAKE) --no-print-directory render OVERLAY=$(OVERLAY) COMPONENTS="$(COMPONENTS)" | kubectl apply -f -
-undeploy: ## delete what an overlay created (namespace included): make undeploy OVERLAY=gateway [COMPONENTS=...]
+undeploy: ## delete what an overlay created (namespace included): make undeploy OVERLAY=gateway [COMPONENTS=...] [deploy/kustomize]
 	@$(MAKE) --no-print-directory render OVERLAY=$(OVERLAY) COMPONENTS="$(COMPONENTS)" | kubectl delete --ignore-not-found -f -
 
 # What KEDA would do: the overlay's trigger, read from the render, polled
@@ -103,7 +105,7 @@ DURATION ?=
 LOAD     ?= auto
 HTML     ?= $(BIN)/preview-$(OVERLAY).html
 .PHONY: preview
-preview: deps build collector ## what KEDA would do with an overlay's trigger on the local signal: make preview OVERLAY=amp [POLL=5s] [DURATION=2m] [LOAD=none] [HTML=bin/preview-amp.html]
+preview: deps build collector ## what KEDA would do with an overlay's trigger on the local signal: make preview OVERLAY=amp [POLL=5s] [DURATION=2m] [LOAD=none] [HTML=bin/preview-amp.html] [tools/kedasim/cmd/preview]
 	@[ -n "$(filter $(OVERLAY),$(OVERLAYS))" ] || { echo "OVERLAY must be one of: $(OVERLAYS)" >&2; exit 2; }
 	@echo "building the demo into $(BIN)/demo and the preview into $(BIN)/preview (KEDA's module: a first build takes ~15 min on 2 cores)"
 	@go build -o $(BIN)/demo ./tools/demo
@@ -111,9 +113,9 @@ preview: deps build collector ## what KEDA would do with an overlay's trigger on
 	$(BIN)/preview -overlay $(OVERLAY) -repo . -bin $(BIN) -load $(LOAD)$(if $(POLL), -poll $(POLL))$(if $(DURATION), -duration $(DURATION))$(if $(HTML), -html $(HTML))
 
 .PHONY: iam cluster-config
-iam: ## write the IAM policies, IRSA trust policies and role table (bin/iam/roles.txt), filled from the params file, to bin/iam
+iam: ## write the IAM policies, IRSA trust policies and role table (bin/iam/roles.txt), filled from the params file, to bin/iam [tools/kedasim/cmd/iam, deploy/iam]
 	cd $(KEDASIM) && GOWORK=off go run ./cmd/iam -params ../../$(PARAMS) -iam ../../deploy/iam -out ../../$(BIN)/iam
-cluster-config: ## write the eksctl ClusterConfig (deploy/eksctl + params + deploy/iam policies) to bin/eksctl/cluster.yaml
+cluster-config: ## write the eksctl ClusterConfig (deploy/eksctl + params + deploy/iam policies) to bin/eksctl/cluster.yaml [tools/kedasim/cmd/iam, deploy/eksctl]
 	cd $(KEDASIM) && GOWORK=off go run ./cmd/iam -params ../../$(PARAMS) -iam ../../deploy/iam -out ../../$(BIN)/iam \
 		-eksctl ../../deploy/eksctl/cluster.yaml -eksctl-out ../../$(BIN)/eksctl/cluster.yaml
 
@@ -121,14 +123,14 @@ cluster-config: ## write the eksctl ClusterConfig (deploy/eksctl + params + depl
 # (deploy/aws/stack.yaml). Its outputs are params.env values.
 STACK ?= keda-samples
 .PHONY: stack params-from-stack stack-delete
-stack: ## create or update the CloudFormation stack deploy/aws/stack.yaml (queues + DLQs, ECR, AMP, EMF log group)
+stack: ## create or update the CloudFormation stack deploy/aws/stack.yaml (queues + DLQs, ECR, AMP, EMF log group) [deploy/aws]
 	aws cloudformation deploy --region $(call param,AWS_REGION) --stack-name $(STACK) \
 		--template-file deploy/aws/stack.yaml --capabilities CAPABILITY_AUTO_EXPAND \
 		--parameter-overrides CloudWatchNamespace=$(call param,CLOUDWATCH_NAMESPACE)
-params-from-stack: ## write the stack's outputs (queue URLs, registry, AMP workspace, ...) into the params file
+params-from-stack: ## write the stack's outputs (queue URLs, registry, AMP workspace, ...) into the params file [deploy/aws]
 	aws cloudformation describe-stacks --region $(call param,AWS_REGION) --stack-name $(STACK) \
 		--query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output text | deploy/aws/params-from-stack.sh $(PARAMS)
-stack-delete: ## delete the CloudFormation stack (empties the ECR repositories; the queues' messages are lost)
+stack-delete: ## delete the CloudFormation stack (empties the ECR repositories; the queues' messages are lost) [deploy/aws]
 	aws cloudformation delete-stack --region $(call param,AWS_REGION) --stack-name $(STACK)
 	aws cloudformation wait stack-delete-complete --region $(call param,AWS_REGION) --stack-name $(STACK)
 
@@ -140,7 +142,7 @@ PROFILE  ?= inflight
 PROFILES := $(basename $(notdir $(wildcard loadtest/*.js)))
 TARGET   ?= $(if $(filter send,$(PROFILE)),sqsworker,webapi)
 .PHONY: load-render load-cluster load-cluster-stop
-load-render: ## print the in-cluster k6 Job for a profile: make load-render PROFILE=rps
+load-render: ## print the in-cluster k6 Job for a profile: make load-render PROFILE=rps [deploy/kustomize/load, loadtest]
 	@[ -n "$(filter $(PROFILE),$(PROFILES))" ] || { echo "PROFILE must be one of: $(PROFILES)" >&2; exit 2; }
 	@mkdir -p $(BIN)/load
 	@printf '%s\n' '# Written by make load-render; edit deploy/kustomize/load instead.' \
@@ -149,12 +151,12 @@ load-render: ## print the in-cluster k6 Job for a profile: make load-render PROF
 		'- target: {kind: Job, name: k6}' '  patch: |-' '    {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "k6"}, "spec": {"template": {"spec": {"containers": [{"name": "k6", "env": [{"name": "PROFILE", "value": "$(PROFILE)"}, {"name": "TARGET", "value": "$(TARGET)"}]}]}}}}' \
 		>$(BIN)/load/kustomization.yaml
 	@kubectl kustomize $(BIN)/load
-load-cluster: ## run a k6 profile in the cluster against the Service (no port-forward) and follow it: make load-cluster PROFILE=inflight
+load-cluster: ## run a k6 profile in the cluster against the Service (no port-forward) and follow it: make load-cluster PROFILE=inflight [deploy/kustomize/load, loadtest]
 	kubectl -n $(call param,NAMESPACE) delete job k6 --ignore-not-found --wait
 	@$(MAKE) --no-print-directory load-render PROFILE=$(PROFILE) TARGET=$(TARGET) | kubectl apply -f -
 	kubectl -n $(call param,NAMESPACE) wait --for=condition=Ready pod -l job-name=k6 --timeout=180s
 	kubectl -n $(call param,NAMESPACE) logs -f job/k6
-load-cluster-stop: ## stop the in-cluster k6 Job and remove its scripts ConfigMap
+load-cluster-stop: ## stop the in-cluster k6 Job and remove its scripts ConfigMap [deploy/kustomize/load]
 	@$(MAKE) --no-print-directory load-render | kubectl delete --ignore-not-found -f -
 
 # The local control plane for the e2e tests (tools/kedasim/localcluster):
@@ -190,7 +192,7 @@ define cluster-bin
 endef
 
 .PHONY: cluster-bins
-cluster-bins: ## build the local control plane + KEDA binaries into ~/.cache/keda-eks-samples/cluster (cold: ~7 min after make test, ~20 min alone, 2 cores; warm: seconds)
+cluster-bins: ## build the local control plane + KEDA binaries into ~/.cache/keda-eks-samples/cluster (cold: ~7 min after make test, ~20 min alone, 2 cores; warm: seconds) [test/cluster, tools/kedasim/cmd/keda-adapter]
 	@mkdir -p '$(CLUSTER_BIN)'
 	@echo "cluster binaries in $(CLUSTER_BIN) (cold: ~7 min after make test compiled KEDA, ~20 min alone, 2 cores, several GB of Go build cache; warm: seconds)"
 	$(call cluster-bin,etcd,$(ETCD_VERSION),test/cluster,go.etcd.io/etcd/server/v3)
@@ -211,7 +213,7 @@ CLUSTER_ENV  = LOCALCLUSTER_KWOKCTL='$(CLUSTER_BIN)/kwokctl-$(KWOK_VERSION)' LOC
 # (build tag e2e: `make test` never starts a cluster). Component logs of each
 # test end up in bin/e2e-logs/<test>.
 .PHONY: e2e
-e2e: cluster-bins build collector deps ## e2e tests on a local control plane with the real KEDA operator, adapter and HPA (cold: cluster-bins first, then ~14 min of tests)
+e2e: cluster-bins build collector deps ## e2e tests on a local control plane with the real KEDA operator, adapter and HPA (cold: cluster-bins first, then ~14 min of tests) [tools/kedasim/e2e, tools/kedasim/localcluster]
 	cd $(KEDASIM) && $(CLUSTER_ENV) LOCALCLUSTER_LOG_DIR=$(CURDIR)/$(BIN)/e2e-logs GOWORK=off go test -tags e2e -count=1 -v -parallel 8 -timeout 60m ./localcluster/... ./e2e/...
 
 # The deploy tree's tests: every overlay rendered and checked with
@@ -223,15 +225,15 @@ e2e: cluster-bins build collector deps ## e2e tests on a local control plane wit
 # bin/e2e/TestAMPScalesToWhatTheLoadNeedsAndBack/timeline.json after a
 # make e2e) as headless Chromium draws it in its test.
 .PHONY: docs-shots
-docs-shots: ## redraw docs/e2e-timeline-amp.png from the recorded e2e timeline (headless Chromium)
+docs-shots: ## redraw docs/e2e-timeline-amp.png from the recorded e2e timeline (headless Chromium) [tools/kedasim/timeline]
 	cd $(KEDASIM) && BROWSERTEST_SHOTS=$(CURDIR)/docs GOWORK=off go test -count=1 -run '^TestRecordedE2ETimelinePaintsInChromium$$' ./timeline/
 
 .PHONY: test-deploy
-test-deploy: ## the deploy tree's tests (tools/kedasim/deploytests and the KEDA module's packages; cold build ~11 min)
+test-deploy: ## the deploy tree's tests (tools/kedasim/deploytests and the KEDA module's packages; cold build ~11 min) [tools/kedasim]
 	cd $(KEDASIM) && GOWORK=off go vet ./... && GOWORK=off go test -count=1 ./...
 
 .PHONY: test
-test: deps test-k6 test-collector test-deploy ## run every test with the race detector (starts real emulators itself)
+test: deps test-k6 test-collector test-deploy ## run every test with the race detector (starts real emulators itself) [every module]
 	go test -race -count=1 -skip '^$(CHURN)$$' $(PKGS)
 	@# The churn test on its own, verbose, so its duplicate count is printed.
 	go test -race -count=1 -v -run '^$(CHURN)$$' ./services/sqsworker/ | grep -v '^=== RUN'
@@ -242,7 +244,7 @@ test: deps test-k6 test-collector test-deploy ## run every test with the race de
 # in loadtest/package-lock.json; tools/loadgen's tests show it rejects a
 # misspelt executor, option or http call, and replay the smoke profile.
 .PHONY: test-k6
-test-k6: ## type-check the k6 scripts in loadtest/ (tsc + @types/k6; npm ci when needed)
+test-k6: ## type-check the k6 scripts in loadtest/ (tsc + @types/k6; npm ci when needed) [loadtest]
 	@[ -d loadtest/node_modules ] || (cd loadtest && npm ci --no-audit --no-fund --loglevel=error)
 	cd loadtest && npx --no-install tsc -p .
 
@@ -250,7 +252,7 @@ SCRIPT   ?=
 BASE_URL ?=
 K6_INSTALL := https://grafana.com/docs/k6/latest/set-up/install-k6/
 .PHONY: load
-load: ## run a k6 script with your own k6: make load SCRIPT=loadtest/smoke.js BASE_URL=http://127.0.0.1:8080
+load: ## run a k6 script with your own k6: make load SCRIPT=loadtest/smoke.js BASE_URL=http://127.0.0.1:8080 [loadtest]
 	@[ -n "$(SCRIPT)" ] && [ -f "$(SCRIPT)" ] || { echo "SCRIPT must be one of: $(wildcard loadtest/*.js)" >&2; exit 2; }
 	@[ -n "$(BASE_URL)" ] || { echo "BASE_URL is required, e.g. BASE_URL=http://127.0.0.1:8080 (on a cluster: make load-cluster PROFILE=...)" >&2; exit 2; }
 	@command -v k6 >/dev/null || { echo "k6 is not installed. Install it (this repository ships scripts only): $(K6_INSTALL)" >&2; \
@@ -258,25 +260,33 @@ load: ## run a k6 script with your own k6: make load SCRIPT=loadtest/smoke.js BA
 	k6 run -e BASE_URL='$(BASE_URL)' $(SCRIPT)
 
 .PHONY: standalone
-standalone: ## check every module builds and vets with GOWORK=off
+standalone: ## check every module builds and vets with GOWORK=off [go.work modules]
 	@for m in $(MODULES); do (cd $$m && GOWORK=off go vet ./...) || exit 1; done
 	@echo "every module builds on its own"
 
 .PHONY: deps
-deps: ## install the pinned SQS emulator (npm ci)
+deps: ## install the pinned SQS emulator (npm ci) [tools/fauxqs]
 	@[ -d tools/fauxqs/node_modules ] || (cd tools/fauxqs && npm ci --no-audit --no-fund --loglevel=error)
 
+# Lint covers every module: go.work's in one pass, the ones outside it
+# (GOWORK=off) one by one, all with the e2e build tag (no file is excluded
+# by it, so one pass checks both builds). staticcheck keeps its results in
+# ~/.cache/staticcheck: a warm run re-checks only what changed.
+LINT_TAGS  := e2e
+LINT_ALONE := tools/collector $(KEDASIM) test/cluster test/cluster/kwok
 .PHONY: lint
-lint: $(BIN)/staticcheck ## gofmt check, go vet, staticcheck
+lint: $(BIN)/staticcheck ## gofmt check, go vet and staticcheck on every module, e2e tag included [every module]
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
-	go vet $(PKGS)
-	$(BIN)/staticcheck $(PKGS)
+	go vet -tags $(LINT_TAGS) $(PKGS)
+	$(BIN)/staticcheck -tags $(LINT_TAGS) $(PKGS)
+	@for m in $(LINT_ALONE); do echo "lint $$m (GOWORK=off)"; \
+	  (cd $$m && GOWORK=off go vet -tags $(LINT_TAGS) ./... && GOWORK=off $(CURDIR)/$(BIN)/staticcheck -tags $(LINT_TAGS) ./...) || exit 1; done
 
 $(BIN)/staticcheck: tools/gotools/go.mod
 	cd tools/gotools && GOWORK=off go build -o ../../$(BIN)/staticcheck honnef.co/go/tools/cmd/staticcheck
 
 .PHONY: bench
-bench: build deps ## benchmarks (ratios measured in one run) + start-up / RSS / binary-size harness
+bench: build deps ## benchmarks (ratios measured in one run) + start-up / RSS / binary-size harness [tools/bench]
 	go test -run='^$$' -bench=. -benchmem -count=6 ./services/webapi/... | tee $(BIN)/bench.txt
 	@# 6 runs each: benchstat gives no confidence interval for fewer.
 	go test -run='^$$' -bench=. -benchtime=10x -count=6 $(SQS_BENCH) | tee -a $(BIN)/bench.txt
@@ -285,13 +295,13 @@ bench: build deps ## benchmarks (ratios measured in one run) + start-up / RSS / 
 	go run ./tools/bench -bench-out $(BIN)/bench.txt -bin $(BIN) -services '$(SERVICES)' -repo .
 
 .PHONY: tidy
-tidy: ## go mod tidy in every module, go work sync; in CI (CI=true) fail on a dirty tree
+tidy: ## go mod tidy in every module, go work sync; in CI (CI=true) fail on a dirty tree [every go.mod]
 	@for m in $(MODULES) tools/gotools tools/collector $(KEDASIM) test/cluster test/cluster/kwok; do (cd $$m && GOWORK=off go mod tidy) || exit 1; done
 	go work sync
 	@if [ -n "$${CI:-}" ]; then git diff --exit-code -- '*.mod' '*.sum' || { echo "run make tidy and commit"; exit 1; }; fi
 
 .PHONY: demo
-demo: deps build collector ## run the services locally against emulators and watch the scaling signals move
+demo: deps build collector ## run the services locally against emulators and watch the scaling signals move [tools/demo]
 	@# Built, then run (not go run, which turns the demo's exit after Ctrl-C
 	@# into status 1): make ends with the demo's own status.
 	@echo "building the demo into $(BIN)/demo"
@@ -299,5 +309,5 @@ demo: deps build collector ## run the services locally against emulators and wat
 	$(BIN)/demo -bin $(BIN)
 
 .PHONY: clean
-clean: ## remove build output and the emulator's node_modules
+clean: ## remove build output and the emulator's node_modules [bin/]
 	rm -rf $(BIN) tools/fauxqs/node_modules

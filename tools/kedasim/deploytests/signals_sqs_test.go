@@ -134,8 +134,12 @@ func TestSQSWorkerScaledObjectFollowsTheQueue(t *testing.T) {
 }
 
 // TestJobDecisionMatchesKedasOwnTests replays KEDA v2.21's own strategy test
-// vectors (pkg/scaling/executor/scale_jobs_test.go L90-202) and the worked
-// example of notes/signal-facts.md through the reproduction above.
+// vectors (https://github.com/kedacore/keda/blob/v2.21.0/pkg/scaling/executor/scale_jobs_test.go
+// L90-202) through scalemath, plus one worked example: queueLength 1,
+// maxReplicaCount 10, 6 messages visible and 2 in flight (maxScale 8), 2
+// Jobs running, none pending. default creates 8 - 2 = 6, one per message
+// not yet taken; accurate creates 8 (8 + 2 - 0 <= 10, so maxScale -
+// pending), two too many, because in-flight messages already have a Job.
 func TestJobDecisionMatchesKedasOwnTests(t *testing.T) {
 	i32 := func(v int32) *int32 { return &v }
 	cases := []struct {
@@ -158,7 +162,7 @@ func TestJobDecisionMatchesKedasOwnTests(t *testing.T) {
 		{kedav1alpha1.ScalingStrategy{Strategy: "eager"}, 4, 7, 0, 10, 1, 3, 10},
 		{kedav1alpha1.ScalingStrategy{Strategy: "eager"}, 4, 1, 6, 10, 1, 3, 10},
 		{kedav1alpha1.ScalingStrategy{Strategy: "eager"}, 15, 0, 0, 10, 1, 10, 10},
-		// signal-facts: queueLength 1, max 10, 6 visible + 2 in flight, 2 running.
+		// The worked example: queueLength 1, max 10, 6 visible + 2 in flight, 2 running.
 		{kedav1alpha1.ScalingStrategy{Strategy: "default"}, 8, 2, 0, 10, 8, 6, 8},
 		{kedav1alpha1.ScalingStrategy{Strategy: "accurate"}, 8, 2, 0, 10, 8, 8, 8},
 	}

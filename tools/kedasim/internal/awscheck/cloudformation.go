@@ -120,7 +120,7 @@ func (s *CFNSchema) CheckTemplate(src []byte) (*Template, error) {
 		if _, ok := resources[name]; ok {
 			return "ref:" + name, nil
 		}
-		return nil, fmt.Errorf("Ref %s: no such parameter or resource", name)
+		return nil, fmt.Errorf("!Ref %s: no such parameter or resource", name)
 	}
 	handlers := map[string]intrinsics.IntrinsicHandler{
 		"Ref": func(_ string, in, _ any) any {

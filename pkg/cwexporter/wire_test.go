@@ -19,19 +19,19 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
-	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
+	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
 )
 
 // The wire tests run a real aws-sdk-go-v2 CloudWatch client against
-// cwtest's fake endpoint, which decodes the Smithy RPC v2 CBOR requests the
-// SDK sends (see the cwtest package documentation for what one looks like).
+// cwstandin's fake endpoint, which decodes the Smithy RPC v2 CBOR requests the
+// SDK sends (see the cwstandin package documentation for what one looks like).
 
 // newWireClient builds a client the way the service does (LoadDefaultConfig
 // + NewClient) with static credentials and the fake as BaseEndpoint, which
 // is what AWS_ENDPOINT_URL_CLOUDWATCH does in a deployment.
 func newWireClient(t *testing.T, endpoint string, optFns ...func(*cloudwatch.Options)) *cloudwatch.Client {
 	t.Helper()
-	cwtest.ClearAWSEnv(t) // keep the developer's AWS environment out of the test
+	cwstandin.ClearAWSEnv(t) // keep the developer's AWS environment out of the test
 	cfg, err := config.LoadDefaultConfig(t.Context(),
 		config.WithRegion("us-east-1"),
 		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")),
@@ -50,8 +50,8 @@ func fastRetries(o *cloudwatch.Options) {
 }
 
 // failFirst answers the first n calls with 500, then 200.
-func failFirst(n int) cwtest.Option {
-	return cwtest.WithStatus(func(call int) int {
+func failFirst(n int) cwstandin.Option {
+	return cwstandin.WithStatus(func(call int) int {
 		if call <= n {
 			return http.StatusInternalServerError
 		}
@@ -60,7 +60,7 @@ func failFirst(n int) cwtest.Option {
 }
 
 // onlyDatum returns the single datum of a call and checks the envelope.
-func onlyDatum(t *testing.T, c cwtest.Call) cwtest.Datum {
+func onlyDatum(t *testing.T, c cwstandin.Call) cwstandin.Datum {
 	t.Helper()
 	if c.Namespace != DefaultNamespace {
 		t.Errorf("Namespace = %q, want %q", c.Namespace, DefaultNamespace)
@@ -82,7 +82,7 @@ func onlyDatum(t *testing.T, c cwtest.Call) cwtest.Datum {
 }
 
 func TestWireExportDirect(t *testing.T) {
-	fake := cwtest.New(t)
+	fake := cwstandin.New(t)
 	e := newTestExporter(t, newWireClient(t, fake.URL))
 
 	end := tA.Add(250 * time.Millisecond)
@@ -110,7 +110,7 @@ func TestWireExportDirect(t *testing.T) {
 }
 
 func TestWireMeterProvider(t *testing.T) {
-	fake := cwtest.New(t)
+	fake := cwstandin.New(t)
 	e := newTestExporter(t, newWireClient(t, fake.URL))
 
 	// A long interval: only ForceFlush and Shutdown export.
@@ -172,7 +172,7 @@ func TestWireMeterProvider(t *testing.T) {
 
 func TestWireRetriesServerError(t *testing.T) {
 	const failures = 2
-	fake := cwtest.New(t, failFirst(failures))
+	fake := cwstandin.New(t, failFirst(failures))
 	e := newTestExporter(t, newWireClient(t, fake.URL, fastRetries))
 
 	if err := e.Export(t.Context(), rmOf(hist(DefaultSourceMetric, hp(25, t0, tA)))); err != nil {
@@ -196,7 +196,7 @@ func TestWireRetriesServerError(t *testing.T) {
 }
 
 func TestWireGivesUpAfterMaxAttempts(t *testing.T) {
-	fake := cwtest.New(t, cwtest.WithStatus(func(int) int { return http.StatusInternalServerError }))
+	fake := cwstandin.New(t, cwstandin.WithStatus(func(int) int { return http.StatusInternalServerError }))
 	e := newTestExporter(t, newWireClient(t, fake.URL, fastRetries))
 
 	err := e.Export(t.Context(), rmOf(hist(DefaultSourceMetric, hp(25, t0, tA))))
@@ -215,7 +215,7 @@ func TestWireContextCanceledStopsRetries(t *testing.T) {
 	// The first attempt cancels the export's context and fails. Without
 	// fastRetries the SDK would back off for up to ClientMaxBackoff; it must
 	// notice the cancellation instead of sleeping or retrying.
-	fake := cwtest.New(t, cwtest.WithStatus(func(int) int {
+	fake := cwstandin.New(t, cwstandin.WithStatus(func(int) int {
 		cancel()
 		return http.StatusInternalServerError
 	}))

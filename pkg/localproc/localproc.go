@@ -41,23 +41,34 @@ func FreePorts(n int) ([]int, error) {
 // WaitOK polls url until it answers 200. It gives up when done is closed
 // (the process exited) or timeout passes.
 func WaitOK(url string, timeout time.Duration, done <-chan struct{}) error {
-	deadline := time.Now().Add(timeout)
-	for {
+	return Poll(timeout, func() (bool, error) {
 		select {
 		case <-done:
-			return errors.New("exited before ready")
+			return false, errors.New("exited before ready")
 		default:
 		}
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		resp, err := http.Get(url)
+		if err != nil {
+			return false, nil
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+}
+
+// Poll calls cond every 20ms until it returns true or an error, or until
+// timeout.
+func Poll(timeout time.Duration, cond func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := cond()
+		if err != nil || ok {
+			return err
 		}
 		if time.Now().After(deadline) {
-			return errors.New("not ready within " + timeout.String())
+			return errors.New("condition not met within " + timeout.String())
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

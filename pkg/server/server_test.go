@@ -15,6 +15,7 @@ import (
 
 	"github.com/keda-eks-samples/workloads/pkg/buildinfo"
 	"github.com/keda-eks-samples/workloads/pkg/httpx"
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 )
 
@@ -97,7 +98,7 @@ func TestShutdownDrainsInFlightAndFailsReadiness(t *testing.T) {
 	}()
 	<-entered
 	cancel() // what SIGTERM does
-	if err := svctest.Poll(5*time.Second, func() (bool, error) {
+	if err := localproc.Poll(5*time.Second, func() (bool, error) {
 		code, _ := svctest.Get(t, url+"/readyz")
 		return code == 503, nil
 	}); err != nil {

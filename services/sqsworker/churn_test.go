@@ -65,7 +65,7 @@ func TestChurnLosesNothing(t *testing.T) {
 	}
 	waitProcessed := func(n int) {
 		t.Helper()
-		if err := svctest.Poll(60*time.Second, func() (bool, error) { return len(processedIDs(outputs()...)) >= n, nil }); err != nil {
+		if err := localproc.Poll(60*time.Second, func() (bool, error) { return len(processedIDs(outputs()...)) >= n, nil }); err != nil {
 			t.Fatalf("fewer than %d processed: %v", n, err)
 		}
 	}

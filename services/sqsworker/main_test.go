@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/sqsx"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/otlptest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/sqstest"
@@ -59,7 +60,7 @@ func TestSendEnqueuesWithBatchesAndTheWorkerDrainsThem(t *testing.T) {
 		t.Fatalf("POST /send: %d %s", status, body)
 	}
 	emu.WaitDepth(t, q.URL, sqstest.Empty, 20*time.Second)
-	if err := svctest.Poll(10*time.Second, func() (bool, error) {
+	if err := localproc.Poll(10*time.Second, func() (bool, error) {
 		return strings.Count(s.Output.String(), "msg=processed") == 25, nil
 	}); err != nil {
 		t.Fatalf("want 25 processed log lines:\n%s", s.Output)
@@ -142,7 +143,7 @@ func TestMessageDeliveredByThePollOpenAtSIGTERMIsReleasedAtOnce(t *testing.T) {
 	px.WaitCalls(t, "ReceiveMessage", 1, 20*time.Second) // the poll is open: the queue is empty
 	p.Signal(t, syscall.SIGTERM)
 	// The process knows before the message comes.
-	if err := svctest.Poll(10*time.Second, func() (bool, error) {
+	if err := localproc.Poll(10*time.Second, func() (bool, error) {
 		return strings.Contains(p.Output.String(), `msg="stop requested`), nil
 	}); err != nil {
 		t.Fatalf("no stop logged after SIGTERM:\n%s", p.Output)
@@ -275,7 +276,7 @@ func TestReadinessFailsWhileTheQueueIsUnreachableAndRecovers(t *testing.T) {
 	env := workerEnv(t, emu, missing, nil)
 	p := svctest.StartProcess(t, env)
 	url := "http://127.0.0.1:" + env["PORT"]
-	if err := svctest.Poll(15*time.Second, func() (bool, error) {
+	if err := localproc.Poll(15*time.Second, func() (bool, error) {
 		code, body := probe(url + "/readyz")
 		return code == 503 && strings.Contains(body, "ReceiveMessage"), nil
 	}); err != nil {

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/otlptest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/sqstest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
@@ -34,7 +35,7 @@ func TestMetricsReportWhatTheWorkerDid(t *testing.T) {
 		{"sqsworker.sqs.calls", map[string]string{"operation": "DeleteMessageBatch"}, func(v float64) bool { return v >= 3 && v <= 12 }}, // batched, not one per message
 	}
 	for _, w := range want {
-		if err := svctest.Poll(20*time.Second, func() (bool, error) {
+		if err := localproc.Poll(20*time.Second, func() (bool, error) {
 			v, ok := recv.Value(serviceName, w.name, w.attrs)
 			return ok && w.check(v), nil
 		}); err != nil {

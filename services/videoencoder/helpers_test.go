@@ -82,7 +82,7 @@ func (a *analyzer) Events(t *testing.T, messageIDs ...string) []analyzerEvent {
 // waitOutput polls p's output until it contains s.
 func waitOutput(t *testing.T, p *svctest.Process, s string) {
 	t.Helper()
-	err := svctest.Poll(60*time.Second, func() (bool, error) {
+	err := localproc.Poll(60*time.Second, func() (bool, error) {
 		if strings.Contains(p.Output.String(), s) {
 			return true, nil
 		}

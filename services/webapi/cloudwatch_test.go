@@ -9,12 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
+	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 )
 
 // These tests run webapi in process with OTEL_METRICS_EXPORTER=cloudwatch
-// against cwtest's fake CloudWatch and check what KEDA's aws-cloudwatch
+// against cwstandin's fake CloudWatch and check what KEDA's aws-cloudwatch
 // trigger would read: one RequestPerSecond datum per export interval whose
 // Value, multiplied by its window, is the number of requests the app handler
 // served in that window.
@@ -42,10 +43,10 @@ const (
 // startWithCloudWatch runs webapi with the CloudWatch exporter pointed at a
 // fresh fake, and returns the times just before starting it and just after
 // it answered /readyz.
-func startWithCloudWatch(t *testing.T, intervalMillis string) (s *svctest.Service, cw *cwtest.Server, beforeStart, started time.Time) {
+func startWithCloudWatch(t *testing.T, intervalMillis string) (s *svctest.Service, cw *cwstandin.Server, beforeStart, started time.Time) {
 	t.Helper()
-	cw = cwtest.New(t)
-	cwtest.ClearAWSEnv(t) // the SDK reads AWS_CONFIG_FILE, AWS_PROFILE, AWS_MAX_ATTEMPTS, ... from the process
+	cw = cwstandin.New(t)
+	cwstandin.ClearAWSEnv(t) // the SDK reads AWS_CONFIG_FILE, AWS_PROFILE, AWS_MAX_ATTEMPTS, ... from the process
 	t.Setenv("OTEL_METRICS_EXPORTER", "cloudwatch")
 	t.Setenv("OTEL_METRIC_EXPORT_INTERVAL", intervalMillis)
 	t.Setenv("OTEL_METRIC_EXPORT_TIMEOUT", "")
@@ -80,7 +81,7 @@ func probe(t *testing.T, s *svctest.Service) {
 }
 
 // requestRate checks the envelope of a call and returns its datum.
-func requestRate(t *testing.T, i int, c cwtest.Call) cwtest.Datum {
+func requestRate(t *testing.T, i int, c cwstandin.Call) cwstandin.Datum {
 	t.Helper()
 	if c.Namespace != testNamespace {
 		t.Errorf("call %d: Namespace = %q, want %q", i+1, c.Namespace, testNamespace)
@@ -194,7 +195,7 @@ func (w window) exact() bool { lo, hi := w.integers(); return lo == hi }
 //
 // A window's count is then Value × (c_k - c_{k-1}) for c_{k-1} and c_k
 // anywhere in those ranges.
-func windows(calls []cwtest.Call, beforeStart, started time.Time, interval time.Duration, lastIsShutdown bool) []window {
+func windows(calls []cwstandin.Call, beforeStart, started time.Time, interval time.Duration, lastIsShutdown bool) []window {
 	cLo, cHi := beforeStart, started
 	ws := make([]window, 0, len(calls))
 	for k, c := range calls {
@@ -231,7 +232,7 @@ func TestCloudWatchWindowsCountEveryRequestOnce(t *testing.T) {
 	s, cw, beforeStart, started := startWithCloudWatch(t, "200")
 	poll := func(what string, cond func() bool) {
 		t.Helper()
-		if err := svctest.Poll(30*time.Second, func() (bool, error) { return cond(), nil }); err != nil {
+		if err := localproc.Poll(30*time.Second, func() (bool, error) { return cond(), nil }); err != nil {
 			t.Fatalf("%s: %v\n%s", what, err, s.Output)
 		}
 	}

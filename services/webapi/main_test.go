@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 )
 
@@ -76,13 +77,13 @@ func TestInFlightRequestCompletesOnSIGTERMWhileReadyzFails(t *testing.T) {
 		_ = json.NewDecoder(resp.Body).Decode(&forecasts)
 	})
 	// The request is in flight once the handler has logged it.
-	if err := svctest.Poll(10*time.Second, func() (bool, error) {
+	if err := localproc.Poll(10*time.Second, func() (bool, error) {
 		return strings.Contains(p.Output.String(), "forecast requested"), nil
 	}); err != nil {
 		t.Fatal(err)
 	}
 	p.Signal(t, syscall.SIGTERM)
-	if err := svctest.Poll(5*time.Second, func() (bool, error) {
+	if err := localproc.Poll(5*time.Second, func() (bool, error) {
 		resp, err := http.Get(url + "/readyz")
 		if err != nil {
 			return false, nil

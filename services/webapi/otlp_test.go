@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/telemetry"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/otlptest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
@@ -33,7 +34,7 @@ func TestActiveRequestsRiseAndFallOnTheOTLPWire(t *testing.T) {
 	get := map[string]string{"http.request.method": "GET", "url.scheme": "http"}
 	waitActive := func(want float64) {
 		t.Helper()
-		if err := svctest.Poll(20*time.Second, func() (bool, error) {
+		if err := localproc.Poll(20*time.Second, func() (bool, error) {
 			m, _, ok := recv.Metric(serviceName, telemetry.ActiveRequests)
 			if !ok {
 				return false, nil

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/otlptest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 )
@@ -65,7 +66,7 @@ func TestBinaryStampedWithAVersionShowsItInHealthzTheLogAndTheOTelResource(t *te
 
 	svctest.Get(t, url+"/") // something to export
 	var res map[string]string
-	if err := svctest.Poll(15*time.Second, func() (bool, error) {
+	if err := localproc.Poll(15*time.Second, func() (bool, error) {
 		var ok bool
 		res, ok = recv.Resource(serviceName)
 		return ok, nil

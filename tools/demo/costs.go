@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
+	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
 	"github.com/keda-eks-samples/workloads/tools/demo/internal/cost"
 )
 
@@ -220,7 +220,7 @@ func (mt *meters) emf() (records, bytes, metrics int) {
 	}
 	distinct := map[string]bool{}
 	for _, d := range mt.cw.Datapoints() {
-		if d.Source == cwtest.SourceEMF {
+		if d.Source == cwstandin.SourceEMF {
 			keys := slices.Sorted(maps.Keys(d.Dimensions))
 			distinct[fmt.Sprint(d.Namespace, d.MetricName, keys)] = true
 		}

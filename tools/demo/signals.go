@@ -19,8 +19,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
 	"github.com/keda-eks-samples/workloads/pkg/localproc"
-	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
 )
 
 // The signal paths' local components: Prometheus (the stand-in for Amazon
@@ -116,10 +116,10 @@ func otelcolBin(st *stack) (string, error) {
 	return bin, nil
 }
 
-// cloudWatch is the loopback CloudWatch stand-in (pkg/testutil/cwtest),
+// cloudWatch is the loopback CloudWatch stand-in (pkg/testutil/cwstandin),
 // served by the demo itself.
 type cloudWatch struct {
-	*cwtest.Handler
+	*cwstandin.Handler
 	URL   string
 	calls counter // by operation: PutMetricData, PutLogEvents, ...
 	srv   *http.Server
@@ -131,7 +131,7 @@ func startCloudWatch(st *stack) (*cloudWatch, error) {
 		return nil, err
 	}
 	cw := &cloudWatch{URL: "http://" + ln.Addr().String()}
-	cw.Handler = cwtest.NewHandler(func(err error) {
+	cw.Handler = cwstandin.NewHandler(func(err error) {
 		fmt.Fprintf(st.out, "  CloudWatch stand-in: %v\n", err)
 	})
 	cw.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

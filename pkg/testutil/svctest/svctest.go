@@ -138,22 +138,6 @@ func (s *Service) Stop(t testing.TB) error {
 	}
 }
 
-// Poll calls cond every 20ms until it returns true or an error, or until
-// timeout.
-func Poll(timeout time.Duration, cond func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, err := cond()
-		if err != nil || ok {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return errors.New("condition not met within " + timeout.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // Process is the service running as a separate OS process.
 type Process struct {
 	Cmd    *exec.Cmd

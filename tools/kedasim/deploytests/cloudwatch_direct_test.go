@@ -17,7 +17,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
+	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/scalemath"
@@ -76,7 +77,7 @@ func overlayContainerEnv(t *testing.T, objs []manifests.Object, deployment, name
 // start at S and export at about S+60, S+120, ...; the first window
 // includes start-up without load, the second (ending near S+120) is under
 // load throughout. The stand-in stores every datapoint shifted
-// (cwtest.WithTimeShift, test-only) so that the bucket a poll in minute m
+// (cwstandin.WithTimeShift, test-only) so that the bucket a poll in minute m
 // reads, [m-120 s, m-60 s) in stored time, is [S+90 s, S+150 s) in the time
 // the datapoints were sent: exactly the second export of each process, with
 // 30 s of margin on either side. The poll runs between S+130 s and S+145 s,
@@ -108,7 +109,7 @@ func TestCloudWatchDirectRateThroughKedasScaler(t *testing.T) {
 
 	// The stand-in's time shift depends on when the processes start, so
 	// its handler is created then; until then nothing calls it.
-	var cwh atomic.Pointer[cwtest.Handler]
+	var cwh atomic.Pointer[cwstandin.Handler]
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h := cwh.Load(); h != nil {
 			h.ServeHTTP(w, r)
@@ -118,7 +119,7 @@ func TestCloudWatchDirectRateThroughKedasScaler(t *testing.T) {
 		http.Error(w, "not yet", http.StatusServiceUnavailable)
 	}))
 	t.Cleanup(srv.Close)
-	cwtest.ClearAWSEnv(t)
+	cwstandin.ClearAWSEnv(t)
 	// KEDA's podIdentity aws resolves the SDK's default chain: static keys.
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
@@ -136,7 +137,7 @@ func TestCloudWatchDirectRateThroughKedasScaler(t *testing.T) {
 	}
 	minute := poll.Truncate(time.Minute)
 	shift := minute.Add(-2 * time.Minute).Sub(start.Add(90 * time.Second))
-	cwh.Store(cwtest.NewHandler(func(err error) { t.Errorf("CloudWatch stand-in: %v", err) }, cwtest.WithTimeShift(shift)))
+	cwh.Store(cwstandin.NewHandler(func(err error) { t.Errorf("CloudWatch stand-in: %v", err) }, cwstandin.WithTimeShift(shift)))
 	for i := range procs {
 		env := svctest.Env(t, map[string]string{
 			"OTEL_METRICS_EXPORTER":       shipped["OTEL_METRICS_EXPORTER"],
@@ -190,7 +191,7 @@ func TestCloudWatchDirectRateThroughKedasScaler(t *testing.T) {
 	}
 	defer stopAttacks()
 
-	if err := svctest.Poll(time.Until(poll)+10*time.Second, func() (bool, error) {
+	if err := localproc.Poll(time.Until(poll)+10*time.Second, func() (bool, error) {
 		for i, p := range procs {
 			select {
 			case <-p.Done():

@@ -22,7 +22,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
-	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
+	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/kedascaler"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
@@ -32,7 +33,7 @@ import (
 // The sidecar and gateway overlays' signal (issue 10, must-show 2): webapi's
 // OTLP (http/protobuf) → our collector running the shipped
 // deploy/collector/cloudwatch.yaml → awsemf's PutLogEvents with EMF records
-// → the loopback CloudWatch stand-in (cwtest) → KEDA's aws-cloudwatch
+// → the loopback CloudWatch stand-in (cwstandin) → KEDA's aws-cloudwatch
 // scaler built from the gateway overlay's rendered trigger, only
 // awsEndpoint pointed at the stand-in.
 //
@@ -180,7 +181,7 @@ type emfRecord struct {
 	hasValue   bool
 }
 
-func emfRecords(t *testing.T, cw *cwtest.Server, group string) []emfRecord {
+func emfRecords(t *testing.T, cw *cwstandin.Server, group string) []emfRecord {
 	t.Helper()
 	var out []emfRecord
 	for _, ev := range cw.LogEvents() {
@@ -359,7 +360,7 @@ func postBurst(t *testing.T, url string, n int) {
 //
 // Time: the trigger reads the newest whole minute ending
 // metricEndTimeOffset (60 s) before now. The stand-ins store every
-// datapoint one minute earlier than sent (cwtest.WithTimeShift, test-only),
+// datapoint one minute earlier than sent (cwstandin.WithTimeShift, test-only),
 // so a poll at T reads the minute that ended at T's minute start: complete,
 // whatever the export interval (≤ 60 s) and whether the expression averages
 // or sums the pod's samples. The test waits for the first whole minute
@@ -389,8 +390,8 @@ func TestEMFSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 		t.Fatalf("gateway webapi OTEL_METRIC_EXPORT_INTERVAL %q: want 1..60000 ms (%v)", rendered["OTEL_METRIC_EXPORT_INTERVAL"], err)
 	}
 
-	cw := cwtest.New(t, cwtest.WithTimeShift(-time.Minute))
-	cwNoFix := cwtest.New(t, cwtest.WithTimeShift(-time.Minute))
+	cw := cwstandin.New(t, cwstandin.WithTimeShift(-time.Minute))
+	cwNoFix := cwstandin.New(t, cwstandin.WithTimeShift(-time.Minute))
 	cwEnv := map[string]string{"CLOUDWATCH_NAMESPACE": namespace}
 	shipped := startCollector(t, "cloudwatch.yaml", "exporters:\n  awsemf:\n    endpoint: "+cw.URL+"\n", cwEnv)
 	noFix := startCollector(t, "cloudwatch.yaml", "exporters:\n  awsemf:\n    endpoint: "+cwNoFix.URL+"\n"+withoutSumToGauge(t), cwEnv)
@@ -433,7 +434,7 @@ func TestEMFSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 	// The first minute wholly under steady load, and the poll after it.
 	minute := steady.Truncate(time.Minute).Add(time.Minute)
 	poll := minute.Add(time.Minute + 10*time.Second)
-	if err := svctest.Poll(time.Until(poll)+10*time.Second, func() (bool, error) {
+	if err := localproc.Poll(time.Until(poll)+10*time.Second, func() (bool, error) {
 		select {
 		case <-web.Done():
 			return false, fmt.Errorf("webapi exited:\n%s", web.Output.String())

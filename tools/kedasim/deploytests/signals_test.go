@@ -10,7 +10,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
+	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/kedascaler"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/scalemath"
@@ -27,10 +27,10 @@ func init() { ctrllog.SetLogger(logr.Discard()) }
 
 // dummyAWS gives KEDA's scalers (which resolve podIdentity aws through the
 // AWS SDK's default chain) static dummy credentials, with the developer's
-// AWS files, profiles and endpoint variables kept out (cwtest.ClearAWSEnv).
+// AWS files, profiles and endpoint variables kept out (cwstandin.ClearAWSEnv).
 func dummyAWS(t *testing.T) {
 	t.Helper()
-	cwtest.ClearAWSEnv(t)
+	cwstandin.ClearAWSEnv(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")

@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
-	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
+	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/internal/proctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/localcluster"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/timeline"
@@ -56,7 +56,7 @@ func TestAMPScalesToWhatTheLoadNeedsAndBack(t *testing.T) {
 }
 
 // TestCloudWatchDirectScalesToWhatTheLoadNeedsAndBack: the
-// cloudwatch-direct overlay, the CloudWatch stand-in (pkg/testutil/cwtest)
+// cloudwatch-direct overlay, the CloudWatch stand-in (pkg/testutil/cwstandin)
 // in place of CloudWatch. Each webapi pod puts its RequestPerSecond (over
 // its 60 s export window) with PutMetricData; KEDA's aws-cloudwatch scaler
 // runs the trigger's SELECT SUM(RequestPerSecond) ... over the newest whole
@@ -199,7 +199,7 @@ func startHTTP(t *testing.T, ctx context.Context, overlay, query, title string) 
 	case "cloudwatch-direct", "sidecar", "gateway":
 		// Started before the cluster so it outlives the pods' last flush;
 		// a request it cannot parse fails the test.
-		values["CLOUDWATCH_ENDPOINT"] = cwtest.New(t).URL
+		values["CLOUDWATCH_ENDPOINT"] = cwstandin.New(t).URL
 		if overlay == "gateway" {
 			collectorSelector = "app.kubernetes.io/name=otel-collector"
 		}

@@ -1,4 +1,4 @@
-package cwtest_test
+package cwstandin_test
 
 import (
 	"errors"
@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
+	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
 )
 
 // minute is the one-minute bucket the table's data lives in: recent, as
@@ -100,7 +100,7 @@ var insightsData = []series{
 // [inference]: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch-metrics-insights-inference.html
 // [samples]: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch-metrics-insights-queryexamples.html
 func TestInsightsQueriesAnswerAsAWSDocumentsThem(t *testing.T) {
-	cw := cwtest.New(t)
+	cw := cwstandin.New(t)
 	c := client(t, cw.URL)
 	for _, s := range insightsData {
 		put(t, c, s, minute.Add(5*time.Second))
@@ -209,7 +209,7 @@ func (v *validationErrors) take() []error {
 // problem, never an approximate answer.
 func TestUnsupportedQueriesAreValidationErrors(t *testing.T) {
 	var reported validationErrors
-	h := cwtest.NewHandler(reported.add)
+	h := cwstandin.NewHandler(reported.add)
 	srv := newServer(t, h)
 	c := client(t, srv)
 	put(t, c, insightsData[0], minute)

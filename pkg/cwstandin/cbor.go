@@ -1,4 +1,4 @@
-package cwtest
+package cwstandin
 
 import (
 	"compress/gzip"
@@ -96,7 +96,7 @@ func decode[T interface{ validate() error }](raw []byte) (T, error) {
 	if err := decMode.Unmarshal(raw, &in); err != nil {
 		var unknown *cbor.UnknownFieldError
 		if errors.As(err, &unknown) {
-			err = fmt.Errorf("member not modelled by cwtest: %w", err)
+			err = fmt.Errorf("member not modelled by cwstandin: %w", err)
 		}
 		return in, fmt.Errorf("decode CBOR body %s: %w", diagnose(raw), err)
 	}
@@ -126,7 +126,7 @@ func writeCBORHeaders(w http.ResponseWriter) {
 func writeCBOR(w http.ResponseWriter, v any) {
 	b, err := encMode.Marshal(v)
 	if err != nil {
-		panic(fmt.Sprintf("cwtest: encode %T: %v", v, err)) // our own types always encode
+		panic(fmt.Sprintf("cwstandin: encode %T: %v", v, err)) // our own types always encode
 	}
 	writeCBORHeaders(w)
 	w.WriteHeader(http.StatusOK)

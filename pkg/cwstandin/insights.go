@@ -1,4 +1,4 @@
-package cwtest
+package cwstandin
 
 import (
 	"fmt"
@@ -228,7 +228,7 @@ func parseInsights(expr string) (insightsQuery, error) {
 	}
 	p := &parser{toks: toks}
 	if !p.peek().is("SELECT") {
-		return q, fmt.Errorf("only Metrics Insights queries (SELECT ...) are supported by cwtest, not metric math or SEARCH: %q", expr)
+		return q, fmt.Errorf("only Metrics Insights queries (SELECT ...) are supported by cwstandin, not metric math or SEARCH: %q", expr)
 	}
 	p.next()
 	fn := p.next()
@@ -286,7 +286,7 @@ func parseInsights(expr string) (insightsQuery, error) {
 			}
 			op := p.next()
 			if op.kind != tokPunct || op.text != "=" {
-				return q, fmt.Errorf("WHERE %s %s: only = is supported by cwtest", key, op)
+				return q, fmt.Errorf("WHERE %s %s: only = is supported by cwstandin", key, op)
 			}
 			val := p.next()
 			if val.kind != tokString {
@@ -303,7 +303,7 @@ func parseInsights(expr string) (insightsQuery, error) {
 	case t.kind == tokEOF:
 		return q, nil
 	case t.is("GROUP"), t.is("ORDER"), t.is("LIMIT"), t.is("OR"):
-		return q, fmt.Errorf("%s is not supported by cwtest (it answers one aggregated series)", strings.ToUpper(t.text))
+		return q, fmt.Errorf("%s is not supported by cwstandin (it answers one aggregated series)", strings.ToUpper(t.text))
 	default:
 		return q, fmt.Errorf("unexpected %s", t)
 	}

@@ -1,4 +1,4 @@
-package cwtest_test
+package cwstandin_test
 
 import (
 	"errors"
@@ -16,7 +16,7 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
+	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
 )
 
 // logsClient is a real CloudWatch Logs client for endpoint. With emf it
@@ -24,7 +24,7 @@ import (
 // (x-amzn-logs-format: json/emf), as the collector's awsemf does.
 func logsClient(t *testing.T, endpoint string, emf bool) *cloudwatchlogs.Client {
 	t.Helper()
-	cwtest.ClearAWSEnv(t)
+	cwstandin.ClearAWSEnv(t)
 	o := cloudwatchlogs.Options{
 		Region:       "us-east-1",
 		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
@@ -53,7 +53,7 @@ func putEvents(t *testing.T, c *cloudwatchlogs.Client, group, stream string, at 
 // as CloudWatch Logs answers them — its create-on-ResourceNotFound path
 // depends on these errors.
 func TestLogGroupsAndStreamsBehaveLikeAWS(t *testing.T) {
-	cw := cwtest.New(t)
+	cw := cwstandin.New(t)
 	c := logsClient(t, cw.URL, true)
 	ctx := t.Context()
 	var notFound *logtypes.ResourceNotFoundException
@@ -103,7 +103,7 @@ func emfRecord(ts time.Time, service string, active float64) string {
 // and reads the metrics back with the real CloudWatch client, through the
 // sidecar/gateway trigger's own query.
 func TestEMFRecordsBecomeMetrics(t *testing.T) {
-	cw := cwtest.New(t)
+	cw := cwstandin.New(t)
 	logs := logsClient(t, cw.URL, true)
 	metrics := client(t, cw.URL)
 	ctx := t.Context()
@@ -139,9 +139,9 @@ func TestEMFRecordsBecomeMetrics(t *testing.T) {
 		t.Errorf("header x-amzn-logs-format = %q", got)
 	}
 	p := cw.Datapoints()[0]
-	want := cwtest.Datapoint{
+	want := cwstandin.Datapoint{
 		Namespace: "KedaSamples/WebApi", MetricName: "http.server.active_requests", Dimensions: map[string]string{"Service": "webapi"},
-		Unit: "Count", Timestamp: at, Stats: cwtest.Stats{SampleCount: 1, Sum: 4, Minimum: 4, Maximum: 4}, Source: cwtest.SourceEMF,
+		Unit: "Count", Timestamp: at, Stats: cwstandin.Stats{SampleCount: 1, Sum: 4, Minimum: 4, Maximum: 4}, Source: cwstandin.SourceEMF,
 	}
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("datapoint %+v\nwant      %+v", p, want)
@@ -153,7 +153,7 @@ func TestEMFRecordsBecomeMetrics(t *testing.T) {
 // MUST (kept as logs, no metrics) — per
 // https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
 func TestEMFExtractionFollowsTheSpecification(t *testing.T) {
-	cw := cwtest.New(t)
+	cw := cwstandin.New(t)
 	logs := logsClient(t, cw.URL, true)
 	metrics := client(t, cw.URL)
 	ctx := t.Context()
@@ -239,7 +239,7 @@ func TestEMFExtractionFollowsTheSpecification(t *testing.T) {
 // record is a plain log event, as the specification defines EMF documents
 // by that header.
 func TestEMFNeedsTheLogFormatHeader(t *testing.T) {
-	cw := cwtest.New(t)
+	cw := cwstandin.New(t)
 	logs := logsClient(t, cw.URL, false)
 	ctx := t.Context()
 	if _, err := logs.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: aws.String("g")}); err != nil {
@@ -263,7 +263,7 @@ func TestEMFNeedsTheLogFormatHeader(t *testing.T) {
 // client can break, and requests no SDK sends.
 func TestMalformedLogsRequestsAreRejected(t *testing.T) {
 	var reported validationErrors
-	url := newServer(t, cwtest.NewHandler(reported.add))
+	url := newServer(t, cwstandin.NewHandler(reported.add))
 	logs := logsClient(t, url, true)
 	ctx := t.Context()
 	if _, err := logs.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: aws.String("g")}); err != nil {

@@ -1,4 +1,4 @@
-package cwtest
+package cwstandin
 
 import (
 	"bytes"
@@ -108,7 +108,7 @@ func exactMembers(raw []byte, v any) error {
 	known := jsonNames(v)
 	for name := range members {
 		if !slices.Contains(known, name) {
-			return fmt.Errorf("member %q not modelled by cwtest (want one of %v)", name, known)
+			return fmt.Errorf("member %q not modelled by cwstandin (want one of %v)", name, known)
 		}
 	}
 	return nil
@@ -196,7 +196,7 @@ func (h *Handler) logs(op string, r *http.Request) (any, error) {
 		h.mu.Unlock()
 		return map[string]string{"nextSequenceToken": fmt.Sprintf("%056d", n)}, nil
 	}
-	return nil, badLogsRequest("UnknownOperationException", "operation %s is not supported by cwtest (CreateLogGroup, CreateLogStream, PutRetentionPolicy, PutLogEvents)", op)
+	return nil, badLogsRequest("UnknownOperationException", "operation %s is not supported by cwstandin (CreateLogGroup, CreateLogStream, PutRetentionPolicy, PutLogEvents)", op)
 }
 
 // validate checks the constraints the PutLogEvents reference lists that a

@@ -1,4 +1,4 @@
-package cwtest
+package cwstandin
 
 import (
 	"errors"
@@ -135,7 +135,7 @@ func evaluate(in getMetricDataInput, points []Datapoint) (getMetricDataOutput, e
 		return out, invalid("The parameter StartTime must be less than the parameter EndTime.")
 	}
 	if in.NextToken != nil {
-		return out, invalid("NextToken: pagination is not modelled by cwtest")
+		return out, invalid("NextToken: pagination is not modelled by cwstandin")
 	}
 	descending := true // "If you omit this parameter, the default of TimestampDescending is used."
 	if in.ScanBy != nil {
@@ -160,7 +160,7 @@ func evaluate(in getMetricDataInput, points []Datapoint) (getMetricDataOutput, e
 		}
 		seen[id] = true
 		if q.AccountId != nil {
-			return out, invalid("MetricDataQueries[%d].AccountId: cross-account queries are not modelled by cwtest", i)
+			return out, invalid("MetricDataQueries[%d].AccountId: cross-account queries are not modelled by cwstandin", i)
 		}
 		if (q.MetricStat == nil) == (q.Expression == nil) {
 			return out, invalid("MetricDataQueries[%d] (%s): want exactly one of MetricStat and Expression", i, id)
@@ -173,7 +173,7 @@ func evaluate(in getMetricDataInput, points []Datapoint) (getMetricDataOutput, e
 		)
 		if q.Expression != nil {
 			if q.Period == nil {
-				return out, invalid("MetricDataQueries[%d] (%s): an Expression query needs Period (cwtest does not infer one)", i, id)
+				return out, invalid("MetricDataQueries[%d] (%s): an Expression query needs Period (cwstandin does not infer one)", i, id)
 			}
 			if insights++; insights > 1 {
 				return out, invalid("MetricDataQueries[%d] (%s): only one Metrics Insights query per GetMetricData request", i, id)
@@ -190,7 +190,7 @@ func evaluate(in getMetricDataInput, points []Datapoint) (getMetricDataOutput, e
 			}
 			stat, ok := statistics[*m.Stat]
 			if !ok {
-				return out, invalid("MetricDataQueries[%d] (%s): statistic %q is not supported by cwtest (want Average, Sum, Minimum, Maximum or SampleCount)", i, id, *m.Stat)
+				return out, invalid("MetricDataQueries[%d] (%s): statistic %q is not supported by cwstandin (want Average, Sum, Minimum, Maximum or SampleCount)", i, id, *m.Stat)
 			}
 			if m.Metric.Namespace == nil || m.Metric.MetricName == nil {
 				return out, invalid("MetricDataQueries[%d] (%s): MetricStat.Metric needs Namespace and MetricName", i, id)
@@ -238,7 +238,7 @@ func evaluate(in getMetricDataInput, points []Datapoint) (getMetricDataOutput, e
 		})
 	}
 	if in.MaxDatapoints != nil && total > int(*in.MaxDatapoints) {
-		return out, invalid("the answer has %d datapoints, more than MaxDatapoints %d: pagination is not modelled by cwtest", total, *in.MaxDatapoints)
+		return out, invalid("the answer has %d datapoints, more than MaxDatapoints %d: pagination is not modelled by cwstandin", total, *in.MaxDatapoints)
 	}
 	return out, nil
 }

@@ -1,4 +1,4 @@
-package cwtest_test
+package cwstandin_test
 
 import (
 	"bytes"
@@ -21,13 +21,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/fxamacker/cbor/v2"
 
-	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
+	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
 )
 
 // client is a real SDK client for endpoint with fast retries.
 func client(t *testing.T, endpoint string, optFns ...func(*cloudwatch.Options)) *cloudwatch.Client {
 	t.Helper()
-	cwtest.ClearAWSEnv(t)
+	cwstandin.ClearAWSEnv(t)
 	return cloudwatch.New(cloudwatch.Options{
 		Region:       "us-east-1",
 		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
@@ -41,7 +41,7 @@ func client(t *testing.T, endpoint string, optFns ...func(*cloudwatch.Options)) 
 var ts = time.Date(2026, 1, 2, 3, 4, 5, 678_000_000, time.UTC)
 
 func TestDecodesWhatTheSDKSends(t *testing.T) {
-	cw := cwtest.New(t)
+	cw := cwstandin.New(t)
 	_, err := client(t, cw.URL).PutMetricData(t.Context(), &cloudwatch.PutMetricDataInput{
 		Namespace: aws.String("NS"),
 		MetricData: []types.MetricDatum{
@@ -79,7 +79,7 @@ func TestDecodesWhatTheSDKSends(t *testing.T) {
 	if c.Namespace != "NS" {
 		t.Errorf("Namespace = %q", c.Namespace)
 	}
-	want := []cwtest.Datum{
+	want := []cwstandin.Datum{
 		{MetricName: "RequestPerSecond", Unit: "Count/Second", Value: 2.5, Timestamp: ts,
 			Dimensions: map[string]string{"Host": "pod-1", "Zone": "a"}},
 		{MetricName: "Bare", Value: -3},
@@ -107,7 +107,7 @@ func TestDecodesWhatTheSDKSends(t *testing.T) {
 }
 
 func TestGunzipsLargeBodies(t *testing.T) {
-	cw := cwtest.New(t)
+	cw := cwstandin.New(t)
 	data := make([]types.MetricDatum, 300)
 	for i := range data {
 		data[i] = types.MetricDatum{MetricName: aws.String(fmt.Sprintf("metric-%03d-%s", i, strings.Repeat("x", 40))), Value: aws.Float64(float64(i))}
@@ -129,7 +129,7 @@ func TestGunzipsLargeBodies(t *testing.T) {
 }
 
 func TestWithStatus(t *testing.T) {
-	cw := cwtest.New(t, cwtest.WithStatus(func(n int) int {
+	cw := cwstandin.New(t, cwstandin.WithStatus(func(n int) int {
 		switch n {
 		case 1:
 			return http.StatusServiceUnavailable
@@ -163,7 +163,7 @@ func TestWithStatus(t *testing.T) {
 }
 
 func TestInternalServiceFaultAfterRetries(t *testing.T) {
-	cw := cwtest.New(t, cwtest.WithStatus(func(int) int { return http.StatusInternalServerError }))
+	cw := cwstandin.New(t, cwstandin.WithStatus(func(int) int { return http.StatusInternalServerError }))
 	_, err := client(t, cw.URL).PutMetricData(t.Context(), &cloudwatch.PutMetricDataInput{
 		Namespace: aws.String("NS"), MetricData: []types.MetricDatum{{MetricName: aws.String("m"), Value: aws.Float64(1)}},
 	})
@@ -210,43 +210,43 @@ func TestMalformedRequestsAreRejected(t *testing.T) {
 		body        []byte
 		wantErr     string // "" = accepted
 	}{
-		{"well formed", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(nil)), ""},
-		{"integer timestamp", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Timestamp": tag(1, 1_700_000_000)})), ""},
-		{"integer value", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Value": 3})), ""},
-		{"null member is absent", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Unit": nil})), ""},
+		{"well formed", "POST", cwstandin.PutMetricDataPath, "application/cbor", body(datum(nil)), ""},
+		{"integer timestamp", "POST", cwstandin.PutMetricDataPath, "application/cbor", body(datum(m{"Timestamp": tag(1, 1_700_000_000)})), ""},
+		{"integer value", "POST", cwstandin.PutMetricDataPath, "application/cbor", body(datum(m{"Value": 3})), ""},
+		{"null member is absent", "POST", cwstandin.PutMetricDataPath, "application/cbor", body(datum(m{"Unit": nil})), ""},
 		{"wrong operation", "POST", "/service/GraniteServiceVersion20100801/operation/ListMetrics", "application/cbor", body(datum(nil)), "operation ListMetrics is not supported"},
-		{"GET", "GET", cwtest.PutMetricDataPath, "application/cbor", nil, "not a CloudWatch request"},
+		{"GET", "GET", cwstandin.PutMetricDataPath, "application/cbor", nil, "not a CloudWatch request"},
 		{"no operation", "POST", "/", "application/cbor", body(datum(nil)), "not a CloudWatch request"},
-		{"value and values", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Values": []any{1.0}})), "mutually exclusive"},
-		{"counts without values", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Counts": []any{1.0}})), "want as many"},
-		{"JSON", "POST", cwtest.PutMetricDataPath, "application/json", []byte(`{}`), "Content-Type"},
-		{"not CBOR", "POST", cwtest.PutMetricDataPath, "application/cbor", []byte{0xff, 0x00}, "decode CBOR"},
-		{"body not a map", "POST", cwtest.PutMetricDataPath, "application/cbor", enc([]any{}), "cannot unmarshal array"},
-		{"no namespace", "POST", cwtest.PutMetricDataPath, "application/cbor", enc(m{"MetricData": []any{datum(nil)}}), "Namespace is missing"},
-		{"no data", "POST", cwtest.PutMetricDataPath, "application/cbor", body(), "non-empty list"},
-		{"entity data", "POST", cwtest.PutMetricDataPath, "application/cbor",
+		{"value and values", "POST", cwstandin.PutMetricDataPath, "application/cbor", body(datum(m{"Values": []any{1.0}})), "mutually exclusive"},
+		{"counts without values", "POST", cwstandin.PutMetricDataPath, "application/cbor", body(datum(m{"Counts": []any{1.0}})), "want as many"},
+		{"JSON", "POST", cwstandin.PutMetricDataPath, "application/json", []byte(`{}`), "Content-Type"},
+		{"not CBOR", "POST", cwstandin.PutMetricDataPath, "application/cbor", []byte{0xff, 0x00}, "decode CBOR"},
+		{"body not a map", "POST", cwstandin.PutMetricDataPath, "application/cbor", enc([]any{}), "cannot unmarshal array"},
+		{"no namespace", "POST", cwstandin.PutMetricDataPath, "application/cbor", enc(m{"MetricData": []any{datum(nil)}}), "Namespace is missing"},
+		{"no data", "POST", cwstandin.PutMetricDataPath, "application/cbor", body(), "non-empty list"},
+		{"entity data", "POST", cwstandin.PutMetricDataPath, "application/cbor",
 			enc(m{"Namespace": "NS", "MetricData": []any{datum(nil)}, "EntityMetricData": []any{}}), "member not modelled"},
-		{"duplicate key", "POST", cwtest.PutMetricDataPath, "application/cbor", dupKey, "duplicate map key"},
-		{"member name in another case", "POST", cwtest.PutMetricDataPath, "application/cbor", enc(m{"namespace": "NS", "MetricData": []any{datum(nil)}}), "member not modelled"},
-		{"no value", "POST", cwtest.PutMetricDataPath, "application/cbor", body(m{"MetricName": "m"}), ""},
-		{"no metric name", "POST", cwtest.PutMetricDataPath, "application/cbor", body(m{"Value": 1.0}), "MetricName is missing"},
-		{"string value", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Value": "1"})), "text string into Go struct field cwtest.putMetricDataInput.MetricData of type float64"},
-		{"NaN value", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Value": math.NaN()})), "NaN"},
-		{"infinite count", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Counts": []any{1.0, math.Inf(1)}})), "infinity"},
-		{"unknown member", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Unitt": "Count"})), "member not modelled"},
-		{"incomplete statistic values", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"StatisticValues": m{
+		{"duplicate key", "POST", cwstandin.PutMetricDataPath, "application/cbor", dupKey, "duplicate map key"},
+		{"member name in another case", "POST", cwstandin.PutMetricDataPath, "application/cbor", enc(m{"namespace": "NS", "MetricData": []any{datum(nil)}}), "member not modelled"},
+		{"no value", "POST", cwstandin.PutMetricDataPath, "application/cbor", body(m{"MetricName": "m"}), ""},
+		{"no metric name", "POST", cwstandin.PutMetricDataPath, "application/cbor", body(m{"Value": 1.0}), "MetricName is missing"},
+		{"string value", "POST", cwstandin.PutMetricDataPath, "application/cbor", body(datum(m{"Value": "1"})), "text string into Go struct field cwstandin.putMetricDataInput.MetricData of type float64"},
+		{"NaN value", "POST", cwstandin.PutMetricDataPath, "application/cbor", body(datum(m{"Value": math.NaN()})), "NaN"},
+		{"infinite count", "POST", cwstandin.PutMetricDataPath, "application/cbor", body(datum(m{"Counts": []any{1.0, math.Inf(1)}})), "infinity"},
+		{"unknown member", "POST", cwstandin.PutMetricDataPath, "application/cbor", body(datum(m{"Unitt": "Count"})), "member not modelled"},
+		{"incomplete statistic values", "POST", cwstandin.PutMetricDataPath, "application/cbor", body(datum(m{"StatisticValues": m{
 			"SampleCount": 1, "Sum": 1.0, "Minimum": 1.0,
 		}})), "StatisticValues.Maximum is missing"},
-		{"values not a list", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Values": 1.0})), "of type []float64"},
-		{"string storage resolution", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"StorageResolution": "1"})), "text string into Go struct field cwtest.putMetricDataInput.MetricData of type int32"},
-		{"fractional storage resolution", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"StorageResolution": 1.5})), "of type int32"},
-		{"untagged timestamp", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Timestamp": 1.0})), "timestamp"},
-		{"RFC 3339 timestamp (tag 0)", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Timestamp": tag(0, "2026-01-02T03:04:05Z")})), "want tag 1"},
-		{"duplicate dimension", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Dimensions": []any{
+		{"values not a list", "POST", cwstandin.PutMetricDataPath, "application/cbor", body(datum(m{"Values": 1.0})), "of type []float64"},
+		{"string storage resolution", "POST", cwstandin.PutMetricDataPath, "application/cbor", body(datum(m{"StorageResolution": "1"})), "text string into Go struct field cwstandin.putMetricDataInput.MetricData of type int32"},
+		{"fractional storage resolution", "POST", cwstandin.PutMetricDataPath, "application/cbor", body(datum(m{"StorageResolution": 1.5})), "of type int32"},
+		{"untagged timestamp", "POST", cwstandin.PutMetricDataPath, "application/cbor", body(datum(m{"Timestamp": 1.0})), "timestamp"},
+		{"RFC 3339 timestamp (tag 0)", "POST", cwstandin.PutMetricDataPath, "application/cbor", body(datum(m{"Timestamp": tag(0, "2026-01-02T03:04:05Z")})), "want tag 1"},
+		{"duplicate dimension", "POST", cwstandin.PutMetricDataPath, "application/cbor", body(datum(m{"Dimensions": []any{
 			m{"Name": "Host", "Value": "a"},
 			m{"Name": "Host", "Value": "b"},
 		}})), `"Host" appears twice`},
-		{"dimension without value", "POST", cwtest.PutMetricDataPath, "application/cbor", body(datum(m{"Dimensions": []any{
+		{"dimension without value", "POST", cwstandin.PutMetricDataPath, "application/cbor", body(datum(m{"Dimensions": []any{
 			m{"Name": "Host"},
 		}})), "Value is missing"},
 	}
@@ -256,7 +256,7 @@ func TestMalformedRequestsAreRejected(t *testing.T) {
 				mu   sync.Mutex
 				errs []error
 			)
-			h := cwtest.NewHandler(func(err error) { mu.Lock(); errs = append(errs, err); mu.Unlock() })
+			h := cwstandin.NewHandler(func(err error) { mu.Lock(); errs = append(errs, err); mu.Unlock() })
 			srv := httptest.NewServer(h)
 			defer srv.Close()
 			req, err := http.NewRequest(tt.method, srv.URL+tt.path, bytes.NewReader(tt.body))
@@ -295,7 +295,7 @@ func TestMalformedRequestsAreRejected(t *testing.T) {
 func TestOnCall(t *testing.T) {
 	var seen []string
 	var mu sync.Mutex
-	cw := cwtest.New(t, cwtest.OnCall(func(c cwtest.Call) {
+	cw := cwstandin.New(t, cwstandin.OnCall(func(c cwstandin.Call) {
 		mu.Lock()
 		defer mu.Unlock()
 		seen = append(seen, c.Namespace+"/"+c.Data[0].MetricName)
@@ -319,9 +319,9 @@ func TestOnCall(t *testing.T) {
 // A stand-in CloudWatch endpoint for a local demo: point the service at it
 // with AWS_ENDPOINT_URL_CLOUDWATCH=http://127.0.0.1:4566.
 func ExampleNewHandler() {
-	h := cwtest.NewHandler(
+	h := cwstandin.NewHandler(
 		func(err error) { log.Print(err) },
-		cwtest.OnCall(func(c cwtest.Call) {
+		cwstandin.OnCall(func(c cwstandin.Call) {
 			for _, d := range c.Data {
 				fmt.Printf("%s %s %v %s=%g %s\n", d.Timestamp.Format(time.RFC3339Nano), c.Namespace, d.Dimensions, d.MetricName, d.Value, d.Unit)
 			}

@@ -1,5 +1,5 @@
-// Package cwtest is a loopback Amazon CloudWatch for tests: a TEST
-// STAND-IN, not an emulator of the whole service. It exists because nothing
+// Package cwstandin is a loopback Amazon CloudWatch for the tests and make
+// demo: a STAND-IN, not an emulator of the whole service. It exists because nothing
 // that runs here speaks the protocol the SDKs use: aws-sdk-go-v2's
 // CloudWatch client (v1.53 and later) talks Smithy RPC v2 CBOR, the moto
 // 5.2.1 server answers that with 404, and moto's Metrics Insights
@@ -23,8 +23,8 @@
 // collector's awsemf `endpoint:` and KEDA's awsEndpoint all take Server.URL.
 // Signatures are not checked; any static credentials do.
 //
-//	cw := cwtest.New(t)
-//	cwtest.ClearAWSEnv(t)
+//	cw := cwstandin.New(t)
+//	cwstandin.ClearAWSEnv(t)
 //	client := cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(cw.URL) })
 //	// ... code under test publishes ...
 //	calls := cw.Calls()          // PutMetricData requests, decoded
@@ -85,7 +85,7 @@
 // the normal flow and not reported. The PutMetricData entity members
 // EntityMetricData and StrictEntityValidation are not modelled and are
 // rejected.
-package cwtest
+package cwstandin
 
 import (
 	"errors"
@@ -96,7 +96,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -199,14 +198,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.getMetricData(w, r, raw)
 	default:
 		h.reject(w, r, http.StatusBadRequest, codeInvalidParameter,
-			fmt.Errorf("operation %s is not supported by cwtest (PutMetricData, GetMetricData)", op))
+			fmt.Errorf("operation %s is not supported by cwstandin (PutMetricData, GetMetricData)", op))
 	}
 }
 
 // reject reports err and answers it as a CloudWatch error.
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, status int, code string, err error) {
 	if h.onError != nil {
-		h.onError(fmt.Errorf("cwtest: %s %s: %w", r.Method, r.URL.Path, err))
+		h.onError(fmt.Errorf("cwstandin: %s %s: %w", r.Method, r.URL.Path, err))
 	}
 	writeCBORError(w, status, code, err.Error())
 }
@@ -302,9 +301,19 @@ func (h *Handler) serveLogs(w http.ResponseWriter, r *http.Request, target strin
 		le = &logsError{Type: "ServiceUnavailableException", Message: err.Error(), report: true}
 	}
 	if le.report && h.onError != nil {
-		h.onError(fmt.Errorf("cwtest: Logs %s: %w", target, le))
+		h.onError(fmt.Errorf("cwstandin: Logs %s: %w", target, le))
 	}
 	writeLogsJSON(w, http.StatusBadRequest, map[string]string{"__type": le.Type, "message": le.Message})
+}
+
+// TB is the part of testing.TB that New and ClearAWSEnv use: a test passes
+// its t, and make demo, which uses only Handler, links no testing code.
+type TB interface {
+	Helper()
+	Errorf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
+	Setenv(key, value string)
 }
 
 // Server is a Handler behind an httptest.Server.
@@ -317,7 +326,7 @@ type Server struct {
 
 // New starts the stand-in for the duration of t. Malformed and unsupported
 // requests fail t with t.Errorf.
-func New(t testing.TB, opts ...Option) *Server {
+func New(t TB, opts ...Option) *Server {
 	t.Helper()
 	h := NewHandler(func(err error) { t.Errorf("%v", err) }, opts...)
 	srv := httptest.NewServer(h)
@@ -343,7 +352,7 @@ func (s *Server) Handler() http.Handler { return s.h }
 // variables that change how the SDK picks endpoints, profiles, retries and
 // compression are set to "" (which the SDK treats as unset). Tests that set
 // the process environment cannot run in parallel.
-func ClearAWSEnv(t testing.TB) {
+func ClearAWSEnv(t TB) {
 	t.Helper()
 	none := filepath.Join(t.TempDir(), "none")
 	t.Setenv("AWS_CONFIG_FILE", none)

@@ -1,4 +1,4 @@
-package cwtest_test
+package cwstandin_test
 
 import (
 	"errors"
@@ -13,10 +13,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
+	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
 )
 
-func newServer(t *testing.T, h *cwtest.Handler) string {
+func newServer(t *testing.T, h *cwstandin.Handler) string {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
@@ -41,7 +41,7 @@ func kedaQuery(now time.Time, expr string, period, offset, collection int64) *cl
 // newest first (ScanBy TimestampDescending, KEDA's and the default),
 // StartTime inclusive and EndTime exclusive.
 func TestPeriodBucketsNewestFirst(t *testing.T) {
-	cw := cwtest.New(t)
+	cw := cwstandin.New(t)
 	c := client(t, cw.URL)
 	m0 := minute.Add(-5 * time.Minute)
 	host := map[string]string{"Host": "pod-a"}
@@ -111,7 +111,7 @@ func equalTimes(a, b []time.Time) bool {
 // example: "a query at 15:07:17 for the previous 5 minutes of data, using a
 // period of 5 seconds, ... data timestamped between 15:02:15 and 15:07:15".
 func TestStartTimeRoundsAsCloudWatchDoes(t *testing.T) {
-	cw := cwtest.New(t)
+	cw := cwstandin.New(t)
 	c := client(t, cw.URL)
 	h := time.Now().UTC().Truncate(time.Hour).Add(-time.Hour)
 	at := func(m, s int) time.Time { return h.Add(time.Duration(m)*time.Minute + time.Duration(s)*time.Second) }
@@ -142,7 +142,7 @@ func TestStartTimeRoundsAsCloudWatchDoes(t *testing.T) {
 // dimension set — with the statistic asked for, and the unit when one is
 // set.
 func TestMetricStatQueryAsKEDASendsIt(t *testing.T) {
-	cw := cwtest.New(t)
+	cw := cwstandin.New(t)
 	c := client(t, cw.URL)
 	m0 := minute
 	put(t, c, series{"AWS/SQS", "ApproximateNumberOfMessagesVisible", map[string]string{"QueueName": "q"}, []float64{3, 5}}, m0)
@@ -190,7 +190,7 @@ func TestMetricStatQueryAsKEDASendsIt(t *testing.T) {
 // add their samples, so AVG is the mean of every observation they stand
 // for.
 func TestStatisticSetsAndDistributionsPool(t *testing.T) {
-	cw := cwtest.New(t)
+	cw := cwstandin.New(t)
 	c := client(t, cw.URL)
 	_, err := c.PutMetricData(t.Context(), &cloudwatch.PutMetricDataInput{Namespace: aws.String("NS"), MetricData: []types.MetricDatum{
 		{MetricName: aws.String("lat"), Values: []float64{1, 10}, Counts: []float64{3, 1}, Timestamp: aws.Time(minute)},                                                                                            // 4 samples, sum 13
@@ -216,7 +216,7 @@ func TestStatisticSetsAndDistributionsPool(t *testing.T) {
 // the shipped trigger, with metricEndTimeOffset 0 so the current minute is
 // read.
 func TestPutThenGetWithTheSDK(t *testing.T) {
-	cw := cwtest.New(t)
+	cw := cwstandin.New(t)
 	c := client(t, cw.URL)
 	for pod, v := range map[string]float64{"pod-a": 3, "pod-b": 5} {
 		_, err := c.PutMetricData(t.Context(), &cloudwatch.PutMetricDataInput{Namespace: aws.String("KedaSamples/WebApi"), MetricData: []types.MetricDatum{{
@@ -239,7 +239,7 @@ func TestPutThenGetWithTheSDK(t *testing.T) {
 	if len(r) != 1 || len(r[0].Values) != 1 || r[0].Values[0] != 4 {
 		t.Fatalf("results %+v, want AVG 4 of the pods' 3 and 5", r)
 	}
-	if pts := cw.Datapoints(); len(pts) != 2 || pts[0].Source != cwtest.SourcePutMetricData || pts[0].Unit != "Count/Second" {
+	if pts := cw.Datapoints(); len(pts) != 2 || pts[0].Source != cwstandin.SourcePutMetricData || pts[0].Unit != "Count/Second" {
 		t.Errorf("datapoints %+v", pts)
 	}
 }
@@ -248,7 +248,7 @@ func TestPutThenGetWithTheSDK(t *testing.T) {
 // (or later) than sent — and only datapoints: Calls keep the timestamps
 // as sent.
 func TestTimeShiftMovesStoredData(t *testing.T) {
-	cw := cwtest.New(t, cwtest.WithTimeShift(-2*time.Minute))
+	cw := cwstandin.New(t, cwstandin.WithTimeShift(-2*time.Minute))
 	c := client(t, cw.URL)
 	put(t, c, series{"NS", "m", nil, []float64{1}}, minute.Add(2*time.Minute+10*time.Second))
 	out, err := insights(t, c, "SELECT SUM(m) FROM NS", minute, minute.Add(time.Minute), 60)
@@ -266,7 +266,7 @@ func TestTimeShiftMovesStoredData(t *testing.T) {
 // TestGetMetricDataRequestChecks: the request-level rules.
 func TestGetMetricDataRequestChecks(t *testing.T) {
 	var reported validationErrors
-	c := client(t, newServer(t, cwtest.NewHandler(reported.add)))
+	c := client(t, newServer(t, cwstandin.NewHandler(reported.add)))
 	expr := aws.String("SELECT SUM(m) FROM NS")
 	q := func(id string) types.MetricDataQuery {
 		return types.MetricDataQuery{Id: aws.String(id), Expression: expr, Period: aws.Int32(60)}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -94,6 +95,25 @@ func Start(cmd *exec.Cmd, then func()) (*Proc, error) {
 		}
 		close(p.done)
 	}()
+	return p, nil
+}
+
+// StartLogged starts cmd with its stdout and stderr in a new file at
+// logPath, in its own process group: a Ctrl-C at the terminal reaches only
+// this process, which then stops its children itself, in order (a second
+// SIGTERM would make our services quit without draining).
+func StartLogged(cmd *exec.Cmd, logPath string) (*Proc, error) {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p, err := Start(cmd, func() { f.Close() })
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
 	return p, nil
 }
 

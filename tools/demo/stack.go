@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/keda-eks-samples/workloads/pkg/localproc"
@@ -62,21 +61,11 @@ func (s *stack) start(binary, name string, env map[string]string) (*proc, error)
 // of a minimal environment, or with cmd.Env as it is when env is nil and
 // cmd.Env is set.
 func (s *stack) startCmd(name string, cmd *exec.Cmd, env map[string]string) (*proc, error) {
-	logf, err := os.Create(filepath.Join(s.logs, name+".log"))
-	if err != nil {
-		return nil, err
-	}
 	if env != nil || cmd.Env == nil {
 		cmd.Env = envList(env)
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// Own process group: a Ctrl-C at the terminal reaches only the demo,
-	// which then sends each service exactly one SIGTERM (a second one would
-	// make it quit without draining).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	lp, err := localproc.Start(cmd, func() { logf.Close() })
+	lp, err := localproc.StartLogged(cmd, filepath.Join(s.logs, name+".log"))
 	if err != nil {
-		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &proc{Proc: lp, name: name}

@@ -143,7 +143,7 @@ func (c *Cluster) startKEDA(ctx context.Context) error {
 	return Poll(ctx, 200*time.Millisecond, 90*time.Second, func() (bool, error) {
 		for _, p := range []*process{operator, adapter} {
 			if p.Exited() {
-				return false, fmt.Errorf("%s exited (%v); log:\n%s", p.name, p.Err(), tail(p.log.Name()))
+				return false, fmt.Errorf("%s exited (%v); log:\n%s", p.name, p.Err(), tail(p.log))
 			}
 		}
 		as, err := dyn.Resource(apiServiceGVR).Get(ctx, apiServiceName, metav1.GetOptions{})
@@ -186,7 +186,7 @@ func waitHTTP(ctx context.Context, p *process, url string, timeout time.Duration
 		return resp.StatusCode == http.StatusOK, nil
 	})
 	if err != nil {
-		return fmt.Errorf("%s %s: %w; log:\n%s", p.name, url, err, tail(p.log.Name()))
+		return fmt.Errorf("%s %s: %w; log:\n%s", p.name, url, err, tail(p.log))
 	}
 	return nil
 }

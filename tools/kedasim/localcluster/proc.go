@@ -18,28 +18,19 @@ import (
 type process struct {
 	*localproc.Proc
 	name string
-	log  *os.File
+	log  string // the log file's path
 }
 
 // startProcess starts bin with args and env (added to this process's
 // environment), stdout and stderr into logPath.
 func startProcess(name, bin string, args, env []string, logPath string) (*process, error) {
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = f, f
-	// Its own process group: a Ctrl-C in the terminal reaches the test,
-	// which then stops this process itself, in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	lp, err := localproc.Start(cmd, func() { f.Close() })
+	lp, err := localproc.StartLogged(cmd, logPath)
 	if err != nil {
-		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	return &process{Proc: lp, name: name, log: f}, nil
+	return &process{Proc: lp, name: name, log: logPath}, nil
 }
 
 // killPID ends a process this package did not fork itself but whose PID it

@@ -4,6 +4,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 export GOTOOLCHAIN := local
+# When this make started: make test and make e2e end by printing their wall time.
+MAKE_START := $(shell date +%s)
+wall        = echo "make $(1): $$(( ($$(date +%s) - $(MAKE_START)) / 60 )) min $$(( ($$(date +%s) - $(MAKE_START)) % 60 )) s wall (builds included)"
 export GOFLAGS := -buildvcs=false
 
 SERVICES := webapi sqsworker videoencoder resultanalyzer producer
@@ -213,8 +216,9 @@ CLUSTER_ENV  = LOCALCLUSTER_KWOKCTL='$(CLUSTER_BIN)/kwokctl-$(KWOK_VERSION)' LOC
 # (build tag e2e: `make test` never starts a cluster). Component logs of each
 # test end up in bin/e2e-logs/<test>.
 .PHONY: e2e
-e2e: cluster-bins build collector deps ## e2e tests on a local control plane with the real KEDA operator, adapter and HPA (cold: cluster-bins first, then ~14 min of tests) [tools/kedasim/e2e, tools/kedasim/localcluster]
-	cd $(KEDASIM) && $(CLUSTER_ENV) LOCALCLUSTER_LOG_DIR=$(CURDIR)/$(BIN)/e2e-logs GOWORK=off go test -tags e2e -count=1 -v -parallel 8 -timeout 60m ./localcluster/... ./e2e/...
+e2e: cluster-bins build collector deps ## e2e tests on a local control plane with the real KEDA operator, adapter and HPA (cold: cluster-bins first, then ~26 min of tests) [tools/kedasim/e2e, tools/kedasim/localcluster]
+	cd $(KEDASIM) && $(CLUSTER_ENV) LOCALCLUSTER_LOG_DIR=$(CURDIR)/$(BIN)/e2e-logs GOWORK=off go test -tags e2e -count=1 -v -parallel 8 -timeout 80m ./localcluster/... ./e2e/...
+	@$(call wall,e2e)
 
 # The deploy tree's tests: every overlay rendered and checked with
 # Kubernetes', KEDA's and Pod Security's own code. Its own module outside
@@ -230,7 +234,7 @@ docs-shots: ## redraw docs/e2e-timeline-amp.png from the recorded e2e timeline (
 
 .PHONY: test-deploy
 test-deploy: ## the deploy tree's tests (tools/kedasim/deploytests and the KEDA module's packages; cold build ~11 min) [tools/kedasim]
-	cd $(KEDASIM) && GOWORK=off go vet ./... && GOWORK=off go test -count=1 ./...
+	cd $(KEDASIM) && GOWORK=off go vet ./... && GOWORK=off go test -count=1 -timeout 30m ./...
 
 .PHONY: test
 test: deps test-k6 test-collector test-deploy ## run every test with the race detector (starts real emulators itself) [every module]
@@ -238,6 +242,7 @@ test: deps test-k6 test-collector test-deploy ## run every test with the race de
 	@# The churn test on its own, verbose, so its duplicate count is printed.
 	go test -race -count=1 -v -run '^$(CHURN)$$' ./services/sqsworker/ | grep -v '^=== RUN'
 	@$(MAKE) --no-print-directory standalone
+	@$(call wall,test)
 
 # The k6 scripts are shipped, not run here (k6 is AGPL: users run their
 # own). The TypeScript compiler checks them against @types/k6, both pinned

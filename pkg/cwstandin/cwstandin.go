@@ -93,6 +93,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -347,24 +348,50 @@ func (s *Server) LogEvents() []LogEvent { return s.h.LogEvents() }
 // Handler returns the server's handler.
 func (s *Server) Handler() http.Handler { return s.h }
 
+// awsEnvCleared are the variables that change how the SDK picks endpoints,
+// profiles, retries and compression: ClearAWSEnv and SetDummyAWSEnv set
+// them to "" (which the SDK treats as unset).
+var awsEnvCleared = []string{
+	"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION",
+	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+	"AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE", "AWS_NEW_RETRIES_2026",
+	"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_CLOUDWATCH", "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
+	"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+	"AWS_DISABLE_REQUEST_COMPRESSION", "AWS_REQUEST_MIN_COMPRESSION_SIZE_BYTES",
+}
+
 // ClearAWSEnv keeps the developer's AWS environment out of t: the shared
 // config and credentials files point to a file that does not exist and the
-// variables that change how the SDK picks endpoints, profiles, retries and
-// compression are set to "" (which the SDK treats as unset). Tests that set
-// the process environment cannot run in parallel.
+// variables in awsEnvCleared are set to "". Tests that set the process
+// environment cannot run in parallel (SetDummyAWSEnv is for TestMain).
 func ClearAWSEnv(t TB) {
 	t.Helper()
 	none := filepath.Join(t.TempDir(), "none")
 	t.Setenv("AWS_CONFIG_FILE", none)
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", none)
-	for _, k := range []string{
-		"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION",
-		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-		"AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE", "AWS_NEW_RETRIES_2026",
-		"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_CLOUDWATCH", "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
-		"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
-		"AWS_DISABLE_REQUEST_COMPRESSION", "AWS_REQUEST_MIN_COMPRESSION_SIZE_BYTES",
-	} {
+	for _, k := range awsEnvCleared {
 		t.Setenv(k, "")
 	}
+}
+
+// SetDummyAWSEnv is ClearAWSEnv for a whole test binary (call it from
+// TestMain; dir is a directory the caller removes) plus static example
+// credentials and no instance metadata: what the SDK's default chain needs
+// to sign requests to the loopback stand-ins, in tests that run in
+// parallel.
+func SetDummyAWSEnv(dir string) error {
+	none := filepath.Join(dir, "none")
+	set := map[string]string{"AWS_CONFIG_FILE": none, "AWS_SHARED_CREDENTIALS_FILE": none}
+	for _, k := range awsEnvCleared {
+		set[k] = ""
+	}
+	set["AWS_ACCESS_KEY_ID"] = "AKIDEXAMPLE"
+	set["AWS_SECRET_ACCESS_KEY"] = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+	set["AWS_EC2_METADATA_DISABLED"] = "true"
+	for k, v := range set {
+		if err := os.Setenv(k, v); err != nil {
+			return fmt.Errorf("cwstandin: %w", err)
+		}
+	}
+	return nil
 }

@@ -105,7 +105,8 @@ func startMeters(ctx context.Context, st *stack, repo string, emu *emulator) (*m
 	if err == nil {
 		u, _, err = st.serveAs("webapi", "webapi-emf", map[string]string{
 			"OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-			"OTEL_EXPORTER_OTLP_ENDPOINT": otlp, "OTEL_METRIC_EXPORT_INTERVAL": interval, "OTEL_SERVICE_NAME": "webapi"})
+			"OTEL_EXPORTER_OTLP_ENDPOINT": otlp, "OTEL_METRIC_EXPORT_INTERVAL": interval, "OTEL_SERVICE_NAME": "webapi",
+			"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "delta"}) // as the sidecar and gateway overlays
 		if err != nil {
 			return nil, err
 		}

@@ -93,6 +93,9 @@ func serve(ctx context.Context, st *stack, repo string, o serveOptions) error {
 				return err
 			}
 			env["OTEL_METRICS_EXPORTER"], env["OTEL_EXPORTER_OTLP_PROTOCOL"], env["OTEL_EXPORTER_OTLP_ENDPOINT"] = "otlp", "http/protobuf", otlp
+			// As components/collector-sidecar and collector-gateway set it:
+			// busy seconds reach cloudwatch.yaml as deltas.
+			env["OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"] = "delta"
 		}
 		if src.BaseURL, _, err = st.serve("webapi", env); err != nil {
 			return err

@@ -116,7 +116,7 @@ func otelcolBin(st *stack) (string, error) {
 	return bin, nil
 }
 
-// cloudWatch is the loopback CloudWatch stand-in (pkg/testutil/cwstandin),
+// cloudWatch is the loopback CloudWatch stand-in (pkg/cwstandin),
 // served by the demo itself.
 type cloudWatch struct {
 	*cwstandin.Handler

@@ -14,9 +14,13 @@ import (
 
 // barrier answers requests only in generations of n in flight together,
 // and records the most it saw; after gens generations it calls done.
+// A generation closes on its nth arrival, not when n are in flight: a
+// released handler may not have returned yet when the next arrivals come
+// (on a busy machine), and counting it would close a generation early.
 type barrier struct {
 	mu       sync.Mutex
 	n, cur   int
+	arrived  int
 	most     int
 	gens     int
 	stopAt   int
@@ -27,9 +31,10 @@ type barrier struct {
 func (b *barrier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.mu.Lock()
 	b.cur++
+	b.arrived++
 	b.most = max(b.most, b.cur)
 	ch := b.released
-	if b.cur == b.n {
+	if b.arrived%b.n == 0 {
 		close(b.released)
 		b.released = make(chan struct{})
 		if b.gens++; b.gens == b.stopAt {

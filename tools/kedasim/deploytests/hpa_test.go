@@ -182,7 +182,7 @@ func settle(target autoscalingv2.MetricTarget, behavior *autoscalingv2.Horizonta
 		if k-lag >= 0 {
 			seen = seq[k-lag]
 		}
-		seq = append(seq, h.step(queryValue(agg, load, seen)))
+		seq = append(seq, h.step(queryValue(agg, load*perUnit(target), seen)))
 	}
 	settled, peak = seq[len(seq)-1], slices.Max(seq)
 	for _, n := range seq[len(seq)-30:] {
@@ -243,6 +243,17 @@ var httpScaledObjects = []string{"sidecar", "gateway", "cloudwatch-direct", "amp
 
 // perPod is the seeds' target: 2 in flight (or 2 per second) per pod.
 const perPod = 2
+
+// perUnit is what a trigger's metric counts for one request in flight (or
+// one a second): its target a pod over perPod — 1, or 60 for the busy
+// seconds a minute the CloudWatch in-flight triggers read.
+func perUnit(target autoscalingv2.MetricTarget) float64 {
+	q := target.AverageValue
+	if q == nil {
+		q = target.Value
+	}
+	return q.AsApproximateFloat64() / perPod
+}
 
 // TestHTTPTriggersSettleOnWhatTheLoadNeeds runs each HTTP overlay's
 // rendered trigger (target built by KEDA's own scaler) and behavior through
@@ -340,7 +351,7 @@ func TestSeedShapeUnderScales(t *testing.T) {
 	}
 	for _, load := range []float64{12, 20, 50} {
 		needed := scalemath.Clamp(int32(math.Ceil(load/2)), tr.Min, tr.Max)
-		got := scalemath.Clamp(scalemath.HPADesired(target, queryValue("AVG", load, needed), needed), tr.Min, tr.Max)
+		got := scalemath.Clamp(scalemath.HPADesired(target, queryValue("AVG", load*perUnit(target), needed), needed), tr.Min, tr.Max)
 		t.Logf("load %v: at the %d replicas it needs, the seed's shape recommends %d", load, needed, got)
 		if got > needed/2 {
 			t.Errorf("load %v at %d replicas: seed shape recommends %d, expected far fewer", load, needed, got)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -45,9 +46,6 @@ var localE2EAllowed = func() []string {
 		// videoencoder's encode and idle times (work-videoencoder.yaml).
 		"containers[*].env[PROCESS_SLEEP_TIME].**",
 		"containers[*].env[IDLE_TIMEOUT].**",
-		// webapi's answer time (work-webapi.yaml).
-		"containers[*].env[WEATHER_MIN_DELAY].**",
-		"containers[*].env[WEATHER_MAX_DELAY].**",
 	}
 	var out []string
 	for _, p := range pod {
@@ -61,22 +59,40 @@ var localE2EAllowed = func() []string {
 		out = append(out, "ScaledObject:spec.triggers[*].metadata."+f, "ScaledJob:spec.triggers[*].metadata."+f)
 	}
 	return append(out,
-		// Time windows.
-		"ScaledObject:spec.pollingInterval",
-		"ScaledObject:spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.stabilizationWindowSeconds",
 		"ScaledJob:spec.pollingInterval",
 		// Static credentials instead of the operator's IRSA role.
 		"TriggerAuthentication:spec.**",
 	)
 }()
 
+// localE2EWindowsAllowed is what components/local-e2e-windows may change on
+// top: the ScaledObjects' time windows, nothing else.
+var localE2EWindowsAllowed = []string{
+	"ScaledObject:spec.pollingInterval",
+	"ScaledObject:spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.stabilizationWindowSeconds",
+}
+
 // TestLocalE2EChangesOnlyWhatMustDiffer: overlay + components/local-e2e
-// (what make e2e applies) differs from the shipped overlay only in the
-// allow-listed fields, has the same objects, and leaves no AWS endpoint,
-// ECR image or unplaced pod behind.
+// (what make e2e applies), alone and with components/local-e2e-windows,
+// differs from the shipped overlay only in the allow-listed fields, has the
+// same objects, and leaves no AWS endpoint, ECR image or unplaced pod
+// behind. webapi, its answer times and the shipped windows are untouched
+// without local-e2e-windows.
 func TestLocalE2EChangesOnlyWhatMustDiffer(t *testing.T) {
+	for _, windows := range []bool{false, true} {
+		t.Run(fmt.Sprintf("windows=%v", windows), func(t *testing.T) { testLocalE2E(t, windows) })
+	}
+}
+
+func testLocalE2E(t *testing.T, windows bool) {
 	root := repoRoot(t)
 	component := filepath.Join(root, "deploy", "kustomize", "components", "local-e2e")
+	var extra []string
+	patterns := localE2EAllowed
+	if windows {
+		extra = append(extra, filepath.Join(root, "deploy", "kustomize", "components", "local-e2e-windows"))
+		patterns = append(slices.Clone(patterns), localE2EWindowsAllowed...)
+	}
 	// Values unlike the component's own defaults, so a field that kept a
 	// default (or never got a value) shows.
 	values, err := localoverlay.ReadEnv(filepath.Join(component, localoverlay.EnvFile))
@@ -86,9 +102,9 @@ func TestLocalE2EChangesOnlyWhatMustDiffer(t *testing.T) {
 	for k := range values {
 		values[k] = "http://127.0.0.1:1/" + strings.ToLower(k)
 	}
-	allowed := compilePatterns(localE2EAllowed)
+	allowed := compilePatterns(patterns)
 	eachOverlay(t, func(t *testing.T, overlay string, shipped []manifests.Object) {
-		m, err := localoverlay.Render(t.TempDir(), filepath.Join(root, "deploy", "kustomize", "overlays", overlay), component, values)
+		m, err := localoverlay.Render(t.TempDir(), filepath.Join(root, "deploy", "kustomize", "overlays", overlay), component, values, extra...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -234,7 +234,7 @@ var sigV4 = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/(\d{8})
 // poll once its 1 min window is full (within 5% on most), so the HPA asks
 // for ⌈held/2⌉ ± 1 replicas on every poll; without load, 0 and the minimum.
 func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
-	dummyAWS(t)
+	t.Parallel() // minutes of waiting each: the long signal tests overlap
 	tr := onlyTrigger(t, "amp", "prometheus")
 	prom, queryLog := proctest.StartPrometheus(t)
 	proxy := startAMPProxy(t, prom)
@@ -252,6 +252,9 @@ func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 		"OTEL_METRIC_EXPORT_INTERVAL": overlayEnv(t, "amp", "webapi", "OTEL_METRIC_EXPORT_INTERVAL"),
 		"OTEL_RESOURCE_ATTRIBUTES":    "service.instance.id=" + instance,
 	})
+	if v, ok := manifests.DeploymentEnv(renderOverlay(t, repoRoot(t), "amp"), "webapi", "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"); ok {
+		webEnv["OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"] = v // as rendered (TestBusySecondsTemporalityFitsEachPath)
+	}
 	web := svctest.StartBinary(t, svctest.Build(t, "services/webapi"), webEnv)
 	webURL := "http://127.0.0.1:" + webEnv["PORT"]
 	web.WaitReady(t, webURL)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -30,20 +31,24 @@ import (
 	"github.com/keda-eks-samples/workloads/tools/kedasim/scalemath"
 )
 
-// The sidecar and gateway overlays' signal (issue 10, must-show 2): webapi's
-// OTLP (http/protobuf) → our collector running the shipped
-// deploy/collector/cloudwatch.yaml → awsemf's PutLogEvents with EMF records
-// → the loopback CloudWatch stand-in (cwstandin) → KEDA's aws-cloudwatch
-// scaler built from the gateway overlay's rendered trigger, only
-// awsEndpoint pointed at the stand-in.
+// The sidecar and gateway overlays' signals: webapi's OTLP (http/protobuf)
+// → our collector running the shipped deploy/collector/cloudwatch.yaml →
+// awsemf's PutLogEvents with EMF records → the loopback CloudWatch stand-in
+// (cwstandin) → KEDA's aws-cloudwatch scaler built from the gateway overlay's
+// rendered trigger, only awsEndpoint pointed at the stand-in.
 //
-// One webapi feeds two collectors through a tee that also decodes what
-// webapi sent: the shipped config, and the shipped config minus its
-// Sum→Gauge fix (convert_sum_to_gauge removed from
-// transform/active_requests, nothing else changed). Both see the same
+// The trigger reads busy seconds (TestEMFBusySeconds...). The in-flight
+// level is still written, for dashboards and the seeds' trigger: one webapi
+// feeds two collectors through a tee that also decodes what webapi sent,
+// the shipped config and the shipped config minus its Sum→Gauge fix
+// (convert_sum_to_gauge removed, nothing else changed). Both see the same
 // exports, so the EMF values can be compared export by export.
 
-const activeRequests = "http.server.active_requests"
+// The two metrics cloudwatch.yaml writes.
+const (
+	activeRequests = "http.server.active_requests"
+	busySecondsEMF = "http.server.request.duration_sum"
+)
 
 // otlpExport is what one OTLP export of webapi said about active requests:
 // the collection time and the value per http.request.method.
@@ -181,7 +186,9 @@ type emfRecord struct {
 	hasValue   bool
 }
 
-func emfRecords(t *testing.T, cw *cwstandin.Server, group string) []emfRecord {
+// emfRecords are the EMF records of metric in group (awsemf writes one
+// record per metric type: the level's and busy seconds' apart).
+func emfRecords(t *testing.T, cw *cwstandin.Server, group, metric string) []emfRecord {
 	t.Helper()
 	var out []emfRecord
 	for _, ev := range cw.LogEvents() {
@@ -210,16 +217,19 @@ func emfRecords(t *testing.T, cw *cwstandin.Server, group string) []emfRecord {
 			continue
 		}
 		d := meta.AWS.CloudWatchMetrics[0]
+		if !slices.ContainsFunc(d.Metrics, func(m struct{ Name, Unit string }) bool { return m.Name == metric }) {
+			continue
+		}
 		rec.namespace, rec.dimensions, rec.metrics = d.Namespace, d.Dimensions, d.Metrics
-		rec.value, rec.hasValue = rec.fields[activeRequests].(float64)
+		rec.value, rec.hasValue = rec.fields[metric].(float64)
 		out = append(out, rec)
 	}
 	return out
 }
 
-// checkEMFShape: namespace, the one metric in Count, exactly the dimension
-// set [Service] with Service=webapi, and no method or scheme left.
-func checkEMFShape(t *testing.T, recs []emfRecord, namespace string) {
+// checkEMFShape: namespace, the one metric in its unit, exactly the
+// dimension set [Service] with Service=webapi, and no method or scheme left.
+func checkEMFShape(t *testing.T, recs []emfRecord, namespace, metric, unit string) {
 	t.Helper()
 	for _, r := range recs {
 		if r.namespace != namespace {
@@ -228,21 +238,56 @@ func checkEMFShape(t *testing.T, recs []emfRecord, namespace string) {
 		if want := [][]string{{"Service"}}; !reflect.DeepEqual(r.dimensions, want) {
 			t.Errorf("EMF dimensions %v, want exactly %v", r.dimensions, want)
 		}
-		if len(r.metrics) != 1 || r.metrics[0].Name != activeRequests || r.metrics[0].Unit != "Count" {
-			t.Errorf("EMF metrics %+v, want one %s in Count", r.metrics, activeRequests)
+		if len(r.metrics) != 1 || r.metrics[0].Name != metric || r.metrics[0].Unit != unit {
+			t.Errorf("EMF metrics %+v, want one %s in %s", r.metrics, metric, unit)
 		}
 		if r.fields["Service"] != "webapi" {
 			t.Errorf("EMF Service = %v, want webapi", r.fields["Service"])
 		}
-		for _, gone := range []string{"http.request.method", "url.scheme"} {
+		for _, gone := range []string{"http.request.method", "url.scheme", "http.route", "http.response.status_code"} {
 			if v, ok := r.fields[gone]; ok {
 				t.Errorf("EMF record still carries %s=%v", gone, v)
 			}
 		}
 		if !r.hasValue {
-			t.Errorf("EMF record without a numeric %s: %v", activeRequests, r.fields)
+			t.Errorf("EMF record without a numeric %s: %v", metric, r.fields)
 		}
 	}
+}
+
+// webapiEnv is a webapi process's env with every OTEL_* variable the
+// overlay renders for it, exporting to endpoint as instance (traces and
+// logs off), plus extra.
+func webapiEnv(t *testing.T, rendered map[string]string, endpoint, instance string, extra map[string]string) map[string]string {
+	t.Helper()
+	env := map[string]string{"LOG_LEVEL": "info"}
+	for k, v := range rendered {
+		if strings.HasPrefix(k, "OTEL_") {
+			env[k] = v
+		}
+	}
+	env["OTEL_EXPORTER_OTLP_ENDPOINT"], env["OTEL_RESOURCE_ATTRIBUTES"] = endpoint, "service.instance.id="+instance
+	env["OTEL_TRACES_EXPORTER"], env["OTEL_LOGS_EXPORTER"] = "none", "none"
+	maps.Copy(env, extra)
+	return svctest.Env(t, env)
+}
+
+// gatewaySignal is the gateway overlay's one aws-cloudwatch trigger, the
+// CloudWatch namespace it reads and webapi's env, as rendered. The tests'
+// time shift depends on the trigger's 60 s period read 60 s late.
+func gatewaySignal(t *testing.T) (manifests.Trigger, string, map[string]string) {
+	t.Helper()
+	objs := renderOverlay(t, repoRoot(t), "gateway")
+	tr := onlyTrigger(t, "gateway", "aws-cloudwatch")
+	if tr.Spec.Metadata["metricStatPeriod"] != "60" || tr.Spec.Metadata["metricEndTimeOffset"] != "60" {
+		t.Fatalf("gateway trigger changed (%v): revisit the time shift", tr.Spec.Metadata)
+	}
+	_, params := readParams(t, filepath.Join(repoRoot(t), "deploy", "kustomize", "params", "params.env"))
+	namespace := params["CLOUDWATCH_NAMESPACE"]
+	if !strings.Contains(tr.Spec.Metadata["expression"], `"`+namespace+`"`) {
+		t.Fatalf("trigger expression %q does not read namespace %s", tr.Spec.Metadata["expression"], namespace)
+	}
+	return tr, namespace, containerEnv(t, objs, "webapi", "webapi")
 }
 
 // containerEnv is the plain-value env of a container of a rendered
@@ -351,12 +396,14 @@ func postBurst(t *testing.T, url string, n int) {
 	}
 }
 
-// Must-show 2: N GETs held in webapi (plus POSTs through the same
-// middleware) → the shipped cloudwatch.yaml writes EMF records whose value
-// is N under exactly [Service]; KEDA's aws-cloudwatch scaler, built from the
-// gateway overlay's trigger, reads N for the one pod and the HPA asks
-// ⌈N/2⌉. The same exports through the config minus its Sum→Gauge fix give
-// no record for the first export and 0 after it, and KEDA reads 0.
+// The level: N GETs held in webapi (plus POSTs through the same middleware)
+// → the shipped cloudwatch.yaml writes EMF records of
+// http.server.active_requests whose value is N under exactly [Service];
+// KEDA's aws-cloudwatch scaler, built from the gateway overlay's trigger
+// with the seeds' expression (the SUM of the level), reads N for the one
+// pod and the HPA asks ⌈N/2⌉. The same exports through the config minus its
+// Sum→Gauge fix give no record for the first export and 0 after it, and
+// KEDA reads 0.
 //
 // Time: the trigger reads the newest whole minute ending
 // metricEndTimeOffset (60 s) before now. The stand-ins store every
@@ -366,22 +413,12 @@ func postBurst(t *testing.T, url string, n int) {
 // or sums the pod's samples. The test waits for the first whole minute
 // under steady load to end and polls 10 s later (the batch processor holds
 // data up to 5 s).
-func TestEMFSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
+func TestEMFInFlightLevelFromWebapiThroughCollectorToKeda(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs webapi under load for up to ~2.5 minutes")
 	}
-	dummyAWS(t)
-	objs := renderOverlay(t, repoRoot(t), "gateway")
-	tr := onlyTrigger(t, "gateway", "aws-cloudwatch")
-	if tr.Spec.Metadata["metricStatPeriod"] != "60" || tr.Spec.Metadata["metricEndTimeOffset"] != "60" {
-		t.Fatalf("gateway trigger changed (%v): revisit the time shift", tr.Spec.Metadata)
-	}
-	_, params := readParams(t, filepath.Join(repoRoot(t), "deploy", "kustomize", "params", "params.env"))
-	namespace := params["CLOUDWATCH_NAMESPACE"]
-	if !strings.Contains(tr.Spec.Metadata["expression"], `"`+namespace+`"`) {
-		t.Fatalf("trigger expression %q does not read namespace %s", tr.Spec.Metadata["expression"], namespace)
-	}
-	rendered := containerEnv(t, objs, "webapi", "webapi")
+	t.Parallel() // minutes of waiting each: the long signal tests overlap
+	tr, namespace, rendered := gatewaySignal(t)
 	if rendered["OTEL_METRICS_EXPORTER"] != "otlp" || rendered["OTEL_EXPORTER_OTLP_PROTOCOL"] != "http/protobuf" {
 		t.Fatalf("gateway webapi exports %q over %q, want otlp http/protobuf", rendered["OTEL_METRICS_EXPORTER"], rendered["OTEL_EXPORTER_OTLP_PROTOCOL"])
 	}
@@ -402,16 +439,7 @@ func TestEMFSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 	if s := time.Now().Second(); s >= 55 || s < 2 {
 		time.Sleep(time.Until(time.Now().Truncate(time.Minute).Add(time.Minute + 3*time.Second)))
 	}
-	webEnv := svctest.Env(t, map[string]string{
-		"LOG_LEVEL":                   "info",
-		"OTEL_SERVICE_NAME":           rendered["OTEL_SERVICE_NAME"],
-		"OTEL_METRICS_EXPORTER":       rendered["OTEL_METRICS_EXPORTER"],
-		"OTEL_EXPORTER_OTLP_PROTOCOL": rendered["OTEL_EXPORTER_OTLP_PROTOCOL"],
-		"OTEL_METRIC_EXPORT_INTERVAL": rendered["OTEL_METRIC_EXPORT_INTERVAL"],
-		"OTEL_EXPORTER_OTLP_ENDPOINT": tee.URL,
-		"OTEL_TRACES_EXPORTER":        "none",
-		"OTEL_LOGS_EXPORTER":          "none",
-		"OTEL_RESOURCE_ATTRIBUTES":    "service.instance.id=webapi-0",
+	webEnv := webapiEnv(t, rendered, tee.URL, "webapi-0", map[string]string{
 		// Held until the client leaves; 20-30 s spreads the moments a GET
 		// is answered and re-issued.
 		"WEATHER_MIN_DELAY": "20s",
@@ -444,16 +472,17 @@ func TestEMFSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	s, target, desired := localScaler(t, tr, map[string]string{"awsEndpoint": cw.URL})
-	sNoFix, _, _ := localScaler(t, tr, map[string]string{"awsEndpoint": cwNoFix.URL})
+	level := fmt.Sprintf(`SELECT SUM("%s") FROM SCHEMA("%s", Service)`, activeRequests, namespace)
+	s, target, desired := localScaler(t, tr, map[string]string{"awsEndpoint": cw.URL, "expression": level, "targetMetricValue": "2"})
+	sNoFix, _, _ := localScaler(t, tr, map[string]string{"awsEndpoint": cwNoFix.URL, "expression": level, "targetMetricValue": "2"})
 	r, _ := waitKeda(t, s, time.Second, 5*time.Second, "a reading", func(kedascaler.Reading) bool { return true })
 	rNoFix, _ := waitKeda(t, sNoFix, time.Second, 5*time.Second, "a reading", func(kedascaler.Reading) bool { return true })
 	if now := time.Now(); !now.Truncate(time.Minute).Equal(minute.Add(time.Minute)) {
 		t.Fatalf("poll at %v slipped out of the minute after %v (machine too slow)", now, minute)
 	}
 	exports, teeErrs := tee.snapshot()
-	recs := emfRecords(t, cw, "/metrics/"+namespace)
-	recsNoFix := emfRecords(t, cwNoFix, "/metrics/"+namespace)
+	recs := emfRecords(t, cw, "/metrics/"+namespace, activeRequests)
+	recsNoFix := emfRecords(t, cwNoFix, "/metrics/"+namespace, activeRequests)
 	// Exports of the last seconds may still sit in the batch processor:
 	// compare what was exported before the cutoff only.
 	cutoff := time.Now().Add(-8 * time.Second)
@@ -482,7 +511,7 @@ func TestEMFSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 	}
 
 	t.Run("shipped", func(t *testing.T) {
-		checkEMFShape(t, recs, namespace)
+		checkEMFShape(t, recs, namespace, activeRequests, "Count")
 		var values []float64
 		for _, rec := range recs {
 			values = append(values, rec.value)
@@ -507,13 +536,13 @@ func TestEMFSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 		}
 		var bucket []float64
 		for _, p := range cw.Datapoints() {
-			if !p.Timestamp.Before(minute.Add(-time.Minute)) && p.Timestamp.Before(minute) {
+			if p.MetricName == activeRequests && !p.Timestamp.Before(minute.Add(-time.Minute)) && p.Timestamp.Before(minute) {
 				bucket = append(bucket, p.Sum)
 			}
 		}
 		up := desired(r.Value, 1)
 		t.Logf("EMF values %v; minute KEDA read holds %v; KEDA (%s, %s %s) reads %v active=%v -> HPA desired %d from 1 pod",
-			values, bucket, tr.Spec.Metadata["expression"], target.Type, scalemath.TargetString(target), r.Value, r.Active, up)
+			values, bucket, level, target.Type, scalemath.TargetString(target), r.Value, r.Active, up)
 		if len(bucket) == 0 {
 			t.Errorf("no datapoint in the minute KEDA read")
 		}
@@ -526,7 +555,7 @@ func TestEMFSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 	})
 
 	t.Run("without Sum to Gauge fix", func(t *testing.T) {
-		checkEMFShape(t, recsNoFix, namespace)
+		checkEMFShape(t, recsNoFix, namespace, activeRequests, "Count")
 		byTime := map[int64]float64{}
 		var values []float64
 		for _, rec := range recsNoFix {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"testing"
@@ -59,7 +60,6 @@ func emuEnv(emu *sqstest.Emulator, base map[string]string) map[string]string {
 // min(15, ⌈200/5⌉) = 15 sqsworker replicas; the real sqsworker drains the
 // queue → KEDA reports 0, inactive, and the HPA goes back to 1.
 func TestSQSWorkerScaledObjectFollowsTheQueue(t *testing.T) {
-	dummyAWS(t)
 	emu := sqstest.Start(t)
 	q := emu.NewQueue(t)
 	tr := onlyTrigger(t, "sqs-worker", "aws-sqs-queue")
@@ -220,7 +220,6 @@ func renderedScaledJob(t *testing.T, overlay string) *kedav1alpha1.ScaledJob {
 // unfinished Jobs. The result analyzer must see every message processed
 // exactly once.
 func TestVideoEncoderScaledJobProcessesEachMessageOnce(t *testing.T) {
-	dummyAWS(t)
 	emu := sqstest.Start(t)
 	q := emu.NewQueue(t)
 	sj := renderedScaledJob(t, "video-encoder")
@@ -344,5 +343,62 @@ func TestVideoEncoderScaledJobProcessesEachMessageOnce(t *testing.T) {
 	}
 	if len(lines) != messages || !strings.HasSuffix(lines[len(lines)-1], fmt.Sprintf("processed count %d", messages)) {
 		t.Errorf("/get/count: %q", lines)
+	}
+}
+
+// scaleOnInFlight, in two phases, as the shipped trigger has it and with
+// it set to false (the counterexample: KEDA's scale-down that ignores the
+// messages workers hold). Phase 1: 10 messages, every one received by a
+// worker and not yet deleted (visible 0, in flight 10): the shipped trigger
+// reads 10 and keeps ⌈10/5⌉ = 2 pods; false reads 0, inactive, and would
+// take the workers holding them down to the minimum. Phase 2: 5 more
+// arrive: 15 and 3 pods, where false reads 5 and 1.
+func TestSQSWorkerCountsTheMessagesWorkersHold(t *testing.T) {
+	emu := sqstest.Start(t)
+	q := emu.NewQueue(t, sqstest.WithVisibilityTimeout(5*time.Minute))
+	tr := onlyTrigger(t, "sqs-worker", "aws-sqs-queue")
+	if tr.Spec.Metadata["scaleOnInFlight"] != "true" {
+		t.Fatalf("%s: scaleOnInFlight %q, want \"true\"", tr.Owner, tr.Spec.Metadata["scaleOnInFlight"])
+	}
+	local := map[string]string{"awsEndpoint": emu.Endpoint, "queueURL": q.URL}
+	s, _, desired := localScaler(t, tr, local)
+	off := maps.Clone(local)
+	off["scaleOnInFlight"] = "false"
+	sOff, _, _ := localScaler(t, tr, off)
+
+	produce(t, emu, q.URL, 10)
+	client := emu.Client(t)
+	held := 0
+	for held < 10 {
+		recv, err := client.ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.URL), MaxNumberOfMessages: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		held += len(recv.Messages)
+	}
+	for _, phase := range []struct {
+		send              int
+		want, wantOff     float64
+		pods, podsOff     int32
+		active, activeOff bool
+	}{
+		{0, 10, 0, 2, tr.Min, true, false},
+		{5, 15, 5, 3, 1, true, true},
+	} {
+		if phase.send > 0 {
+			produce(t, emu, q.URL, phase.send)
+		}
+		v, f := emu.Depth(t.Context(), t, q.URL)
+		r, _ := waitKeda(t, s, kedaPollEvery, 10*time.Second, "the queue", func(r kedascaler.Reading) bool { return r.Value == phase.want })
+		rOff, _ := waitKeda(t, sOff, kedaPollEvery, 10*time.Second, "the queue without in flight", func(r kedascaler.Reading) bool { return r.Value == phase.wantOff })
+		got, gotOff := desired(r.Value, 2), desired(rOff.Value, 2)
+		t.Logf("visible %d, in flight %d: shipped reads %v active=%v -> %d pods; scaleOnInFlight false reads %v active=%v -> %d pods",
+			v, f, r.Value, r.Active, got, rOff.Value, rOff.Active, gotOff)
+		if r.Active != phase.active || got != phase.pods {
+			t.Errorf("visible %d, in flight %d: shipped trigger active=%v -> %d pods, want active=%v and %d", v, f, r.Active, got, phase.active, phase.pods)
+		}
+		if rOff.Active != phase.activeOff || gotOff != phase.podsOff {
+			t.Errorf("visible %d, in flight %d: with scaleOnInFlight false active=%v -> %d pods, want active=%v and %d (the counterexample)", v, f, rOff.Active, gotOff, phase.activeOff, phase.podsOff)
+		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/kedascaler"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/scalemath"
@@ -24,17 +23,6 @@ import (
 // KEDA's scalers log through controller-runtime's delegating logger, which
 // prints a stack trace once a test has run 30 s without a logger set.
 func init() { ctrllog.SetLogger(logr.Discard()) }
-
-// dummyAWS gives KEDA's scalers (which resolve podIdentity aws through the
-// AWS SDK's default chain) static dummy credentials, with the developer's
-// AWS files, profiles and endpoint variables kept out (cwstandin.ClearAWSEnv).
-func dummyAWS(t *testing.T) {
-	t.Helper()
-	cwstandin.ClearAWSEnv(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-}
 
 // onlyTrigger is the one trigger of type typ the overlay renders.
 func onlyTrigger(t *testing.T, overlay, typ string) manifests.Trigger {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +47,14 @@ type env struct {
 
 	mu         sync.Mutex
 	firstScale time.Duration // from the load to the first scale-out; -1: none yet
+	phases     []phase       // the scenario's loads, for the summary
+}
+
+// addPhase records one load's outcome for the run's summary.
+func (e *env) addPhase(p phase) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.phases = append(e.phases, p)
 }
 
 // scaledOut records the time from since (the load's start; zero: not
@@ -116,7 +125,10 @@ func start(t *testing.T, ctx context.Context) *env {
 	// Registered first, so it runs last: the whole run includes tearing
 	// everything down.
 	t.Cleanup(func() {
-		record(result{test: t.Name(), out: out, firstScale: e.firstScaleOut(), whole: time.Since(e.started), failed: t.Failed()})
+		e.mu.Lock()
+		phases := slices.Clone(e.phases)
+		e.mu.Unlock()
+		record(result{test: t.Name(), out: out, firstScale: e.firstScaleOut(), whole: time.Since(e.started), failed: t.Failed(), phases: phases})
 	})
 	e.cluster, err = startCluster(ctx, t, bins, filepath.Join(out, "cluster"))
 	if err != nil {
@@ -201,12 +213,17 @@ func (e *env) localValues(t *testing.T, set map[string]string) map[string]string
 	return values
 }
 
-// apply renders overlay + local-e2e with values and applies it with
+// apply renders overlay + local-e2e with values (+ the named components of
+// deploy/kustomize/components, e.g. local-e2e-windows) and applies it with
 // kubectl, as a user applies the shipped overlay.
-func (e *env) apply(t *testing.T, ctx context.Context, overlay string, values map[string]string) {
+func (e *env) apply(t *testing.T, ctx context.Context, overlay string, values map[string]string, components ...string) {
 	t.Helper()
+	var extra []string
+	for _, c := range components {
+		extra = append(extra, filepath.Join(e.root, "deploy/kustomize/components", c))
+	}
 	m, err := localoverlay.Render(t.TempDir(), filepath.Join(e.root, "deploy/kustomize/overlays", overlay),
-		filepath.Join(e.root, "deploy/kustomize/components/local-e2e"), values)
+		filepath.Join(e.root, "deploy/kustomize/components/local-e2e"), values, extra...)
 	if err != nil {
 		t.Fatal(err)
 	}

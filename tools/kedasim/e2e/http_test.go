@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,137 +25,216 @@ import (
 	"github.com/keda-eks-samples/workloads/tools/kedasim/timeline"
 )
 
-// Every webapi overlay's trigger has the same arithmetic: AverageValue 2,
-// so a load of L needs ⌈L/2⌉ pods, within 1..10. The tests hold L
-// requests in flight (L goroutines, each re-issuing its request when the
-// answer comes, spread round robin over the ready pods as a Service
-// would). components/local-e2e makes every answer take 1 s, so L in flight
-// are also L requests per second: the same ⌈L/2⌉ for the in-flight
-// triggers (amp, sidecar) and for cloudwatch-direct's request rate.
-const (
-	// cloudWatchHold is how long the CloudWatch overlays must hold: a
-	// pod's datapoint is read 1-2 minutes after its export (the newest
-	// whole minute that is a minute old), so the first reading with every
-	// new pod's share in it comes about 3 minutes after the scale-out.
-	cloudWatchHold = 4 * time.Minute
+// Every webapi overlay's trigger asks for ⌈L/2⌉ pods, within 1..10: the
+// in-flight triggers (amp, sidecar, gateway) for L requests in flight on
+// average (busy seconds per second, Little's law), cloudwatch-direct's for
+// L requests per second. webapi answers as shipped, in 0-1.5 s at random.
+// The in-flight scenarios hold L requests in flight (L clients, each
+// re-issuing its request when the answer comes, round robin over the ready
+// pods as a Service would); cloudwatch-direct's sends L requests a second
+// whatever the answers take (k6's constant-arrival-rate).
+const httpTarget = 2 // in flight (or req/s) a pod: the triggers' target per unit
 
-	httpLoad   = 16 // requests in flight
-	httpTarget = 2  // the triggers' targetMetricValue / threshold
-)
+// httpScenario is one webapi overlay under a sequence of loads.
+type httpScenario struct {
+	overlay string
+	loads   []int // one after the other; then none
+	rate    bool  // loads are requests per second, not requests in flight
+	windows bool  // with components/local-e2e-windows (minutes, not the shipped 300 s)
+	hold    time.Duration
+}
 
 // TestAMPScalesToWhatTheLoadNeedsAndBack: the amp overlay, Prometheus
-// standing in for Amazon Managed Prometheus, webapi with its shipped
-// answer times (0-1.5 s at random). webapi's pods export over OTLP (every
-// 15 s, as shipped) to the collector Deployment running the shipped
+// standing in for Amazon Managed Prometheus. webapi's pods export over OTLP
+// (every 15 s, as shipped) to the collector Deployment running the shipped
 // amp.yaml, which remote-writes each pod's busy seconds to Prometheus;
 // KEDA's prometheus scaler runs the trigger's own query, the rate of their
-// sum over 1 min: the mean number in flight.
+// sum over 1 min: the mean number in flight. 16 in flight, then 7, then
+// none, with the shipped 300 s scale-down window.
 func TestAMPScalesToWhatTheLoadNeedsAndBack(t *testing.T) {
 	t.Parallel()
-	// The 1 min rate window holds only loaded time a minute after the load
-	// and after each scale-out; 90 s of holding cover it.
-	scalesToTheLoadAndBack(t, "amp", 5*time.Minute, 90*time.Second)
+	runHTTP(t, httpScenario{overlay: "amp", loads: []int{16, 7}, hold: 2 * time.Minute})
 }
 
 // TestCloudWatchDirectScalesToWhatTheLoadNeedsAndBack: the
-// cloudwatch-direct overlay, the CloudWatch stand-in (pkg/testutil/cwstandin)
+// cloudwatch-direct overlay, the CloudWatch stand-in (pkg/cwstandin)
 // in place of CloudWatch. Each webapi pod puts its RequestPerSecond (over
 // its 60 s export window) with PutMetricData; KEDA's aws-cloudwatch scaler
 // runs the trigger's SELECT SUM(RequestPerSecond) ... over the newest whole
-// minute that is a minute old. Its windows: a pod's rate is read 1-2
-// minutes after the second it describes.
+// minute that is a minute old. 16 requests a second, then 7, then none,
+// with the shipped 300 s scale-down window.
 func TestCloudWatchDirectScalesToWhatTheLoadNeedsAndBack(t *testing.T) {
 	t.Parallel()
-	scalesToTheLoadAndBack(t, "cloudwatch-direct", 9*time.Minute, cloudWatchHold)
+	runHTTP(t, httpScenario{overlay: "cloudwatch-direct", loads: []int{16, 7}, rate: true, hold: 2 * time.Minute})
 }
 
 // TestSidecarScalesToWhatTheLoadNeedsAndBack: the sidecar overlay, every
 // webapi pod with a collector sidecar (the shipped cloudwatch.yaml) that
-// writes its in-flight level as CloudWatch embedded metric format to
+// writes its busy seconds as CloudWatch embedded metric format to
 // CloudWatch Logs — here the stand-in, which extracts the metrics as
 // CloudWatch does; KEDA's aws-cloudwatch scaler runs the trigger's SELECT
-// SUM("http.server.active_requests") ... over the newest whole minute that
-// is a minute old.
+// SUM("http.server.request.duration_sum") ... over the newest whole minute
+// that is a minute old. 16 in flight, then 7, then none, with the shipped
+// 300 s scale-down window.
 func TestSidecarScalesToWhatTheLoadNeedsAndBack(t *testing.T) {
 	t.Parallel()
-	scalesToTheLoadAndBack(t, "sidecar", 9*time.Minute, cloudWatchHold)
+	runHTTP(t, httpScenario{overlay: "sidecar", loads: []int{16, 7}, hold: 2 * time.Minute})
 }
 
 // TestGatewayScalesToWhatTheLoadNeedsAndBack: the gateway overlay, the
 // same trigger as sidecar's, with one collector Deployment (the shipped
 // cloudwatch.yaml) that every webapi pod exports to through its Service (a
-// forwarder here).
+// forwarder here). 7 in flight (4 pods share it unevenly), with the local
+// windows (180 s).
 func TestGatewayScalesToWhatTheLoadNeedsAndBack(t *testing.T) {
 	t.Parallel()
-	scalesToTheLoadAndBack(t, "gateway", 9*time.Minute, cloudWatchHold)
+	runHTTP(t, httpScenario{overlay: "gateway", loads: []int{7}, windows: true, hold: 2 * time.Minute})
 }
 
-// scalesToTheLoadAndBack applies a webapi overlay, holds httpLoad requests
-// in flight and checks that the real KEDA + HPA bring the replicas to
-// ⌈L/2⌉ (±1), hold them there while the load lasts, and return to the
-// minimum after it. window bounds each wait: the trigger's own delay.
-func scalesToTheLoadAndBack(t *testing.T, overlay string, window, hold time.Duration) {
-	want := int32(math.Ceil(httpLoad / float64(httpTarget))) // 8, within 1..10
-	ctx, cancel := context.WithTimeout(context.Background(), 4*window)
-	defer cancel()
-	r := startHTTP(t, ctx, overlay, "",
-		fmt.Sprintf("%s: %d requests in flight, AverageValue %d -> %d pods", overlay, httpLoad, httpTarget, want))
-	e, gen, tl := r.e, r.gen, r.tl
+// signalDelay is how long after a change of load or pods the overlay's
+// signal may still read the old state: amp, its 1 min rate window and a
+// 15 s export. The CloudWatch triggers: an old pod's first export after a
+// scale-out (within 60 s) lands its smaller share in one minute, the new
+// pods' first exports (60 s after they start) the next; that minute is read
+// from its end + 60 s to its end + 120 s, so up to 4 min 15 s after the
+// scale-out with the HPA's sync (a make e2e run read 3.9 for 7 in flight
+// 4 min after 1 → 4 pods).
+func signalDelay(overlay string) time.Duration {
+	if overlay == "amp" {
+		return 75 * time.Second
+	}
+	return 4*time.Minute + 30*time.Second
+}
 
-	tl.Mark(fmt.Sprintf("load %d", httpLoad))
-	tl.Expect("pods", float64(want-1), float64(want+1), fmt.Sprintf("⌈%d/%d⌉ ± 1", httpLoad, httpTarget))
-	loadStart := time.Now()
-	gen.start(httpLoad)
-	e.waitReplicas(t, ctx, "webapi", window, func(r int32) bool { return r >= want-1 })
-	t.Logf("first scale-out %s after the load began; %d+ replicas after %s",
-		e.firstScaleOut().Round(time.Second), want-1, time.Since(loadStart).Round(time.Second))
-	// Held within ±1 while the load lasts, until readings taken after the
-	// scale-out have reached the HPA. The pods the HPA has just added are
-	// missing from the signal until their first export is read (the sum
-	// reads low for a while): the scale-down stabilization window
-	// (components/local-e2e) outlasts that, as the shipped 300 s does.
-	e.holdReplicas(t, ctx, "webapi", hold, want-1, want+1)
+// floorOf is the chain of delays the settings put between a load and the
+// first reading that can show it, at worst: the export interval, for the
+// CloudWatch triggers the period and the end offset, and the HPA's 15 s
+// sync (with a minimum of 1 the HPA reads the metric itself; KEDA's
+// pollingInterval only decides activation).
+func floorOf(overlay string) time.Duration {
+	if overlay == "amp" {
+		return 15*time.Second + 15*time.Second
+	}
+	return 60*time.Second + 60*time.Second + 60*time.Second + 15*time.Second
+}
+
+// runHTTP applies a webapi overlay and, for each load in turn, checks that
+// the real KEDA + HPA bring the replicas to ⌈L/2⌉ ± 1 (up at once, down
+// only after the scale-down window, never below ⌈L/2⌉ - 1 on the way),
+// hold them there through the signal's dip after a scale-out, and then that
+// every reading the HPA takes for the hold is within ⌈L/2⌉ ± 1 pods and
+// the replicas never leave it; after the last load, back to the minimum.
+func runHTTP(t *testing.T, sc httpScenario) {
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
+	defer cancel()
+	unit := "in flight"
+	if sc.rate {
+		unit = "req/s"
+	}
+	var comps []string
+	if sc.windows {
+		comps = append(comps, "local-e2e-windows")
+	}
+	var steps []string
+	for _, l := range sc.loads {
+		steps = append(steps, fmt.Sprintf("%d -> %d pods", l, int(math.Ceil(float64(l)/httpTarget))))
+	}
+	r := startHTTP(t, ctx, sc.overlay, "", fmt.Sprintf("%s: %s %s, then none", sc.overlay, strings.Join(steps, ", then "), unit), comps...)
+	e, gen, tl := r.e, r.gen, r.tl
+	target, window := e.hpaSettings(t, ctx, "keda-hpa-webapi")
+	perUnit := target / httpTarget // the metric per request in flight (or per req/s): 1, or 60 busy seconds a minute
+	delay := signalDelay(sc.overlay)
+	t.Logf("%s: target %.0f a pod (%.0f per %s), scale-down window %s, signal delay %s", sc.overlay, target, perUnit, unit, window, delay)
+
+	prev := int32(1)
+	for i, load := range sc.loads {
+		want := int32(math.Ceil(float64(load) / httpTarget))
+		lo, hi := want-1, want+1
+		ph := phase{load: fmt.Sprintf("%d %s", load, unit), want: want, first: -1, floor: floorOf(sc.overlay)}
+		tl.Mark(fmt.Sprintf("load %d %s", load, unit))
+		tl.Expect("pods", float64(lo), float64(hi), fmt.Sprintf("⌈%d/%d⌉ ± 1", load, httpTarget))
+		gen.stop()
+		began := time.Now()
+		gen.start(load, sc.rate)
+		bound := 9 * time.Minute
+		if want < prev {
+			bound = window + delay + 3*time.Minute
+		}
+		// Down: never below the new count on the way.
+		e.waitReplicasWithin(t, ctx, "webapi", bound, lo, hi, func(r int32) bool { return want < prev && r < lo })
+		ph.toTarget = time.Since(began)
+		if i == 0 {
+			ph.first = e.firstScaleOut()
+		}
+		t.Logf("%s: %d-%d replicas %s after the load changed (first scale-out %s; the settings' chain %s)",
+			ph.load, lo, hi, ph.toTarget.Round(time.Second), ph.first.Round(time.Second), ph.floor)
+		if want > prev {
+			// The pods just added are missing from the signal until their
+			// first export is read: the sum reads low for a while, and the
+			// scale-down window must outlast it.
+			e.holdReplicas(t, ctx, "webapi", delay, lo, hi)
+		}
+		ph.readMin, ph.readMax, ph.replMin, ph.replMax = e.holdReads(t, ctx, "keda-hpa-webapi", sc.hold, lo, hi, target, perUnit)
+		t.Logf("%s: for %s every HPA reading %.2f..%.2f %s, replicas %d..%d (want %d ± 1)",
+			ph.load, sc.hold, ph.readMin, ph.readMax, unit, ph.replMin, ph.replMax, want)
+		e.addPhase(ph)
+		prev = want
+	}
 	tl.Mark("load stopped")
 	tl.Expect("pods", 1, 1, "back to the minimum, 1, once the scale-down window passes")
 	gen.stop()
 	stopped := time.Now()
-	e.waitReplicas(t, ctx, "webapi", window, func(r int32) bool { return r == 1 })
+	e.waitReplicasWithin(t, ctx, "webapi", window+delay+3*time.Minute, 1, 1, nil)
+	e.addPhase(phase{load: "none", want: 1, first: -1, toTarget: time.Since(stopped), readMin: math.NaN(), readMax: math.NaN()})
 	tl.Mark("back to 1")
-	t.Logf("back to 1 replica %s after the load stopped; whole run %s",
-		time.Since(stopped).Round(time.Second), time.Since(e.started).Round(time.Second))
+	t.Logf("back to 1 replica %s after the load stopped (window %s); whole run %s",
+		time.Since(stopped).Round(time.Second), window, time.Since(e.started).Round(time.Second))
 }
 
 // TestAMPSeedsAverageUnderScales is the counterexample, on a cluster of
 // its own (no series left over from another run): the amp overlay with the
-// seeds' shape — the average over pods, avg(...), with the same
-// AverageValue 2 — under the same load. The HPA reads L/N per pod and asks
-// for ⌈L/(2N)⌉: more pods make the metric smaller, and the replicas settle
-// far below the ⌈L/2⌉ the load needs (near √(L/2) once the pods' series
-// are all in), with nothing in the cluster reporting a problem.
+// seeds' shape — the average over pods of the in-flight level,
+// avg(http_server_active_requests), with the same AverageValue 2 — under
+// 16 in flight, with the local windows. The HPA reads L/N per pod and asks
+// for ⌈L/(2N)⌉: the first pod's reading (L/1) scales out early, then more
+// pods make the metric smaller, and the replicas settle far below the
+// ⌈L/2⌉ the load needs (near √(L/2) once the pods' series are all in), with
+// nothing in the cluster reporting a problem. It must show the early peak
+// and a finite reading the HPA took (a dead Prometheus or a typo in the
+// query would otherwise leave 1 replica and pass).
 func TestAMPSeedsAverageUnderScales(t *testing.T) {
 	t.Parallel()
-	const load = httpLoad
+	const load = 16
 	want := int32(math.Ceil(load / float64(httpTarget)))
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	r := startHTTP(t, ctx, "amp", `avg(http_server_active_requests{job="webapi"})`,
-		fmt.Sprintf("amp with the seeds' avg(...): %d requests in flight need %d pods", load, want))
+		fmt.Sprintf("amp with the seeds' avg(...): %d requests in flight need %d pods", load, want), "local-e2e-windows")
 	e, gen, tl := r.e, r.gen, r.tl
 
 	tl.Mark(fmt.Sprintf("load %d", load))
-	gen.start(load)
-	// Its windows: the first exports (every 15 s in the amp overlay; webapi
-	// answers in 0-1.5 s as shipped), the scale-up steps, then the 75 s
-	// scale-down stabilization after the readings fall once every pod has
-	// exported (200 s covers them).
-	_ = localcluster.Poll(ctx, time.Second, 200*time.Second, func() (bool, error) { return false, nil })
+	gen.start(load, false)
+	began := time.Now()
+	// Its windows: the first exports (every 15 s in the amp overlay), the
+	// scale-up steps, then the 75 s scale-down stabilization after the
+	// readings fall once every pod has exported (200 s cover them).
+	var early int32
+	reads := 0
+	_ = localcluster.Poll(ctx, time.Second, 200*time.Second, func() (bool, error) {
+		if n, ok := e.replicas(ctx, "webapi"); ok {
+			early = max(early, n)
+		}
+		if v := e.hpaReads(ctx, "keda-hpa-webapi"); !math.IsNaN(v) && v > 0 {
+			reads++
+		}
+		return false, nil
+	})
 	tl.Mark("windows passed")
 	tl.Expect("pods", 1, float64(want/2), fmt.Sprintf("the counterexample: at most %d (half of the %d the load needs)", want/2, want))
 	var peak int32
 	_ = localcluster.Poll(ctx, time.Second, 90*time.Second, func() (bool, error) {
-		d, err := e.client.AppsV1().Deployments(namespace).Get(ctx, "webapi", metav1.GetOptions{})
-		if err == nil && d.Spec.Replicas != nil {
-			peak = max(peak, *d.Spec.Replicas)
+		if n, ok := e.replicas(ctx, "webapi"); ok {
+			peak = max(peak, n)
 		}
 		return false, nil
 	})
@@ -162,8 +243,16 @@ func TestAMPSeedsAverageUnderScales(t *testing.T) {
 	// L/N per pod → ⌈L/(2N)⌉: √(L/2) if only live pods' series counted; the
 	// series of pods just removed stay in the average for Prometheus'
 	// 5-minute lookback, which pulls it lower still.
-	t.Logf("seeds' avg(...) with AverageValue, after its windows: at most %d replica(s) for a load needing %d (√(L/2) = %.1f)",
-		peak, want, math.Sqrt(load/2.0))
+	t.Logf("seeds' avg(...) with AverageValue: early peak %d replicas (%d seconds with a positive HPA reading), then at most %d for a load needing %d (√(L/2) = %.1f)",
+		early, reads, peak, want, math.Sqrt(load/2.0))
+	e.addPhase(phase{load: fmt.Sprintf("%d in flight (seeds' avg)", load), want: want, first: e.firstScaleOut(), toTarget: -1,
+		floor: floorOf("amp"), readMin: math.NaN(), readMax: math.NaN(), replMin: 1, replMax: peak})
+	if reads == 0 {
+		t.Errorf("the HPA never read a positive value from the seeds' query in %s: the signal is broken, not the arithmetic", time.Since(began).Round(time.Second))
+	}
+	if early < 2 {
+		t.Errorf("no early scale-out (peak %d): the first pod's reading L/1 = %d should have asked for more than 1", early, load)
+	}
 	if peak > want/2 {
 		t.Errorf("seeds' avg(...) held up to %d replicas for a load needing %d: the counterexample no longer under-scales", peak, want)
 	}
@@ -184,9 +273,9 @@ type httpRun struct {
 // (for amp, with query in place of the shipped trigger's, if given: the
 // counterexample). It samples in flight, replicas, ready pods and the value
 // the HPA last read from KEDA's metrics adapter, and returns once a webapi pod is
-// ready and the HPA reads its metric. The timeline is saved when the test
-// ends.
-func startHTTP(t *testing.T, ctx context.Context, overlay, query, title string) *httpRun {
+// ready and the HPA reads its metric. components are added after
+// local-e2e (local-e2e-windows). The timeline is saved when the test ends.
+func startHTTP(t *testing.T, ctx context.Context, overlay, query, title string, components ...string) *httpRun {
 	t.Helper()
 	values := map[string]string{}
 	var collectorSelector string
@@ -213,7 +302,7 @@ func startHTTP(t *testing.T, ctx context.Context, overlay, query, title string) 
 	if collectorSelector != "" {
 		values["OTEL_COLLECTOR_URL"] = e.forward(t, collectorSelector, 4318)
 	}
-	e.apply(t, ctx, overlay, e.localValues(t, values))
+	e.apply(t, ctx, overlay, e.localValues(t, values), components...)
 	if query != "" {
 		patch := fmt.Sprintf(`[{"op":"replace","path":"/spec/triggers/0/metadata/query","value":%q}]`, query)
 		if _, err := e.kedaClient(t).Resource(scaledObjects).Namespace(namespace).Patch(ctx, "webapi", types.JSONPatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
@@ -252,8 +341,9 @@ func startHTTP(t *testing.T, ctx context.Context, overlay, query, title string) 
 }
 
 // holder keeps n requests in flight against the ready pods of selector,
-// each client re-issuing its request when the answer comes, spread round
-// robin over the pods ready at that moment (a Service's job).
+// each client re-issuing its request when the answer comes, or (rate) sends
+// n requests a second whatever the answers take; each request goes to the
+// next pod ready at that moment (a Service's job).
 type holder struct {
 	e        *env
 	selector string
@@ -271,29 +361,56 @@ func (h *holder) since() time.Time {
 	return time.Time{}
 }
 
-func (h *holder) start(n int) {
+func (h *holder) start(n int, rate bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
-	now := time.Now()
-	h.started.Store(&now)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}, Timeout: 30 * time.Second}
+	if h.started.Load() == nil {
+		now := time.Now()
+		h.started.Store(&now)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4 * n}, Timeout: 30 * time.Second}
 	var next atomic.Int64
+	// send sends one request to the next ready pod; false: none is ready
+	// (a Service would refuse too).
+	send := func() bool {
+		urls, _ := h.e.runner.Endpoints(namespace, h.selector)
+		if len(urls) == 0 {
+			return false
+		}
+		url := urls[int(next.Add(1))%len(urls)] + "/weatherforecast"
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		h.inFlight.Add(1)
+		resp, err := client.Do(req)
+		h.inFlight.Add(-1)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return true
+	}
+	if rate {
+		h.wg.Go(func() {
+			defer client.CloseIdleConnections()
+			tick := time.NewTicker(time.Second / time.Duration(n))
+			defer tick.Stop()
+			var reqs sync.WaitGroup
+			defer reqs.Wait()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+					reqs.Go(func() { send() })
+				}
+			}
+		})
+		return
+	}
 	for range n {
 		h.wg.Go(func() {
 			defer client.CloseIdleConnections()
 			for ctx.Err() == nil {
-				urls, _ := h.e.runner.Endpoints(namespace, h.selector)
-				if len(urls) == 0 {
-					time.Sleep(100 * time.Millisecond) // no ready pod: a Service would refuse too
-					continue
-				}
-				url := urls[int(next.Add(1))%len(urls)] + "/weatherforecast"
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-				h.inFlight.Add(1)
-				resp, err := client.Do(req)
-				h.inFlight.Add(-1)
-				if err == nil {
-					resp.Body.Close()
+				if !send() {
+					time.Sleep(100 * time.Millisecond) // no ready pod yet
 				}
 			}
 		})
@@ -357,4 +474,86 @@ func (e *env) holdReplicas(t *testing.T, ctx context.Context, name string, d tim
 	if len(bad) > 0 {
 		t.Errorf("%s left [%d, %d] while the load lasted: %v", name, lo, hi, bad)
 	}
+}
+
+// replicas is a Deployment's spec.replicas (false: no answer).
+func (e *env) replicas(ctx context.Context, name string) (int32, bool) {
+	d, err := e.client.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil || d.Spec.Replicas == nil {
+		return 0, false
+	}
+	return *d.Spec.Replicas, true
+}
+
+// hpaSettings are the target a pod of the HPA's first (external) metric,
+// an AverageValue, and its scale-down stabilization window, as KEDA wrote
+// them from the ScaledObject.
+func (e *env) hpaSettings(t *testing.T, ctx context.Context, name string) (float64, time.Duration) {
+	t.Helper()
+	hpa, err := e.client.AutoscalingV2().HorizontalPodAutoscalers(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hpa.Spec.Metrics) == 0 || hpa.Spec.Metrics[0].External == nil || hpa.Spec.Metrics[0].External.Target.AverageValue == nil {
+		t.Fatalf("HPA %s: first metric %+v, want an external AverageValue", name, hpa.Spec.Metrics)
+	}
+	if hpa.Spec.Behavior == nil || hpa.Spec.Behavior.ScaleDown == nil || hpa.Spec.Behavior.ScaleDown.StabilizationWindowSeconds == nil {
+		t.Fatalf("HPA %s has no scale-down window", name)
+	}
+	return hpa.Spec.Metrics[0].External.Target.AverageValue.AsApproximateFloat64(),
+		time.Duration(*hpa.Spec.Behavior.ScaleDown.StabilizationWindowSeconds) * time.Second
+}
+
+// waitReplicasWithin waits until a Deployment's replicas are within
+// [lo, hi], failing at once if bad (when given) holds for a count on the way.
+func (e *env) waitReplicasWithin(t *testing.T, ctx context.Context, name string, timeout time.Duration, lo, hi int32, bad func(int32) bool) {
+	t.Helper()
+	var last int32 = -1
+	err := localcluster.Poll(ctx, 500*time.Millisecond, timeout, func() (bool, error) {
+		n, ok := e.replicas(ctx, name)
+		if !ok {
+			return false, nil
+		}
+		last = n
+		if bad != nil && bad(n) {
+			return false, fmt.Errorf("%d replicas on the way to %d..%d", n, lo, hi)
+		}
+		return n >= lo && n <= hi, nil
+	})
+	if err != nil {
+		t.Fatalf("Deployment %s to %d..%d replicas: %v (last %d)", name, lo, hi, err, last)
+	}
+}
+
+// holdReads checks for d, every second, that the Deployment webapi's
+// replicas and every reading of the HPA named hpaName (its metric total,
+// target a pod) ask for lo..hi pods, and returns the readings' range in the
+// load's unit (total / perUnit) and the replicas' range.
+func (e *env) holdReads(t *testing.T, ctx context.Context, hpaName string, d time.Duration, lo, hi int32, target, perUnit float64) (float64, float64, int32, int32) {
+	t.Helper()
+	readMin, readMax := math.Inf(1), math.Inf(-1)
+	replMin, replMax := int32(math.MaxInt32), int32(0)
+	var bad []string
+	_ = localcluster.Poll(ctx, time.Second, d, func() (bool, error) {
+		if n, ok := e.replicas(ctx, "webapi"); ok {
+			replMin, replMax = min(replMin, n), max(replMax, n)
+			if n < lo || n > hi {
+				bad = append(bad, fmt.Sprintf("%d replicas", n))
+			}
+		}
+		v := e.hpaReads(ctx, hpaName)
+		if math.IsNaN(v) {
+			bad = append(bad, "no reading")
+			return false, nil
+		}
+		readMin, readMax = min(readMin, v/perUnit), max(readMax, v/perUnit)
+		if pods := int32(math.Ceil(v / target)); pods < lo || pods > hi {
+			bad = append(bad, fmt.Sprintf("reading %.2f asks for %d pods", v/perUnit, pods))
+		}
+		return false, nil
+	})
+	if len(bad) > 0 {
+		t.Errorf("while the load held, want %d..%d pods from every reading and replica count: %s", lo, hi, strings.Join(slices.Compact(bad), "; "))
+	}
+	return readMin, readMax, replMin, replMax
 }

@@ -34,7 +34,7 @@ func TestSQSWorkerScalesToTheQueueAndBack(t *testing.T) {
 	e.apply(t, ctx, "sqs-worker", e.localValues(t, map[string]string{
 		"SQS_ENDPOINT":         emu.Endpoint,
 		"SQS_WORKER_QUEUE_URL": q.URL,
-	}))
+	}), "local-e2e-windows")
 	applied := time.Now()
 
 	tl := timeline.New("sqs-worker: 200 messages, queueLength 5, replicas 1..15",

@@ -6,14 +6,17 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"text/tabwriter"
 	"time"
 
 	"github.com/keda-eks-samples/workloads/tools/kedasim/localcluster"
@@ -27,7 +30,44 @@ type result struct {
 	firstScale time.Duration // from the load to the first scale-out; -1: none
 	whole      time.Duration // from start to everything stopped
 	failed     bool
+	phases     []phase
 }
+
+// phase is one load of a scenario as measured.
+type phase struct {
+	load             string        // "16 in flight", "7 req/s", "none"
+	want             int32         // the replica count the load needs
+	first            time.Duration // load start to the first scale-out (first load only; -1: not this phase)
+	toTarget         time.Duration // load change to replicas within want ± 1 (-1: not measured)
+	floor            time.Duration // the settings' chain from a load to a reading that shows it, at worst (0: none)
+	readMin, readMax float64       // the HPA's readings during the hold, in the load's unit (NaN: none)
+	replMin, replMax int32         // replicas during the hold
+}
+
+// dur formats a measured duration; "-" when there is none.
+func dur(d time.Duration) string {
+	if d < 0 {
+		return "-"
+	}
+	return d.Round(time.Second).String()
+}
+
+// cells are a phase's summary columns.
+func (p phase) cells() []string {
+	reads, repl, floor := "-", "-", "-"
+	if !math.IsNaN(p.readMin) && !math.IsInf(p.readMin, 0) {
+		reads = fmt.Sprintf("%.1f-%.1f", p.readMin, p.readMax)
+	}
+	if p.replMax > 0 {
+		repl = fmt.Sprintf("%d-%d", p.replMin, p.replMax)
+	}
+	if p.floor > 0 {
+		floor = p.floor.String()
+	}
+	return []string{p.load, strconv.Itoa(int(p.want)), reads, repl, dur(p.first), dur(p.toTarget), floor}
+}
+
+var phaseColumns = []string{"load", "want", "HPA reads (hold)", "replicas (hold)", "first scale-out", "to target", "floor"}
 
 // results collects every scenario's result; TestMain prints them. Test-only
 // state: the scenarios run in parallel.
@@ -107,13 +147,23 @@ func leftovers(timeout time.Duration) map[int]string {
 	return left
 }
 
-// writeSummary prints the table every make e2e ends with.
+// writeSummary prints the table every make e2e ends with: a line per
+// scenario, then one per load it ran (HTTP scenarios).
 func writeSummary(w io.Writer, rows []result, all time.Duration) {
 	fmt.Fprintf(w, "\ne2e summary (scenarios in parallel, %s in all)\n", all.Round(time.Second))
 	fmt.Fprintf(w, "  %-52s %-5s %12s %10s\n", "scenario", "", "first scale", "whole run")
 	for _, r := range rows {
 		fmt.Fprintf(w, "  %-52s %-5s %12s %10s\n", r.test, status(r), firstScale(r), r.whole.Round(time.Second))
 	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "\n  scenario\t%s\n", strings.Join(phaseColumns, "\t"))
+	for _, r := range rows {
+		for _, p := range r.phases {
+			fmt.Fprintf(tw, "  %s\t%s\n", strings.TrimPrefix(r.test, "Test"), strings.Join(p.cells(), "\t"))
+		}
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w, "  (HPA reads: the metric the HPA read during the hold, in the load's unit; floor: export + period + offset + HPA sync at worst)")
 }
 
 // writeIndex writes dir/index.html: one row per scenario, linking its

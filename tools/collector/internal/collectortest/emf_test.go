@@ -23,7 +23,11 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 )
 
-const activeRequests = "http.server.active_requests"
+// The two metrics cloudwatch.yaml writes, as the trigger and dashboards name them.
+const (
+	activeRequests = "http.server.active_requests"
+	busySeconds    = "http.server.request.duration_sum"
+)
 
 // The two series amp.yaml writes, as the trigger and dashboards name them.
 const (
@@ -107,9 +111,12 @@ type emfRecord struct {
 	measurements []struct {
 		Namespace  string
 		Dimensions [][]string
-		Metrics    []struct{ Name, Unit string }
+		Metrics    []emfMetric
 	}
 }
+
+// emfMetric is one entry of a CloudWatchMetrics directive's Metrics.
+type emfMetric struct{ Name, Unit string }
 
 func parseEMF(t *testing.T, msg string) emfRecord {
 	t.Helper()
@@ -131,10 +138,13 @@ func parseEMF(t *testing.T, msg string) emfRecord {
 	return rec
 }
 
-// The shipped cloudwatch.yaml turns webapi's active-requests UpDownCounter,
-// split by method, into one EMF level per export under exactly the dimension
-// set the aws-cloudwatch trigger reads, and sends nothing else.
-func TestCloudWatchConfigTurnsActiveRequestsIntoOneGauge(t *testing.T) {
+// The shipped cloudwatch.yaml turns webapi's duration histogram, exported as
+// deltas (the sidecar and gateway overlays set the SDK's delta preference),
+// into one busy-seconds value per export (the sum of that export's answer
+// durations, in Seconds), and its active-requests UpDownCounter, split by
+// method, into one level per export, both under exactly the dimension set
+// the aws-cloudwatch trigger reads, and sends nothing else.
+func TestCloudWatchConfigWritesBusySecondsAndOneGauge(t *testing.T) {
 	logs := &fakeLogs{}
 	srv := httptest.NewServer(logs)
 	t.Cleanup(srv.Close)
@@ -146,15 +156,18 @@ exporters:
     endpoint: %s
 `, srv.URL), nil)
 
-	// webapi's side, as pkg/telemetry records it: an Int64UpDownCounter with
-	// http.request.method and url.scheme, cumulative, over OTLP/HTTP.
+	// webapi's side, as pkg/telemetry and otelhttp record it: an
+	// Int64UpDownCounter with http.request.method and url.scheme and a
+	// duration histogram, over OTLP/HTTP with the delta preference
+	// (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta: the
+	// UpDownCounter stays cumulative).
 	ctx := t.Context()
 	exp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpoint(c.OTLPHTTP), otlpmetrichttp.WithInsecure())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = exp.Shutdown(context.Background()) })
-	reader := sdkmetric.NewManualReader()
+	reader := sdkmetric.NewManualReader(sdkmetric.WithTemporalitySelector(sdkmetric.DeltaTemporalitySelector))
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader),
 		sdkmetric.WithResource(resource.NewSchemaless(attribute.String("service.name", "webapi"))))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
@@ -180,61 +193,90 @@ exporters:
 		}
 	}
 
-	// In flight after each step, and what awsemf would have sent without the
-	// Sum->Gauge fix (first point dropped, then deltas): -, -3, +5.
+	// In flight after each step (what awsemf would have sent without the
+	// Sum->Gauge fix, first point dropped, then deltas: -, -3, +5), and the
+	// busy seconds answered in it (none: no field).
 	steps := []struct {
-		do   func()
-		want float64
+		do         func()
+		want, busy float64
 	}{
-		{func() { active.Add(ctx, 3, get); active.Add(ctx, 1, post); duration.Record(ctx, 0.2, get) }, 4},
-		{func() { active.Add(ctx, -2, get); active.Add(ctx, -1, post) }, 1}, // POST back to 0
-		{func() { active.Add(ctx, 5, get) }, 6},
+		{func() { active.Add(ctx, 3, get); active.Add(ctx, 1, post); duration.Record(ctx, 0.25, get) }, 4, 0.25},
+		{func() {
+			active.Add(ctx, -2, get)
+			active.Add(ctx, -1, post) // POST back to 0
+			duration.Record(ctx, 1.5, get)
+			duration.Record(ctx, 0.5, get)
+			duration.Record(ctx, 0.125, post)
+		}, 1, 2.125},
+		{func() { active.Add(ctx, 5, get) }, 6, 0},
 	}
 	ns := "MyApiNamespace"
+	// awsemf writes one record per metric type (the level is a Gauge, busy
+	// seconds a Sum), both with the export's timestamp.
+	seen, records := 0, 0
 	for i, step := range steps {
 		step.do()
 		export()
-		events := waitForEvents(t, logs, i+1)
-		ev := events[i]
-		if ev.Group != "/metrics/"+ns {
-			t.Errorf("log group %q, want /metrics/%s", ev.Group, ns)
+		want := map[string]emfMetric{activeRequests: {Name: activeRequests, Unit: "Count"}}
+		if step.busy > 0 {
+			want[busySeconds] = emfMetric{Name: busySeconds, Unit: "Seconds"}
 		}
-		rec := parseEMF(t, ev.Message)
-		if got := rec.fields[activeRequests]; got != step.want {
-			t.Errorf("export %d: %s = %v, want the level %v\n%s", i+1, activeRequests, got, step.want, ev.Message)
-		}
-		if len(rec.measurements) != 1 {
-			t.Fatalf("export %d: %d CloudWatchMetrics entries, want 1\n%s", i+1, len(rec.measurements), ev.Message)
-		}
-		m := rec.measurements[0]
-		if m.Namespace != ns {
-			t.Errorf("namespace %q, want %q", m.Namespace, ns)
-		}
-		if want := [][]string{{"Service"}}; !reflect.DeepEqual(m.Dimensions, want) {
-			t.Errorf("dimensions %v, want exactly %v", m.Dimensions, want)
-		}
-		if len(m.Metrics) != 1 || m.Metrics[0].Name != activeRequests || m.Metrics[0].Unit != "Count" {
-			t.Errorf("metrics %+v, want one %s in Count", m.Metrics, activeRequests)
-		}
-		if rec.fields["Service"] != "webapi" {
-			t.Errorf("Service = %v, want webapi", rec.fields["Service"])
-		}
-		for _, gone := range []string{"http.request.method", "url.scheme"} {
-			if v, ok := rec.fields[gone]; ok {
-				t.Errorf("record still carries %s=%v", gone, v)
+		records += len(want)
+		events := waitForEvents(t, logs, records)
+		for _, ev := range events[seen:] {
+			if ev.Group != "/metrics/"+ns {
+				t.Errorf("log group %q, want /metrics/%s", ev.Group, ns)
+			}
+			rec := parseEMF(t, ev.Message)
+			if len(rec.measurements) != 1 || len(rec.measurements[0].Metrics) != 1 {
+				t.Fatalf("export %d: want one CloudWatchMetrics entry with one metric\n%s", i+1, ev.Message)
+			}
+			m := rec.measurements[0]
+			if m.Namespace != ns {
+				t.Errorf("namespace %q, want %q", m.Namespace, ns)
+			}
+			if want := [][]string{{"Service"}}; !reflect.DeepEqual(m.Dimensions, want) {
+				t.Errorf("dimensions %v, want exactly %v", m.Dimensions, want)
+			}
+			name := m.Metrics[0].Name
+			if m.Metrics[0] != want[name] {
+				t.Errorf("export %d: metric %+v, want one of %v", i+1, m.Metrics[0], want)
+			}
+			delete(want, name)
+			switch got := rec.fields[name]; name {
+			case activeRequests:
+				if got != step.want {
+					t.Errorf("export %d: %s = %v, want the level %v\n%s", i+1, name, got, step.want, ev.Message)
+				}
+			case busySeconds:
+				if got != step.busy {
+					t.Errorf("export %d: %s = %v, want the %v s answered since the last export\n%s", i+1, name, got, step.busy, ev.Message)
+				}
+			}
+			if rec.fields["Service"] != "webapi" {
+				t.Errorf("Service = %v, want webapi", rec.fields["Service"])
+			}
+			for _, gone := range []string{"http.request.method", "url.scheme", "http.route", "http.response.status_code"} {
+				if v, ok := rec.fields[gone]; ok {
+					t.Errorf("record still carries %s=%v", gone, v)
+				}
 			}
 		}
+		if len(want) > 0 {
+			t.Errorf("export %d: no record of %v", i+1, want)
+		}
+		seen = records
 	}
 
 	events, errs := logs.snapshot()
 	for _, e := range errs {
 		t.Error(e)
 	}
-	if len(events) != len(steps) {
+	if len(events) != records {
 		for _, e := range events {
 			t.Log(e.Message)
 		}
-		t.Errorf("%d log events, want %d (one per export, nothing but %s)", len(events), len(steps), activeRequests)
+		t.Errorf("%d log events, want %d (one per export and metric, nothing but %s and %s)", len(events), records, activeRequests, busySeconds)
 	}
 }
 

@@ -28,12 +28,13 @@ import (
 // EnvFile is the component's values file the run replaces.
 const EnvFile = "local.env"
 
-// Render builds overlayDir + componentDir in a new directory under workDir
-// and returns the rendered objects. values replaces the component's
-// EnvFile; it must name exactly the keys that file names (a missing or
-// unknown key is an error, so a renamed value cannot silently keep its
-// default). With nil values the component's own file is used.
-func Render(workDir, overlayDir, componentDir string, values map[string]string) (resmap.ResMap, error) {
+// Render builds overlayDir + componentDir (+ extra components, listed
+// after it) in a new directory under workDir and returns the rendered
+// objects. values replaces the component's EnvFile; it must name exactly
+// the keys that file names (a missing or unknown key is an error, so a
+// renamed value cannot silently keep its default). With nil values the
+// component's own file is used.
+func Render(workDir, overlayDir, componentDir string, values map[string]string, extra ...string) (resmap.ResMap, error) {
 	dir, err := os.MkdirTemp(workDir, "local-overlay-")
 	if err != nil {
 		return nil, fmt.Errorf("local overlay: %w", err)
@@ -61,6 +62,17 @@ func Render(workDir, overlayDir, componentDir string, values map[string]string) 
 	}
 	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n" +
 		"resources:\n- " + overlayRel + "\ncomponents:\n- component\n"
+	for _, c := range extra {
+		abs, err := filepath.Abs(c)
+		if err != nil {
+			return nil, fmt.Errorf("local overlay: %w", err)
+		}
+		rel, err := filepath.Rel(dir, abs)
+		if err != nil {
+			return nil, fmt.Errorf("local overlay: %w", err)
+		}
+		k += "- " + rel + "\n"
+	}
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
 		return nil, fmt.Errorf("local overlay: %w", err)
 	}

@@ -23,6 +23,11 @@ const HPATolerance = 0.1
 //	Value:        ratio = metric / target;            desired = ceil(ratio x current)
 //
 // and within the tolerance (|ratio - 1| <= 0.1) the current count is kept.
+// current stands for the ready pods (Value) and the scale's status.replicas
+// (AverageValue's tolerance), which the controller uses: they differ only
+// while pods take longer than a sync to become ready. The local cluster's
+// TestHPAModelMatchesTheRealController checks it against the real
+// kube-controller-manager.
 func HPADesired(target autoscalingv2.MetricTarget, metric float64, current int32) int32 {
 	switch target.Type {
 	case autoscalingv2.AverageValueMetricType:

@@ -217,8 +217,16 @@ CLUSTER_ENV  = LOCALCLUSTER_KWOKCTL='$(CLUSTER_BIN)/kwokctl-$(KWOK_VERSION)' LOC
 # test end up in bin/e2e-logs/<test>.
 .PHONY: e2e
 e2e: cluster-bins build collector deps ## e2e tests on a local control plane with the real KEDA operator, adapter and HPA (cold: cluster-bins first, then ~26 min of tests) [tools/kedasim/e2e, tools/kedasim/localcluster]
-	cd $(KEDASIM) && $(CLUSTER_ENV) LOCALCLUSTER_LOG_DIR=$(CURDIR)/$(BIN)/e2e-logs GOWORK=off go test -tags e2e -count=1 -v -parallel 8 -timeout 80m ./localcluster/... ./e2e/...
+	cd $(KEDASIM) && $(CLUSTER_ENV) LOCALCLUSTER_LOG_DIR=$(CURDIR)/$(BIN)/e2e-logs GOWORK=off go test -tags e2e -count=1 -v -parallel 12 -timeout 80m ./localcluster/... ./e2e/...
 	@$(call wall,e2e)
+
+# The fault scenarios alone (make e2e runs them with the others, in
+# parallel): a signal outage per trigger family, with the shipped fallback
+# and the seeds' as the counterexample.
+.PHONY: e2e-faults
+e2e-faults: cluster-bins build collector deps ## only the fault scenarios of make e2e: a signal outage under load, replicas against the fallback's promise, time to recover (~20 min) [tools/kedasim/e2e/faults_test.go, tools/kedasim/internal/faultproxy]
+	cd $(KEDASIM) && $(CLUSTER_ENV) LOCALCLUSTER_LOG_DIR=$(CURDIR)/$(BIN)/e2e-logs GOWORK=off go test -tags e2e -count=1 -v -parallel 12 -timeout 60m -run '^TestFault' ./e2e/
+	@$(call wall,e2e-faults)
 
 # The deploy tree's tests: every overlay rendered and checked with
 # Kubernetes', KEDA's and Pod Security's own code. Its own module outside

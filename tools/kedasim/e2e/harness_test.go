@@ -48,6 +48,14 @@ type env struct {
 	mu         sync.Mutex
 	firstScale time.Duration // from the load to the first scale-out; -1: none yet
 	phases     []phase       // the scenario's loads, for the summary
+	faults     []faultRow    // the faults it injected, for the summary
+}
+
+// addFault records one fault's outcome for the run's summary.
+func (e *env) addFault(f faultRow) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.faults = append(e.faults, f)
 }
 
 // addPhase records one load's outcome for the run's summary.
@@ -126,9 +134,9 @@ func start(t *testing.T, ctx context.Context) *env {
 	// everything down.
 	t.Cleanup(func() {
 		e.mu.Lock()
-		phases := slices.Clone(e.phases)
+		phases, faults := slices.Clone(e.phases), slices.Clone(e.faults)
 		e.mu.Unlock()
-		record(result{test: t.Name(), out: out, firstScale: e.firstScaleOut(), whole: time.Since(e.started), failed: t.Failed(), phases: phases})
+		record(result{test: t.Name(), out: out, firstScale: e.firstScaleOut(), whole: time.Since(e.started), failed: t.Failed(), phases: phases, faults: faults})
 	})
 	e.cluster, err = startCluster(ctx, t, bins, filepath.Join(out, "cluster"))
 	if err != nil {

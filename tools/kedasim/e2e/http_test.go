@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/internal/faultproxy"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/internal/proctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/localcluster"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/timeline"
@@ -42,6 +43,11 @@ type httpScenario struct {
 	rate    bool  // loads are requests per second, not requests in flight
 	windows bool  // with components/local-e2e-windows (minutes, not the shipped 300 s)
 	hold    time.Duration
+	// back: after the last load, none, and back to the minimum. The
+	// CloudWatch scenarios leave it out: their step down (16 to 7) already
+	// waits out the shipped window, and a second wait would add 8 minutes
+	// to make e2e for what amp and gateway show.
+	back bool
 }
 
 // TestAMPScalesToWhatTheLoadNeedsAndBack: the amp overlay, Prometheus
@@ -53,7 +59,7 @@ type httpScenario struct {
 // none, with the shipped 300 s scale-down window.
 func TestAMPScalesToWhatTheLoadNeedsAndBack(t *testing.T) {
 	t.Parallel()
-	runHTTP(t, httpScenario{overlay: "amp", loads: []int{16, 7}, hold: 2 * time.Minute})
+	runHTTP(t, httpScenario{overlay: "amp", loads: []int{16, 7}, hold: 2 * time.Minute, back: true})
 }
 
 // TestCloudWatchDirectScalesToWhatTheLoadNeedsAndBack: the
@@ -61,8 +67,8 @@ func TestAMPScalesToWhatTheLoadNeedsAndBack(t *testing.T) {
 // in place of CloudWatch. Each webapi pod puts its RequestPerSecond (over
 // its 60 s export window) with PutMetricData; KEDA's aws-cloudwatch scaler
 // runs the trigger's SELECT SUM(RequestPerSecond) ... over the newest whole
-// minute that is a minute old. 16 requests a second, then 7, then none,
-// with the shipped 300 s scale-down window.
+// minute that is a minute old. 16 requests a second, then 7, with the
+// shipped 300 s scale-down window.
 func TestCloudWatchDirectScalesToWhatTheLoadNeedsAndBack(t *testing.T) {
 	t.Parallel()
 	runHTTP(t, httpScenario{overlay: "cloudwatch-direct", loads: []int{16, 7}, rate: true, hold: 2 * time.Minute})
@@ -74,8 +80,8 @@ func TestCloudWatchDirectScalesToWhatTheLoadNeedsAndBack(t *testing.T) {
 // CloudWatch Logs — here the stand-in, which extracts the metrics as
 // CloudWatch does; KEDA's aws-cloudwatch scaler runs the trigger's SELECT
 // SUM("http.server.request.duration_sum") ... over the newest whole minute
-// that is a minute old. 16 in flight, then 7, then none, with the shipped
-// 300 s scale-down window.
+// that is a minute old. 16 in flight, then 7, with the shipped 300 s
+// scale-down window.
 func TestSidecarScalesToWhatTheLoadNeedsAndBack(t *testing.T) {
 	t.Parallel()
 	runHTTP(t, httpScenario{overlay: "sidecar", loads: []int{16, 7}, hold: 2 * time.Minute})
@@ -88,7 +94,15 @@ func TestSidecarScalesToWhatTheLoadNeedsAndBack(t *testing.T) {
 // windows (180 s).
 func TestGatewayScalesToWhatTheLoadNeedsAndBack(t *testing.T) {
 	t.Parallel()
-	runHTTP(t, httpScenario{overlay: "gateway", loads: []int{7}, windows: true, hold: 2 * time.Minute})
+	runHTTP(t, httpScenario{overlay: "gateway", loads: []int{7}, windows: true, hold: 2 * time.Minute, back: true})
+}
+
+// unitOf is the unit of a load: requests in flight, or a second (rate).
+func unitOf(rate bool) string {
+	if rate {
+		return "req/s"
+	}
+	return "in flight"
 }
 
 // signalDelay is how long after a change of load or pods the overlay's
@@ -127,10 +141,7 @@ func floorOf(overlay string) time.Duration {
 func runHTTP(t *testing.T, sc httpScenario) {
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
-	unit := "in flight"
-	if sc.rate {
-		unit = "req/s"
-	}
+	unit := unitOf(sc.rate)
 	var comps []string
 	if sc.windows {
 		comps = append(comps, "local-e2e-windows")
@@ -179,6 +190,11 @@ func runHTTP(t *testing.T, sc httpScenario) {
 			ph.load, sc.hold, ph.readMin, ph.readMax, unit, ph.replMin, ph.replMax, want)
 		e.addPhase(ph)
 		prev = want
+	}
+	if !sc.back {
+		gen.stop()
+		tl.Mark("load stopped")
+		return
 	}
 	tl.Mark("load stopped")
 	tl.Expect("pods", 1, 1, "back to the minimum, 1, once the scale-down window passes")
@@ -265,6 +281,10 @@ type httpRun struct {
 	e   *env
 	gen *holder
 	tl  *timeline.Timeline
+	// signal stands between KEDA and the trigger's source (Prometheus'
+	// query API, the CloudWatch stand-in); it passes every request until a
+	// fault scenario sets a fault.
+	signal *faultproxy.Proxy
 }
 
 // startHTTP applies a webapi overlay with the local end of its signal path
@@ -279,16 +299,29 @@ func startHTTP(t *testing.T, ctx context.Context, overlay, query, title string, 
 	t.Helper()
 	values := map[string]string{}
 	var collectorSelector string
+	// signal is put between KEDA and the source it reads: Prometheus' query
+	// API (the collector remote-writes around it), the CloudWatch stand-in
+	// (the pods' puts go through it too; a fault names the operation it
+	// fails).
+	var signal *faultproxy.Proxy
+	proxy := func(target string) string {
+		var err error
+		if signal, err = faultproxy.Start(target); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(signal.Close)
+		return signal.URL
+	}
 	switch overlay {
 	case "amp":
 		prom, _ := proctest.StartPrometheus(t, marker())
-		values["PROMETHEUS_URL"] = prom
+		values["PROMETHEUS_URL"] = proxy(prom)
 		values["PROMETHEUS_REMOTE_WRITE_URL"] = prom + "/api/v1/write"
 		collectorSelector = "app.kubernetes.io/name=otel-collector"
 	case "cloudwatch-direct", "sidecar", "gateway":
 		// Started before the cluster so it outlives the pods' last flush;
 		// a request it cannot parse fails the test.
-		values["CLOUDWATCH_ENDPOINT"] = cwstandin.New(t).URL
+		values["CLOUDWATCH_ENDPOINT"] = proxy(cwstandin.New(t).URL)
 		if overlay == "gateway" {
 			collectorSelector = "app.kubernetes.io/name=otel-collector"
 		}
@@ -309,7 +342,7 @@ func startHTTP(t *testing.T, ctx context.Context, overlay, query, title string, 
 			t.Fatal(err)
 		}
 	}
-	r := &httpRun{e: e, gen: &holder{e: e, selector: "app.kubernetes.io/name=webapi"},
+	r := &httpRun{e: e, gen: &holder{e: e, selector: "app.kubernetes.io/name=webapi"}, signal: signal,
 		tl: timeline.New(title, timeline.Series{Name: "in flight", Panel: "load"}, timeline.Series{Name: "replicas", Panel: "pods"},
 			timeline.Series{Name: "ready", Panel: "pods"}, timeline.Series{Name: "HPA reads", Panel: "HPA reads (KEDA's value for the trigger)"})}
 	// Reads outlive the scenario's context: the last sample is taken in

@@ -31,6 +31,7 @@ type result struct {
 	whole      time.Duration // from start to everything stopped
 	failed     bool
 	phases     []phase
+	faults     []faultRow
 }
 
 // phase is one load of a scenario as measured.
@@ -155,15 +156,39 @@ func writeSummary(w io.Writer, rows []result, all time.Duration) {
 	for _, r := range rows {
 		fmt.Fprintf(w, "  %-52s %-5s %12s %10s\n", r.test, status(r), firstScale(r), r.whole.Round(time.Second))
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "\n  scenario\t%s\n", strings.Join(phaseColumns, "\t"))
-	for _, r := range rows {
+	writeTable(w, rows, phaseColumns, func(r result) [][]string {
+		var out [][]string
 		for _, p := range r.phases {
-			fmt.Fprintf(tw, "  %s\t%s\n", strings.TrimPrefix(r.test, "Test"), strings.Join(p.cells(), "\t"))
+			out = append(out, p.cells())
+		}
+		return out
+	}, "(HPA reads: the metric the HPA read during the hold, in the load's unit; floor: export + period + offset + HPA sync at worst)")
+	writeTable(w, rows, faultColumns, func(r result) [][]string {
+		var out [][]string
+		for _, f := range r.faults {
+			out = append(out, f.cells())
+		}
+		return out
+	}, "(from..to: the fault, since the load began; fallback: fault start to KEDA's Fallback condition; recovered: fault end to the trigger read again and the replicas the load needs)")
+}
+
+// writeTable prints one line per scenario row cells gives (nothing, not
+// even the header, when there is none), then note.
+func writeTable(w io.Writer, rows []result, columns []string, cells func(result) [][]string, note string) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	lines := 0
+	for _, r := range rows {
+		for _, c := range cells(r) {
+			if lines++; lines == 1 {
+				fmt.Fprintf(tw, "\n  scenario\t%s\n", strings.Join(columns, "\t"))
+			}
+			fmt.Fprintf(tw, "  %s\t%s\n", strings.TrimPrefix(r.test, "Test"), strings.Join(c, "\t"))
 		}
 	}
 	_ = tw.Flush()
-	fmt.Fprintln(w, "  (HPA reads: the metric the HPA read during the hold, in the load's unit; floor: export + period + offset + HPA sync at worst)")
+	if lines > 0 {
+		fmt.Fprintln(w, "  "+note)
+	}
 }
 
 // writeIndex writes dir/index.html: one row per scenario, linking its

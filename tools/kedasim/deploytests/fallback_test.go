@@ -17,19 +17,11 @@ import (
 // fault scenarios show it on the real KEDA and HPA.
 func TestEveryScaledObjectFallsBackToWhatRuns(t *testing.T) {
 	eachOverlay(t, func(t *testing.T, overlay string, objs []manifests.Object) {
-		for _, o := range objs {
-			if o.Kind != "ScaledObject" {
-				continue
-			}
-			v, err := manifests.DecodeStrict(o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			so := v.(*kedav1alpha1.ScaledObject)
+		eachScaledObject(t, objs, func(o manifests.Object, so *kedav1alpha1.ScaledObject) {
 			fb := so.Spec.Fallback
 			if fb == nil {
 				t.Errorf("%s: no fallback: an outage of its signal leaves the HPA without a metric", o)
-				continue
+				return
 			}
 			if err := kedav1alpha1.CheckFallbackValid(so); err != nil {
 				t.Errorf("%s: KEDA refuses the fallback: %v", o, err)
@@ -42,6 +34,6 @@ func TestEveryScaledObjectFallsBackToWhatRuns(t *testing.T) {
 					t.Errorf("%s: trigger %s is %s; the fallback arithmetic here is AverageValue's", o, tr.Type, tr.MetricType)
 				}
 			}
-		}
+		})
 	})
 }

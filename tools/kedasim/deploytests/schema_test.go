@@ -121,27 +121,19 @@ func TestKedaObjectsMatchTheCRDSchemas(t *testing.T) {
 func TestEveryScaledObjectStatesItsHPABehavior(t *testing.T) {
 	n := 0
 	eachVariant(t, func(t *testing.T, _ string, objs []manifests.Object) {
-		for _, o := range objs {
-			if o.Kind != "ScaledObject" {
-				continue
-			}
+		eachScaledObject(t, objs, func(o manifests.Object, so *kedav1alpha1.ScaledObject) {
 			n++
-			v, err := manifests.DecodeStrict(o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			so := v.(*kedav1alpha1.ScaledObject)
 			adv := so.Spec.Advanced
 			if adv == nil || adv.HorizontalPodAutoscalerConfig == nil || adv.HorizontalPodAutoscalerConfig.Behavior == nil {
 				t.Errorf("%s states no HPA behavior", o)
-				continue
+				return
 			}
 			b := adv.HorizontalPodAutoscalerConfig.Behavior
 			if b.ScaleUp == nil || b.ScaleDown == nil || len(b.ScaleUp.Policies) == 0 || len(b.ScaleDown.Policies) == 0 ||
 				b.ScaleUp.StabilizationWindowSeconds == nil || b.ScaleDown.StabilizationWindowSeconds == nil {
 				t.Errorf("%s: behavior %+v leaves part of scale-up or scale-down to the controller's defaults", o, b)
 			}
-		}
+		})
 	})
 	if n == 0 {
 		t.Fatal("no ScaledObject rendered")
@@ -154,18 +146,26 @@ func TestEveryScaledObjectStatesItsHPABehavior(t *testing.T) {
 // stabilization window does that).
 func TestNoCooldownWithoutScaleToZero(t *testing.T) {
 	eachOverlay(t, func(t *testing.T, _ string, objs []manifests.Object) {
-		for _, o := range objs {
-			if o.Kind != "ScaledObject" {
-				continue
-			}
-			v, err := manifests.DecodeStrict(o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			so := v.(*kedav1alpha1.ScaledObject)
+		eachScaledObject(t, objs, func(o manifests.Object, so *kedav1alpha1.ScaledObject) {
 			if so.Spec.CooldownPeriod != nil && manifests.Deref(so.Spec.MinReplicaCount, 0) > 0 {
 				t.Errorf("%s: cooldownPeriod %d with minReplicaCount %d does nothing", o, *so.Spec.CooldownPeriod, *so.Spec.MinReplicaCount)
 			}
-		}
+		})
 	})
+}
+
+// eachScaledObject calls fn with every ScaledObject in objs, decoded
+// strictly.
+func eachScaledObject(t *testing.T, objs []manifests.Object, fn func(o manifests.Object, so *kedav1alpha1.ScaledObject)) {
+	t.Helper()
+	for _, o := range objs {
+		if o.Kind != "ScaledObject" {
+			continue
+		}
+		v, err := manifests.DecodeStrict(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fn(o, v.(*kedav1alpha1.ScaledObject))
+	}
 }

@@ -162,10 +162,13 @@ func (mt *meters) rows(ctx context.Context, st *stack, m *measured) ([]cost.Row,
 		cost.CloudWatchDirect("CloudWatch-direct (ours, 1/60 s)", puts, shippedExport, 1),
 		cost.CloudWatchDirect("CloudWatch-direct (seed 001, 1/s)", 1, 1, 1))
 	if mt.emfMiss == nil {
+		// awsemf flushes once an export: one PutLogEvents carries the
+		// export's records, one per metric (2 as shipped).
 		recs, bytes, metrics := mt.emf()
-		fmt.Fprintf(st.out, " EMF %d PutLogEvents (accepted), %d records, %d bytes;", mt.cw.calls.get("PutLogEvents"), recs, bytes)
+		puts := mt.cw.calls.get("PutLogEvents")
+		fmt.Fprintf(st.out, " EMF %d PutLogEvents (accepted, one an export), %d records, %d bytes;", puts, recs, bytes)
 		rows = append(rows,
-			cost.EMF("collector → CloudWatch EMF", float64(mt.cw.calls.get("PutLogEvents"))/float64(recs), float64(bytes)/float64(recs), shippedExport),
+			cost.EMF("collector → CloudWatch EMF", 1, float64(bytes)/float64(puts), shippedExport),
 			cost.EMFMetrics("EMF custom metric(s)", float64(metrics)))
 	} else {
 		fmt.Fprintf(st.out, " EMF not measured (%v);", mt.emfMiss)

@@ -216,7 +216,7 @@ CLUSTER_ENV  = LOCALCLUSTER_KWOKCTL='$(CLUSTER_BIN)/kwokctl-$(KWOK_VERSION)' LOC
 # (build tag e2e: `make test` never starts a cluster). Component logs of each
 # test end up in bin/e2e-logs/<test>.
 .PHONY: e2e
-e2e: cluster-bins build collector deps ## e2e tests on a local control plane with the real KEDA operator, adapter and HPA (cold: cluster-bins first, then ~26 min of tests) [tools/kedasim/e2e, tools/kedasim/localcluster]
+e2e: cluster-bins build collector deps ## e2e tests on a local control plane with the real KEDA operator, adapter and HPA (cold: cluster-bins first, then ~21 min of tests, fault scenarios included) [tools/kedasim/e2e, tools/kedasim/localcluster]
 	cd $(KEDASIM) && $(CLUSTER_ENV) LOCALCLUSTER_LOG_DIR=$(CURDIR)/$(BIN)/e2e-logs GOWORK=off go test -tags e2e -count=1 -v -parallel 12 -timeout 80m ./localcluster/... ./e2e/...
 	@$(call wall,e2e)
 

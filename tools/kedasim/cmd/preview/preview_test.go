@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"io"
+	"math"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,6 +56,18 @@ func binDir(t *testing.T) string {
 	return dir
 }
 
+// ampPreviewEnv checks for Prometheus (the AMP stand-in) and has the AWS
+// variables run sets in the process restored when t ends.
+func ampPreviewEnv(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("prometheus"); err != nil {
+		t.Fatalf("prometheus not found (%v): the AMP stand-in; apt-get install -y prometheus", err)
+	}
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_PROFILE"} {
+		t.Setenv(k, os.Getenv(k))
+	}
+}
+
 // row is one printed poll of a ScaledObject.
 type row struct {
 	at       string
@@ -87,12 +104,7 @@ func TestPreviewFollowsTheLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the amp overlay's local stack for ~95 s")
 	}
-	if _, err := exec.LookPath("prometheus"); err != nil {
-		t.Fatalf("prometheus not found (%v): the AMP stand-in; apt-get install -y prometheus", err)
-	}
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_PROFILE"} {
-		t.Setenv(k, os.Getenv(k)) // run sets them in the process: restored after
-	}
+	ampPreviewEnv(t)
 	bin := binDir(t)
 	out := &localproc.SyncBuffer{}
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
@@ -136,4 +148,83 @@ func TestPreviewFollowsTheLoad(t *testing.T) {
 	if last.replicas != 1 || last.active || last.metric != 0 {
 		t.Errorf("after the load: metric %v active %v replicas %d; want 0, inactive, the minimum 1", last.metric, last.active, last.replicas)
 	}
+}
+
+// TestPreviewReadsAHeldLoadWithinTenPercent: `make preview OVERLAY=amp
+// LOAD=none` against the shipped webapi (0-1.5 s answers, a 15 s export),
+// with the test as the user's client holding 6 requests in flight. After
+// the warm-up (the trigger's 1 min rate window and an export), every poll's
+// metric is within 6 ± 10 % and its desired replicas within ⌈6/2⌉ ± 1.
+func TestPreviewReadsAHeldLoadWithinTenPercent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the amp overlay's local stack for ~3 min")
+	}
+	ampPreviewEnv(t)
+	const load, warmUp = 6, 90 * time.Second
+	bin := binDir(t)
+	out := &localproc.SyncBuffer{}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	args := []string{"-overlay", "amp", "-repo", svctest.RepoRoot(t), "-bin", bin, "-poll", "2s",
+		"-load", "none", "-duration", "190s", "-html", filepath.Join(t.TempDir(), "preview.html")}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, os.Getenv, out) }()
+
+	baseURL := regexp.MustCompile(`BASE_URL=(http://127\.0\.0\.1:\d+)`)
+	var base string
+	if err := localproc.Poll(2*time.Minute, func() (bool, error) {
+		if m := baseURL.FindStringSubmatch(out.String()); m != nil {
+			base = m[1]
+		}
+		return base != "", nil
+	}); err != nil {
+		t.Fatalf("no BASE_URL printed: %v\n%s", err, out)
+	}
+	polled := len(rows(t, out.String()))
+	hold, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 10 * time.Second}
+	for range load {
+		wg.Go(func() {
+			for hold.Err() == nil {
+				req, _ := http.NewRequestWithContext(hold, http.MethodGet, base+"/weatherforecast", nil)
+				if resp, err := client.Do(req); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		})
+	}
+	err := <-done
+	stop()
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("preview: %v\n%s", err, out)
+	}
+	rs := rows(t, out.String())
+	if polled >= len(rs) {
+		t.Fatalf("no poll after the load began\n%s", out)
+	}
+	began, err := time.ParseDuration(rs[polled].at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := (load + 1) / 2
+	checked := 0
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, r := range rs[polled:] {
+		at, err := time.ParseDuration(r.at)
+		if err != nil || at < began+warmUp {
+			continue
+		}
+		checked++
+		lo, hi = min(lo, r.metric), max(hi, r.metric)
+		if math.Abs(r.metric-load) > 0.1*load || r.replicas < want-1 || r.replicas > want+1 {
+			t.Errorf("at %s: metric %.2f, %d replicas; want %d ± 10 %% and %d ± 1", r.at, r.metric, r.replicas, load, want)
+		}
+	}
+	if checked < 20 {
+		t.Fatalf("%d polls after the warm-up, want at least 20\n%s", checked, out)
+	}
+	t.Logf("%d polls after a %s warm-up: metric %.2f..%.2f for %d held in flight", checked, warmUp, lo, hi, load)
 }

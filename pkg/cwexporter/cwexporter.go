@@ -198,13 +198,9 @@ func orDefault(v, def string) string {
 // that a misconfiguration fails at start-up instead of on every export.
 func validate(namespace, metricName, host, sourceMetric string) error {
 	var errs []error
-	switch {
-	case strings.TrimSpace(namespace) == "":
-		errs = append(errs, errors.New("namespace must contain a non-whitespace character"))
-	case len(namespace) > maxNamespaceLen:
-		errs = append(errs, fmt.Errorf("namespace is %d characters, CloudWatch allows at most %d", len(namespace), maxNamespaceLen))
-	case !printableASCII(namespace):
-		errs = append(errs, fmt.Errorf("namespace %q must be printable ASCII", namespace))
+	switch err := printableValue("namespace", namespace, maxNamespaceLen); {
+	case err != nil:
+		errs = append(errs, err)
 	case strings.HasPrefix(namespace, ":"):
 		errs = append(errs, fmt.Errorf("namespace %q must not start with ':'", namespace))
 	case strings.HasPrefix(namespace, "AWS/"):
@@ -216,18 +212,28 @@ func validate(namespace, metricName, host, sourceMetric string) error {
 	case n > maxMetricNameLen:
 		errs = append(errs, fmt.Errorf("metric name is %d characters, CloudWatch allows at most %d", n, maxMetricNameLen))
 	}
-	switch {
-	case strings.TrimSpace(host) == "":
-		errs = append(errs, errors.New("host (Host dimension value) must contain a non-whitespace character"))
-	case len(host) > maxDimensionValueLen:
-		errs = append(errs, fmt.Errorf("host (Host dimension value) is %d characters, CloudWatch allows at most %d", len(host), maxDimensionValueLen))
-	case !printableASCII(host):
-		errs = append(errs, fmt.Errorf("host (Host dimension value) %q must be printable ASCII", host))
+	if err := printableValue("host (Host dimension value)", host, maxDimensionValueLen); err != nil {
+		errs = append(errs, err)
 	}
 	if strings.TrimSpace(sourceMetric) == "" {
 		errs = append(errs, errors.New("source metric name must not be blank"))
 	}
 	return errors.Join(errs...)
+}
+
+// printableValue checks what CloudWatch asks of a namespace and of a
+// dimension value: not blank, at most maxLen bytes, printable ASCII. what
+// names the value in the error.
+func printableValue(what, v string, maxLen int) error {
+	switch {
+	case strings.TrimSpace(v) == "":
+		return fmt.Errorf("%s must contain a non-whitespace character", what)
+	case len(v) > maxLen:
+		return fmt.Errorf("%s is %d characters, CloudWatch allows at most %d", what, len(v), maxLen)
+	case !printableASCII(v):
+		return fmt.Errorf("%s %q must be printable ASCII", what, v)
+	}
+	return nil
 }
 
 // printableASCII reports whether s has only ASCII characters and no ASCII

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keda-eks-samples/workloads/pkg/jobreport"
 	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 )
@@ -20,16 +21,12 @@ type analyzer struct {
 	Output *localproc.SyncBuffer
 }
 
-// analyzerEvent is the part of GET /events the tests read.
+// analyzerEvent is the part of GET /events the tests read: the report the
+// job sent, as the analyzer recorded it.
 type analyzerEvent struct {
-	Seq       int       `json:"seq"`
-	Kind      string    `json:"kind"`
-	JobID     string    `json:"jobId"`
-	MessageID string    `json:"messageId"`
-	Start     time.Time `json:"start"`
-	End       time.Time `json:"end"`
-	Outcome   string    `json:"outcome"`
-	Detail    string    `json:"detail"`
+	Seq  int    `json:"seq"`
+	Kind string `json:"kind"`
+	jobreport.Report
 }
 
 // startAnalyzer builds services/resultanalyzer and runs it until t ends.

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -20,10 +19,6 @@ import (
 )
 
 func TestMain(m *testing.M) { svctest.RunMain(m, main) }
-
-// processWait bounds how long a test waits for the producer process; it is
-// a deadline for a hung process, not a timing assertion.
-const processWait = 60 * time.Second
 
 // emulatorEnv is the environment of a producer process talking to emu.
 func emulatorEnv(emu *sqstest.Emulator, extra map[string]string) map[string]string {
@@ -71,7 +66,7 @@ func TestEnqueues25RequestsInThreeBatchCalls(t *testing.T) {
 	p := svctest.StartProcess(t, emulatorEnv(emu, map[string]string{
 		"QUEUE_URL": q.URL, "NUM_MESSAGES": "25", "AWS_ENDPOINT_URL_SQS": proxyURL,
 	}))
-	if code := p.Wait(t, processWait); code != 0 {
+	if code := p.Wait(t, svctest.ProcessWait); code != 0 {
 		t.Fatalf("exit %d, want 0; output:\n%s", code, p.Output)
 	}
 	out := p.Output.String()
@@ -154,7 +149,7 @@ func TestUnsentMessagesExitOne(t *testing.T) {
 	emu := sqstest.Start(t)
 	missing := emu.Endpoint + "/" + sqstest.AccountID + "/does-not-exist"
 	p := svctest.StartProcess(t, emulatorEnv(emu, map[string]string{"QUEUE_URL": missing, "NUM_MESSAGES": "25"}))
-	if code := p.Wait(t, processWait); code != 1 {
+	if code := p.Wait(t, svctest.ProcessWait); code != 1 {
 		t.Fatalf("exit %d, want 1; output:\n%s", code, p.Output)
 	}
 	out := p.Output.String()

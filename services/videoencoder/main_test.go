@@ -25,10 +25,6 @@ import (
 
 func TestMain(m *testing.M) { svctest.RunMain(m, main) }
 
-// processWait bounds how long a test waits for an encoder process; it is a
-// deadline for a hung process, not a timing assertion.
-const processWait = 60 * time.Second
-
 func TestBadConfigExitsTwoNamingTheVariable(t *testing.T) {
 	base := map[string]string{"QUEUE_URL": "http://127.0.0.1:1/000000000000/q", "AWS_REGION": "us-east-1"}
 	tests := []struct {
@@ -131,7 +127,7 @@ func TestJob(t *testing.T) {
 		recv := otlptest.New(t)
 		p := svctest.StartProcess(t, env(q.URL, map[string]string{"PROCESS_SLEEP_TIME": "200ms", "JOB_ID": "happy-1",
 			"OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": recv.URL, "OTEL_METRIC_EXPORT_INTERVAL": "3600000"}))
-		if code := p.Wait(t, processWait); code != 0 {
+		if code := p.Wait(t, svctest.ProcessWait); code != 0 {
 			t.Fatalf("exit %d, want 0; output:\n%s", code, p.Output)
 		}
 		if v, ok := recv.Value(serviceName, "videoencoder.jobs", map[string]string{"outcome": "processed"}); !ok || v != 1 {
@@ -167,7 +163,7 @@ func TestJob(t *testing.T) {
 			})))
 		}
 		for i, p := range procs {
-			if code := p.Wait(t, processWait); code != 0 {
+			if code := p.Wait(t, svctest.ProcessWait); code != 0 {
 				t.Fatalf("encoder %d: exit %d, want 0; output:\n%s", i, code, p.Output)
 			}
 			if c := strings.Count(p.Output.String(), `msg="message processed and deleted"`); c != 1 {
@@ -204,7 +200,7 @@ func TestJob(t *testing.T) {
 			t.Fatalf("while encoding: visible=%d inFlight=%d, want 0 and 1", v, f)
 		}
 		p.Signal(t, syscall.SIGTERM)
-		if code := p.Wait(t, processWait); code != ExitKilled {
+		if code := p.Wait(t, svctest.ProcessWait); code != ExitKilled {
 			t.Fatalf("exit %d, want %d; output:\n%s", code, ExitKilled, p.Output)
 		}
 		if v, f := depth(t, q.URL); v != 1 || f != 0 {
@@ -229,7 +225,7 @@ func TestJob(t *testing.T) {
 		waitOutput(t, p, `msg="encoding started"`)
 		signalled := time.Now()
 		p.Signal(t, syscall.SIGTERM)
-		code := p.Wait(t, processWait)
+		code := p.Wait(t, svctest.ProcessWait)
 		// A generous bound on the contract, not a measurement.
 		if took := time.Since(signalled); took > budget+2*time.Second {
 			t.Fatalf("exited %s after SIGTERM, SHUTDOWN_TIMEOUT is %s; output:\n%s", took.Round(time.Millisecond), budget, p.Output)
@@ -255,7 +251,7 @@ func TestJob(t *testing.T) {
 		for runs < 5*(maxReceiveCount+1) {
 			runs++
 			p := svctest.StartProcess(t, env(q.URL, map[string]string{"IDLE_TIMEOUT": "1s", "JOB_ID": "poison-" + strconv.Itoa(runs)}))
-			code := p.Wait(t, processWait)
+			code := p.Wait(t, svctest.ProcessWait)
 			if code == 0 {
 				break
 			}
@@ -309,7 +305,7 @@ func TestJob(t *testing.T) {
 			case <-tick.C:
 			}
 		}
-		if code := p.Wait(t, processWait); code != 0 {
+		if code := p.Wait(t, svctest.ProcessWait); code != 0 {
 			t.Fatalf("exit %d, want 0; output:\n%s", code, p.Output)
 		}
 		out := p.Output.String()
@@ -331,7 +327,7 @@ func TestJob(t *testing.T) {
 	t.Run("IdleQueueExitsZero", func(t *testing.T) {
 		q := emu.NewQueue(t)
 		p := svctest.StartProcess(t, env(q.URL, map[string]string{"IDLE_TIMEOUT": "1s"}))
-		if code := p.Wait(t, processWait); code != 0 {
+		if code := p.Wait(t, svctest.ProcessWait); code != 0 {
 			t.Fatalf("exit %d, want 0; output:\n%s", code, p.Output)
 		}
 		if !strings.Contains(p.Output.String(), "no message within the idle timeout") {
@@ -344,7 +340,7 @@ func TestJob(t *testing.T) {
 		p := svctest.StartProcess(t, env(q.URL, map[string]string{"IDLE_TIMEOUT": "10m"}))
 		waitOutput(t, p, `msg="waiting for a message"`)
 		p.Signal(t, syscall.SIGTERM)
-		if code := p.Wait(t, processWait); code != 0 {
+		if code := p.Wait(t, svctest.ProcessWait); code != 0 {
 			t.Fatalf("exit %d, want 0; output:\n%s", code, p.Output)
 		}
 		if !strings.Contains(p.Output.String(), "stopped while waiting for a message") {
@@ -361,7 +357,7 @@ func TestJob(t *testing.T) {
 		p.Signal(t, syscall.SIGTERM)
 		waitOutput(t, p, `msg="stop requested while waiting`) // the process knows before the message comes
 		id := send(t, q.URL, request(11, "720p"))
-		if code := p.Wait(t, processWait); code != 0 {
+		if code := p.Wait(t, svctest.ProcessWait); code != 0 {
 			t.Fatalf("exit %d, want 0; output:\n%s", code, p.Output)
 		}
 		if v, f := depth(t, q.URL); v != 1 || f != 0 {
@@ -386,7 +382,7 @@ func TestJob(t *testing.T) {
 		send(t, q.URL, request(9, "480p"))
 		dead := "http://127.0.0.1:" + strconv.Itoa(svctest.FreePort(t))
 		p := svctest.StartProcess(t, env(q.URL, map[string]string{"PROCESS_SLEEP_TIME": "0", "RESULT_ANALYZER_URL": dead}))
-		if code := p.Wait(t, processWait); code != 0 {
+		if code := p.Wait(t, svctest.ProcessWait); code != 0 {
 			t.Fatalf("exit %d, want 0; output:\n%s", code, p.Output)
 		}
 		if !strings.Contains(p.Output.String(), "could not report to the result analyzer") {

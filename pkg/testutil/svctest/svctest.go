@@ -243,6 +243,11 @@ func (p *Process) WaitReady(t testing.TB, url string) {
 // Done is closed when the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
+// ProcessWait is a timeout for Wait on a process that runs to its end by
+// itself (a job, the producer): a deadline for a hung process, not a timing
+// assertion.
+const ProcessWait = 60 * time.Second
+
 // Wait waits up to timeout for exit and returns the exit code.
 func (p *Process) Wait(t testing.TB, timeout time.Duration) int {
 	t.Helper()

@@ -50,6 +50,17 @@ func send(t *testing.T, emu *sqstest.Emulator, q sqstest.Queue, n int) []string 
 	return res.MessageIDs
 }
 
+// sigtermHolding sends n messages, waits until p holds all n in flight and
+// sends p SIGTERM; it returns when the signal went.
+func sigtermHolding(t *testing.T, emu *sqstest.Emulator, q sqstest.Queue, p *svctest.Process, n int) time.Time {
+	t.Helper()
+	send(t, emu, q, n)
+	emu.WaitDepth(t, q.URL, func(v, f int) bool { return v == 0 && f == n }, 20*time.Second)
+	signalled := time.Now()
+	p.Signal(t, syscall.SIGTERM)
+	return signalled
+}
+
 func TestSendEnqueuesWithBatchesAndTheWorkerDrainsThem(t *testing.T) {
 	emu := sqstest.Start(t)
 	q := emu.NewQueue(t)
@@ -108,25 +119,38 @@ func TestSendRejectsBadInputAndEnqueuesNothing(t *testing.T) {
 	}
 }
 
-// A long poll is open at SIGTERM (7 of 10 slots are free): it runs out, the
-// held messages are released when the drain window ends, and the process
-// exits 0 with all three visible again.
-func TestSIGTERMReleasesUnfinishedMessagesAndExitsZero(t *testing.T) {
-	emu := sqstest.Start(t)
-	q := emu.NewQueue(t, sqstest.WithVisibilityTimeout(time.Hour))
-	p := svctest.StartProcess(t, workerEnv(t, emu, q, map[string]string{
-		"PROCESS_MIN_DELAY": "1h", "PROCESS_MAX_DELAY": "1h", "SQS_VISIBILITY_TIMEOUT": "1h", "SHUTDOWN_TIMEOUT": "3s",
-		"SQS_WAIT_TIME": "2s",
-	}))
-	send(t, emu, q, 3)
-	emu.WaitDepth(t, q.URL, func(v, f int) bool { return v == 0 && f == 3 }, 20*time.Second)
-	p.Signal(t, syscall.SIGTERM)
-	if code := p.Wait(t, 12*time.Second); code != 0 {
-		t.Fatalf("exit %d, want 0:\n%s", code, p.Output)
-	}
-	// Released, not left to a one-hour visibility timeout.
-	if v, f := emu.Depth(context.Background(), t, q.URL); v != 3 || f != 0 {
-		t.Fatalf("after SIGTERM: %d visible, %d in flight; want 3, 0\n%s", v, f, p.Output)
+// SIGTERM with messages in flight: the process exits 0 with each of them
+// either finished and deleted (work that fits the budget) or released,
+// visible again rather than left to a one-hour visibility timeout.
+func TestSIGTERMWithMessagesInFlightExitsZero(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		env     map[string]string
+		n       int
+		wait    time.Duration
+		visible int // after exit; none stay in flight
+	}{{
+		// A long poll is open at SIGTERM (7 of 10 slots are free): it runs
+		// out, and the held messages are released when the drain window ends.
+		name: "releases unfinished messages", n: 3, wait: 12 * time.Second, visible: 3,
+		env: map[string]string{"PROCESS_MIN_DELAY": "1h", "PROCESS_MAX_DELAY": "1h", "SQS_VISIBILITY_TIMEOUT": "1h",
+			"SHUTDOWN_TIMEOUT": "3s", "SQS_WAIT_TIME": "2s"},
+	}, {
+		name: "finishes in-flight work within the budget", n: 4, wait: 20 * time.Second, visible: 0,
+		env: map[string]string{"PROCESS_MIN_DELAY": "1500ms", "PROCESS_MAX_DELAY": "1500ms", "SHUTDOWN_TIMEOUT": "15s", "LOG_FORMAT": "json"},
+	}} {
+		t.Run(tt.name, func(t *testing.T) {
+			emu := sqstest.Start(t)
+			q := emu.NewQueue(t, sqstest.WithVisibilityTimeout(time.Hour))
+			p := svctest.StartProcess(t, workerEnv(t, emu, q, tt.env))
+			sigtermHolding(t, emu, q, p, tt.n)
+			if code := p.Wait(t, tt.wait); code != 0 {
+				t.Fatalf("exit %d, want 0:\n%s", code, p.Output)
+			}
+			if v, f := emu.Depth(context.Background(), t, q.URL); v != tt.visible || f != 0 {
+				t.Fatalf("after SIGTERM: %d visible, %d in flight; want %d, 0\n%s", v, f, tt.visible, p.Output)
+			}
+		})
 	}
 }
 
@@ -200,10 +224,7 @@ func TestExitWithinShutdownTimeoutIncludingTheLastFlush(t *testing.T) {
 		"OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
 		"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL, "OTEL_METRIC_EXPORT_INTERVAL": "3600000",
 	}))
-	send(t, emu, q, 1)
-	emu.WaitDepth(t, q.URL, func(v, f int) bool { return v == 0 && f == 1 }, 20*time.Second)
-	signalled := time.Now()
-	p.Signal(t, syscall.SIGTERM)
+	signalled := sigtermHolding(t, emu, q, p, 1)
 	code := p.Wait(t, 30*time.Second)
 	// A generous bound on the contract, not a measurement: the old flush
 	// alone ran 5s past the budget.
@@ -220,23 +241,6 @@ func TestExitWithinShutdownTimeoutIncludingTheLastFlush(t *testing.T) {
 	}
 	if v, f := emu.Depth(context.Background(), t, q.URL); v != 1 || f != 0 {
 		t.Fatalf("after exit: %d visible, %d in flight; want 1, 0\n%s", v, f, p.Output)
-	}
-}
-
-func TestSIGTERMFinishesInFlightWorkWithinTheBudget(t *testing.T) {
-	emu := sqstest.Start(t)
-	q := emu.NewQueue(t, sqstest.WithVisibilityTimeout(time.Hour))
-	p := svctest.StartProcess(t, workerEnv(t, emu, q, map[string]string{
-		"PROCESS_MIN_DELAY": "1500ms", "PROCESS_MAX_DELAY": "1500ms", "SHUTDOWN_TIMEOUT": "15s", "LOG_FORMAT": "json",
-	}))
-	send(t, emu, q, 4)
-	emu.WaitDepth(t, q.URL, func(v, f int) bool { return v == 0 && f == 4 }, 20*time.Second)
-	p.Signal(t, syscall.SIGTERM)
-	if code := p.Wait(t, 20*time.Second); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, p.Output)
-	}
-	if v, f := emu.Depth(context.Background(), t, q.URL); v != 0 || f != 0 {
-		t.Fatalf("in-flight work was not finished and deleted: %d visible, %d in flight\n%s", v, f, p.Output)
 	}
 }
 

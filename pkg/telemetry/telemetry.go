@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/keda-eks-samples/workloads/pkg/buildinfo"
 	"github.com/keda-eks-samples/workloads/pkg/config"
+	"github.com/keda-eks-samples/workloads/pkg/server"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -34,6 +36,7 @@ import (
 type Telemetry struct {
 	provider *sdkmetric.MeterProvider
 	exporter string
+	service  string // Setup's service, the operation InstrumentHTTP names
 
 	stopped     atomic.Pointer[time.Time] // when Setup's context ended (SIGTERM)
 	stopWatcher func() bool
@@ -81,7 +84,7 @@ func Setup(ctx context.Context, log *slog.Logger, service string, extra ...Optio
 		opts = append(opts, sdkmetric.WithReader(reader))
 	}
 	log.Info("metrics", "exporter", name)
-	t := &Telemetry{provider: sdkmetric.NewMeterProvider(opts...), exporter: name}
+	t := &Telemetry{provider: sdkmetric.NewMeterProvider(opts...), exporter: name, service: service}
 	// The shutdown budget counts from the signal: remember when it came.
 	t.stopWatcher = context.AfterFunc(ctx, func() {
 		now := time.Now()
@@ -100,10 +103,24 @@ func (t *Telemetry) MeterProvider() metric.MeterProvider { return t.provider }
 // shutdown budget (run is returning on its own).
 const FlushTimeout = 5 * time.Second
 
-// FlushReserve is the part of a shutdown budget (SHUTDOWN_TIMEOUT) kept for
-// the final export: a service gives its drain budget minus this, so that
-// draining and the last flush together end within budget.
-func FlushReserve(budget time.Duration) time.Duration { return min(FlushTimeout, budget/10) }
+// DrainBudget is the part of a shutdown budget (SHUTDOWN_TIMEOUT) a service
+// may spend draining; the rest, min(FlushTimeout, budget/10), is kept for
+// the final export, so that draining and the last flush together end within
+// budget.
+func DrainBudget(budget time.Duration) time.Duration { return budget - min(FlushTimeout, budget/10) }
+
+// Server serves routes, instrumented (InstrumentHTTP) under Setup's service
+// name, behind the probes and checks of server.New, draining within
+// DrainBudget of cfg.ShutdownTimeout so that the last flush (ShutdownOnExit
+// with the whole budget) still fits.
+func (t *Telemetry) Server(cfg server.Config, log *slog.Logger, routes http.Handler, checks map[string]server.Check) (*server.Server, error) {
+	app, err := InstrumentHTTP(t.provider, t.service, routes)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ShutdownTimeout = DrainBudget(cfg.ShutdownTimeout)
+	return server.New(cfg, log, app, checks), nil
+}
 
 // ShutdownOnExit is ShutdownWithin for a deferred call at the end of run,
 // its error joined into *errp.

@@ -69,13 +69,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		log.Info("events kept in memory only: set DATA_FILE to keep them across restarts")
 	}
 
-	app, err := telemetry.InstrumentHTTP(tel.MeterProvider(), serviceName, routes(log, store))
+	srv, err := tel.Server(cfg.Server, log, routes(log, store), nil)
 	if err != nil {
 		return err
 	}
-	srv := cfg.Server // the last metrics flush shares SHUTDOWN_TIMEOUT
-	srv.ShutdownTimeout -= telemetry.FlushReserve(srv.ShutdownTimeout)
-	return server.New(srv, log, app, nil).Run(ctx)
+	return srv.Run(ctx)
 }
 
 // routes is the whole HTTP surface of resultanalyzer (probes are added by

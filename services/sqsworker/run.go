@@ -58,7 +58,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	// A long poll open at SIGTERM is left to run out rather than cut (a cut
 	// poll can still be handed messages nobody will work), so it must end
 	// inside the drain window of the shutdown budget.
-	budget := drainBudget(c.Server.ShutdownTimeout)
+	budget := telemetry.DrainBudget(c.Server.ShutdownTimeout)
 	if drain := budget - worker.ReleaseReserve(budget); c.Worker.WaitTime >= drain {
 		r.Fail("SQS_WAIT_TIME", c.Worker.WaitTime.String(), fmt.Sprintf(
 			"less than SHUTDOWN_TIMEOUT minus the flush and release reserves (%s), so a long poll open at SIGTERM ends within the budget", drain))
@@ -104,14 +104,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	send := func(ctx context.Context, bodies []string) (sqsx.SendResult, error) {
 		return sqsx.Send(ctx, client, cfg.Worker.QueueURL, bodies, cfg.SendConcurrency)
 	}
-	app, err := telemetry.InstrumentHTTP(tel.MeterProvider(), serviceName, routes(log, send))
+	srv, err := tel.Server(cfg.Server, log, routes(log, send), map[string]server.Check{"sqs": w.Healthy})
 	if err != nil {
 		return err
 	}
-	// The drain leaves the last metrics flush its share of SHUTDOWN_TIMEOUT.
-	drain := cfg.Server
-	drain.ShutdownTimeout = drainBudget(cfg.Server.ShutdownTimeout)
-	srv := server.New(drain, log, app, map[string]server.Check{"sqs": w.Healthy})
 
 	// The server and the worker stop on the same signal and share the
 	// shutdown budget. If either fails on its own (the port is taken, say),
@@ -121,14 +117,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	var wg sync.WaitGroup
 	var srvErr, workErr error
 	wg.Go(func() { defer stop(); srvErr = srv.Run(both) })
-	wg.Go(func() { defer stop(); workErr = w.Run(both, drain.ShutdownTimeout) })
+	// The worker drains within the server's budget, which leaves the last
+	// metrics flush its share of SHUTDOWN_TIMEOUT.
+	wg.Go(func() { defer stop(); workErr = w.Run(both, telemetry.DrainBudget(cfg.Server.ShutdownTimeout)) })
 	wg.Wait()
 	return errors.Join(srvErr, workErr)
 }
-
-// drainBudget is the part of SHUTDOWN_TIMEOUT the server and the worker
-// may use; the rest is the last metrics flush's.
-func drainBudget(budget time.Duration) time.Duration { return budget - telemetry.FlushReserve(budget) }
 
 // routes is the whole HTTP surface of sqsworker (probes are added by server).
 func routes(log *slog.Logger, send api.Sender) http.Handler {

@@ -104,7 +104,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		}
 	}()
 	jobCfg := cfg.Job
-	jobCfg.FinishTimeout -= telemetry.FlushReserve(cfg.Job.FinishTimeout)
+	jobCfg.FinishTimeout = telemetry.DrainBudget(cfg.Job.FinishTimeout)
 	outcomes, err := tel.MeterProvider().Meter(serviceName).Int64Counter("videoencoder.jobs",
 		metric.WithDescription("Encoder runs by outcome: processed, killed, poison, idle, stopped, failed."),
 		metric.WithUnit("{job}"))

@@ -68,13 +68,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	defer tel.ShutdownOnExit(ctx, cfg.Server.ShutdownTimeout, &err)
 	logging.Start(log, cfg)
 
-	app, err := telemetry.InstrumentHTTP(tel.MeterProvider(), serviceName, routes(log, cfg))
+	srv, err := tel.Server(cfg.Server, log, routes(log, cfg), nil)
 	if err != nil {
 		return err
 	}
-	srv := cfg.Server // the last metrics flush shares SHUTDOWN_TIMEOUT
-	srv.ShutdownTimeout -= telemetry.FlushReserve(srv.ShutdownTimeout)
-	return server.New(srv, log, app, nil).Run(ctx)
+	return srv.Run(ctx)
 }
 
 // routes is the whole HTTP surface of webapi (probes are added by server).

@@ -129,20 +129,11 @@ func TestEnqueues25RequestsInThreeBatchCalls(t *testing.T) {
 }
 
 func TestBadConfigExitsTwoNamingTheVariable(t *testing.T) {
-	for _, tt := range []struct{ name, value string }{
-		{"NUM_MESSAGES", "0"},
-		{"NUM_MESSAGES", "-1"},
-		{"NUM_MESSAGES", "abc"},
-		{"NUM_MESSAGES", "100001"},
-		{"SEND_CONCURRENCY", "0"},
-		{"QUEUE_URL", ""},
-	} {
-		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
-			env := map[string]string{"QUEUE_URL": "http://127.0.0.1:1/000000000000/q", "AWS_REGION": "us-east-1"}
-			env[tt.name] = tt.value
-			svctest.ExpectConfigError(t, env, tt.name)
-		})
-	}
+	base := map[string]string{"QUEUE_URL": "http://127.0.0.1:1/000000000000/q", "AWS_REGION": "us-east-1"}
+	svctest.ExpectConfigErrors(t, base, [][2]string{
+		{"NUM_MESSAGES", "0"}, {"NUM_MESSAGES", "-1"}, {"NUM_MESSAGES", "abc"}, {"NUM_MESSAGES", "100001"},
+		{"SEND_CONCURRENCY", "0"}, {"QUEUE_URL", ""},
+	})
 }
 
 func TestUnsentMessagesExitOne(t *testing.T) {

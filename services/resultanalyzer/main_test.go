@@ -276,16 +276,9 @@ func TestEventsSurviveARestartWithDataFile(t *testing.T) {
 }
 
 func TestBadConfigExitsTwoNamingTheVariable(t *testing.T) {
-	for _, tt := range []struct{ name, value string }{
-		{"PORT", "abc"},
-		{"MAX_BODY_BYTES", "0"},
-		{"LOG_FORMAT", "xml"},
-		{"DATA_FILE", "/var/lib/resultanalyzer/"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			svctest.ExpectConfigError(t, svctest.Env(t, map[string]string{tt.name: tt.value}), tt.name)
-		})
-	}
+	svctest.ExpectConfigErrors(t, svctest.Env(t, nil), [][2]string{
+		{"PORT", "abc"}, {"MAX_BODY_BYTES", "0"}, {"LOG_FORMAT", "xml"}, {"DATA_FILE", "/var/lib/resultanalyzer/"},
+	})
 }
 
 func TestUnusableDataFileExitsOne(t *testing.T) {

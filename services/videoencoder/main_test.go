@@ -27,33 +27,12 @@ func TestMain(m *testing.M) { svctest.RunMain(m, main) }
 
 func TestBadConfigExitsTwoNamingTheVariable(t *testing.T) {
 	base := map[string]string{"QUEUE_URL": "http://127.0.0.1:1/000000000000/q", "AWS_REGION": "us-east-1"}
-	tests := []struct {
-		name, value string
-		unset       bool
-	}{
-		{name: "QUEUE_URL", unset: true},
-		{name: "PROCESS_SLEEP_TIME", value: "abc"},
-		{name: "PROCESS_SLEEP_TIME", value: "-1"},
-		{name: "SQS_VISIBILITY_TIMEOUT", value: "1.5"},
-		{name: "SQS_VISIBILITY_TIMEOUT", value: "13h"},
-		{name: "SQS_WAIT_TIME", value: "21"},
-		{name: "IDLE_TIMEOUT", value: "0"},
-		{name: "QUALITY_SCALING", value: "cubic"},
-		{name: "RESULT_ANALYZER_URL", value: "ftp://analyzer"},
-		{name: "SHUTDOWN_TIMEOUT", value: "soon"},
-		{name: "LOG_LEVEL", value: "loud"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
-			env := maps.Clone(base)
-			if tt.unset {
-				delete(env, tt.name)
-			} else {
-				env[tt.name] = tt.value
-			}
-			svctest.ExpectConfigError(t, env, tt.name)
-		})
-	}
+	svctest.ExpectConfigErrors(t, base, [][2]string{
+		{"QUEUE_URL", ""}, {"PROCESS_SLEEP_TIME", "abc"}, {"PROCESS_SLEEP_TIME", "-1"},
+		{"SQS_VISIBILITY_TIMEOUT", "1.5"}, {"SQS_VISIBILITY_TIMEOUT", "13h"}, {"SQS_WAIT_TIME", "21"},
+		{"IDLE_TIMEOUT", "0"}, {"QUALITY_SCALING", "cubic"}, {"RESULT_ANALYZER_URL", "ftp://analyzer"},
+		{"SHUTDOWN_TIMEOUT", "soon"}, {"LOG_LEVEL", "loud"},
+	})
 }
 
 func TestExitStatusPerOutcome(t *testing.T) {

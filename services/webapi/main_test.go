@@ -41,17 +41,10 @@ func TestRoutesAnswerLikeTheSeed(t *testing.T) {
 }
 
 func TestBadConfigExitsTwoNamingTheVariable(t *testing.T) {
-	for _, tt := range []struct{ name, value string }{
-		{"WEATHER_MAX_DELAY", "soon"},
-		{"PORT", "70000"},
-		{"LOG_LEVEL", "loud"},
-		{"SHUTDOWN_TIMEOUT", "-1s"},
+	svctest.ExpectConfigErrors(t, svctest.Env(t, nil), [][2]string{
+		{"WEATHER_MAX_DELAY", "soon"}, {"PORT", "70000"}, {"LOG_LEVEL", "loud"}, {"SHUTDOWN_TIMEOUT", "-1s"},
 		{"OTEL_METRICS_EXPORTER", "carrier-pigeon"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			svctest.ExpectConfigError(t, svctest.Env(t, map[string]string{tt.name: tt.value}), tt.name)
-		})
-	}
+	})
 }
 
 func TestInFlightRequestCompletesOnSIGTERMWhileReadyzFails(t *testing.T) {

@@ -266,6 +266,26 @@ func (p *Process) Wait(t testing.TB, timeout time.Duration) int {
 	return 0
 }
 
+// ExpectConfigErrors runs ExpectConfigError once per bad variable ({name,
+// value}), in a subtest named name=value: the service gets base with that
+// one variable set over it, or removed when value is "" (getenv cannot tell
+// the two apart).
+func ExpectConfigErrors(t *testing.T, base map[string]string, bad [][2]string) {
+	t.Helper()
+	for _, b := range bad {
+		name, value := b[0], b[1]
+		t.Run(name+"="+value, func(t *testing.T) {
+			env := maps.Clone(base)
+			if value == "" {
+				delete(env, name)
+			} else {
+				env[name] = value
+			}
+			ExpectConfigError(t, env, name)
+		})
+	}
+}
+
 // ExpectConfigError runs the service as a process with env and checks what
 // a bad variable must produce: exit status 2 and a single line naming it,
 // as name="value" when it was set or "name is required" when it was not.

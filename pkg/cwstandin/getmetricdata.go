@@ -8,56 +8,57 @@ import (
 )
 
 // The GetMetricData shapes (com.amazonaws.cloudwatch), modelled member for
-// member so that nothing the SDK sends goes unnoticed.
+// member so that nothing the SDK sends goes unnoticed; field names are
+// member names, as for PutMetricData.
 type (
 	getMetricDataInput struct {
-		MetricDataQueries []metricDataQuery `cbor:"MetricDataQueries"`
-		StartTime         *epochTime        `cbor:"StartTime"`
-		EndTime           *epochTime        `cbor:"EndTime"`
-		NextToken         *string           `cbor:"NextToken"`
-		ScanBy            *string           `cbor:"ScanBy"`
-		MaxDatapoints     *int32            `cbor:"MaxDatapoints"`
-		LabelOptions      *labelOptions     `cbor:"LabelOptions"`
+		MetricDataQueries []metricDataQuery
+		StartTime         *epochTime
+		EndTime           *epochTime
+		NextToken         *string
+		ScanBy            *string
+		MaxDatapoints     *int32
+		LabelOptions      *labelOptions
 	}
 	labelOptions struct {
-		Timezone *string `cbor:"Timezone"`
+		Timezone *string
 	}
 	metricDataQuery struct {
-		Id         *string     `cbor:"Id"`
-		MetricStat *metricStat `cbor:"MetricStat"`
-		Expression *string     `cbor:"Expression"`
-		Label      *string     `cbor:"Label"`
-		ReturnData *bool       `cbor:"ReturnData"`
-		Period     *int32      `cbor:"Period"`
-		AccountId  *string     `cbor:"AccountId"`
+		Id         *string
+		MetricStat *metricStat
+		Expression *string
+		Label      *string
+		ReturnData *bool
+		Period     *int32
+		AccountId  *string
 	}
 	metricStat struct {
-		Metric *metricShape `cbor:"Metric"`
-		Period *int32       `cbor:"Period"`
-		Stat   *string      `cbor:"Stat"`
-		Unit   *string      `cbor:"Unit"`
+		Metric *metricShape
+		Period *int32
+		Stat   *string
+		Unit   *string
 	}
 	metricShape struct {
-		Namespace  *string     `cbor:"Namespace"`
-		MetricName *string     `cbor:"MetricName"`
-		Dimensions []dimension `cbor:"Dimensions"`
+		Namespace  *string
+		MetricName *string
+		Dimensions []dimension
 	}
 
 	getMetricDataOutput struct {
-		MetricDataResults []metricDataResult `cbor:"MetricDataResults"`
-		Messages          []messageData      `cbor:"Messages"`
+		MetricDataResults []metricDataResult
+		Messages          []messageData
 	}
 	metricDataResult struct {
-		Id         string        `cbor:"Id"`
-		Label      string        `cbor:"Label"`
-		Timestamps []time.Time   `cbor:"Timestamps"`
-		Values     []float64     `cbor:"Values"`
-		StatusCode string        `cbor:"StatusCode"`
-		Messages   []messageData `cbor:"Messages"`
+		Id         string
+		Label      string
+		Timestamps []time.Time
+		Values     []float64
+		StatusCode string
+		Messages   []messageData
 	}
 	messageData struct {
-		Code  string `cbor:"Code"`
-		Value string `cbor:"Value"`
+		Code  string
+		Value string
 	}
 )
 

@@ -45,36 +45,37 @@ func decodePutMetricData(raw []byte) (Call, []metricDatum, error) {
 	return c, in.MetricData, nil
 }
 
-// The PutMetricData shapes (com.amazonaws.cloudwatch). A nil pointer or
-// slice is an absent member; a CBOR null decodes to absent too, as Smithy
-// says it must.
+// The PutMetricData shapes (com.amazonaws.cloudwatch). A field's name is
+// its member's: decMode matches names exactly, and encMode writes them as
+// they are. A nil pointer or slice is an absent member; a CBOR null decodes
+// to absent too, as Smithy says it must.
 type (
 	putMetricDataInput struct {
-		Namespace  *string       `cbor:"Namespace"`
-		MetricData []metricDatum `cbor:"MetricData"`
+		Namespace  *string
+		MetricData []metricDatum
 	}
 	putMetricDataOutput struct{}
 
 	metricDatum struct {
-		MetricName        *string       `cbor:"MetricName"`
-		Dimensions        []dimension   `cbor:"Dimensions"`
-		Timestamp         *epochTime    `cbor:"Timestamp"`
-		Value             *float64      `cbor:"Value"`
-		StatisticValues   *statisticSet `cbor:"StatisticValues"`
-		Values            []float64     `cbor:"Values"`
-		Counts            []float64     `cbor:"Counts"`
-		Unit              *string       `cbor:"Unit"`
-		StorageResolution *int32        `cbor:"StorageResolution"`
+		MetricName        *string
+		Dimensions        []dimension
+		Timestamp         *epochTime
+		Value             *float64
+		StatisticValues   *statisticSet
+		Values            []float64
+		Counts            []float64
+		Unit              *string
+		StorageResolution *int32
 	}
 	dimension struct {
-		Name  *string `cbor:"Name"`
-		Value *string `cbor:"Value"`
+		Name  *string
+		Value *string
 	}
 	statisticSet struct {
-		SampleCount *float64 `cbor:"SampleCount"`
-		Sum         *float64 `cbor:"Sum"`
-		Minimum     *float64 `cbor:"Minimum"`
-		Maximum     *float64 `cbor:"Maximum"`
+		SampleCount *float64
+		Sum         *float64
+		Minimum     *float64
+		Maximum     *float64
 	}
 )
 

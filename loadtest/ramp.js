@@ -4,26 +4,13 @@
 // CloudWatch-read triggers' one-minute lag), then down to 0. An arrival rate
 // does not slow down when the service does, unlike virtual users.
 //   make load SCRIPT=loadtest/ramp.js BASE_URL=http://127.0.0.1:8080
-import { baseURL, iteration, parse, withProfile } from './lib/profiles.js';
+import { baseURL, iteration, parse, scenarioOptions } from './lib/profiles.js';
 
 // The numbers are in profiles.json ("ramp"), shared with the Go load generator.
 const profile = parse(open('./profiles.json')).ramp;
 const base = baseURL();
 
-/** @type {import('k6/options').Options} */
-export const options = withProfile(profile, {
-  scenarios: {
-    ramp: {
-      executor: 'ramping-arrival-rate',
-      startRate: profile.startRate,
-      timeUnit: profile.timeUnit,
-      preAllocatedVUs: profile.preAllocatedVUs,
-      maxVUs: profile.maxVUs,
-      stages: profile.stages,
-    },
-  },
-  thresholds: profile.thresholds,
-});
+export const options = scenarioOptions('ramp', profile);
 
 export default function () {
   iteration(base, profile);

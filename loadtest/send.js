@@ -4,24 +4,13 @@
 // queue depth (README: replicas to expect).
 //   kubectl -n $NAMESPACE port-forward svc/sqsworker 8080:80 &
 //   make load SCRIPT=loadtest/send.js BASE_URL=http://127.0.0.1:8080
-import { baseURL, iteration, parse, withProfile } from './lib/profiles.js';
+import { baseURL, iteration, parse, scenarioOptions } from './lib/profiles.js';
 
 // The numbers are in profiles.json ("send"), shared with the Go load generator.
 const profile = parse(open('./profiles.json')).send;
 const base = baseURL();
 
-/** @type {import('k6/options').Options} */
-export const options = withProfile(profile, {
-  scenarios: {
-    send: {
-      executor: 'shared-iterations',
-      vus: profile.vus,
-      iterations: profile.iterations,
-      maxDuration: profile.maxDuration,
-    },
-  },
-  thresholds: profile.thresholds,
-});
+export const options = scenarioOptions('send', profile);
 
 export default function () {
   iteration(base, profile);

@@ -2,23 +2,13 @@
 // Smoke: two virtual users for a few seconds, GET /weatherforecast and GET /
 // then 1 s of think time; the thresholds say the target answers, and fast.
 //   make load SCRIPT=loadtest/smoke.js BASE_URL=http://127.0.0.1:8080
-import { baseURL, iteration, parse, withProfile } from './lib/profiles.js';
+import { baseURL, iteration, parse, scenarioOptions } from './lib/profiles.js';
 
 // The numbers are in profiles.json ("smoke"), shared with the Go load generator.
 const profile = parse(open('./profiles.json')).smoke;
 const base = baseURL();
 
-/** @type {import('k6/options').Options} */
-export const options = withProfile(profile, {
-  scenarios: {
-    smoke: {
-      executor: 'constant-vus',
-      vus: profile.vus,
-      duration: profile.duration,
-    },
-  },
-  thresholds: profile.thresholds,
-});
+export const options = scenarioOptions('smoke', profile);
 
 export default function () {
   iteration(base, profile);

@@ -80,20 +80,45 @@ export function parse(text) {
 }
 
 /**
- * Returns options after checking, at k6's start, that every scenario uses
- * the executor profiles.json declares for the profile (the Go load generator
- * replays the profile by that executor).
- * @param {{ executor: string }} profile
- * @param {StrictOptions} options
+ * The options of a script that runs profile as its one scenario, named
+ * name: the executor profiles.json names, with that profile's numbers (the
+ * Go load generator replays the profile by the same executor), and the
+ * profile's thresholds.
+ * @param {string} name
+ * @param {ConstantVUs | RampingArrivalRate | SharedIterations} profile
  * @returns {import('k6/options').Options}
  */
-export function withProfile(profile, options) {
-  for (const [name, s] of Object.entries(options.scenarios ?? {})) {
-    if (s.executor !== profile.executor) {
-      throw new Error(`scenario ${name}: executor ${s.executor}, but profiles.json says ${profile.executor}`);
-    }
-  }
+export function scenarioOptions(name, profile) {
+  /** @type {StrictOptions} */
+  const options = {
+    scenarios: { [name]: scenario(profile) },
+    thresholds: profile.thresholds,
+  };
   return options;
+}
+
+/**
+ * The k6 scenario of a profile, written as a literal of its executor's type
+ * so that tsc checks every field.
+ * @param {ConstantVUs | RampingArrivalRate | SharedIterations} profile
+ * @returns {import('k6/options').Scenario}
+ */
+function scenario(profile) {
+  switch (profile.executor) {
+    case 'constant-vus':
+      return /** @satisfies {import('k6/options').ConstantVUsScenario} */ ({
+        executor: 'constant-vus', vus: profile.vus, duration: profile.duration,
+      });
+    case 'ramping-arrival-rate':
+      return /** @satisfies {import('k6/options').RampingArrivalRateScenario} */ ({
+        executor: 'ramping-arrival-rate', startRate: profile.startRate, timeUnit: profile.timeUnit,
+        preAllocatedVUs: profile.preAllocatedVUs, maxVUs: profile.maxVUs, stages: profile.stages,
+      });
+    case 'shared-iterations':
+      return /** @satisfies {import('k6/options').SharedIterationsScenario} */ ({
+        executor: 'shared-iterations', vus: profile.vus, iterations: profile.iterations, maxDuration: profile.maxDuration,
+      });
+  }
 }
 
 /**

@@ -29,17 +29,17 @@ func TestTypeCheckRejectsMisspeltK6Scripts(t *testing.T) {
 		name, file, old, new, want string
 	}{
 		{"unmodified", "", "", "", ""},
-		{"misspelt executor", "smoke.js", "executor: 'constant-vus'", "executor: 'constant-vu'",
+		{"misspelt executor", "lib/profiles.js", "executor: 'constant-vus'", "executor: 'constant-vu'",
 			`Type '"constant-vu"' is not assignable`},
 		{"http.gett", "lib/profiles.js", "http.get(", "http.gett(",
 			"Property 'gett' does not exist"},
-		{"misspelt option", "smoke.js", "  thresholds:", "  treshholds:",
+		{"misspelt option", "lib/profiles.js", "  thresholds:", "  treshholds:",
 			"'treshholds' does not exist in type 'StrictOptions'"},
-		{"misspelt scenario option", "inflight.js", "      duration:", "      durration:",
+		{"misspelt scenario option", "lib/profiles.js", " duration: profile.duration", " durration: profile.duration",
 			"'durration' does not exist in type 'ConstantVUsScenario'"},
-		{"option of another executor", "rps.js", "      vus: profile.vus,", "      vus: profile.vus, rate: 5,",
+		{"option of another executor", "lib/profiles.js", " vus: profile.vus,", " vus: profile.vus, rate: 5,",
 			"'rate' does not exist in type 'ConstantVUsScenario'"},
-		{"misspelt profile field", "ramp.js", "stages: profile.stages", "stages: profile.stage",
+		{"misspelt profile field", "lib/profiles.js", "stages: profile.stages", "stages: profile.stage",
 			"Property 'stage' does not exist on type 'RampingArrivalRate'"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -40,31 +40,20 @@ func (e *env) list() []string {
 // read from the API.
 func (p *pod) resolveEnv(ctx context.Context, c corev1.Container) (*env, error) {
 	e := &env{vars: map[string]string{}}
-	ns := p.spec.Namespace
 	for _, from := range c.EnvFrom {
+		var data map[string]string
+		var err error
 		switch {
 		case from.ConfigMapRef != nil:
-			cm, err := p.r.client.CoreV1().ConfigMaps(ns).Get(ctx, from.ConfigMapRef.Name, metav1.GetOptions{})
-			if err != nil {
-				if apierrors.IsNotFound(err) && from.ConfigMapRef.Optional != nil && *from.ConfigMapRef.Optional {
-					continue
-				}
-				return nil, fmt.Errorf("envFrom configMap %s: %w", from.ConfigMapRef.Name, err)
-			}
-			for k, v := range cm.Data {
-				e.set(from.Prefix+k, v)
-			}
+			data, err = p.data(ctx, "configMap", from.ConfigMapRef.Name, from.ConfigMapRef.Optional)
 		case from.SecretRef != nil:
-			s, err := p.r.client.CoreV1().Secrets(ns).Get(ctx, from.SecretRef.Name, metav1.GetOptions{})
-			if err != nil {
-				if apierrors.IsNotFound(err) && from.SecretRef.Optional != nil && *from.SecretRef.Optional {
-					continue
-				}
-				return nil, fmt.Errorf("envFrom secret %s: %w", from.SecretRef.Name, err)
-			}
-			for k, v := range s.Data {
-				e.set(from.Prefix+k, string(v))
-			}
+			data, err = p.data(ctx, "secret", from.SecretRef.Name, from.SecretRef.Optional)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("envFrom %w", err)
+		}
+		for k, v := range data {
+			e.set(from.Prefix+k, v)
 		}
 	}
 	for _, v := range c.Env {
@@ -84,43 +73,63 @@ func (p *pod) resolveEnv(ctx context.Context, c corev1.Container) (*env, error) 
 }
 
 func (p *pod) valueFrom(ctx context.Context, src *corev1.EnvVarSource) (val string, skip bool, err error) {
-	ns := p.spec.Namespace
 	switch {
 	case src.FieldRef != nil:
 		v, err := p.field(src.FieldRef.FieldPath)
 		return v, false, err
 	case src.ConfigMapKeyRef != nil:
 		ref := src.ConfigMapKeyRef
-		optional := ref.Optional != nil && *ref.Optional
-		cm, err := p.r.client.CoreV1().ConfigMaps(ns).Get(ctx, ref.Name, metav1.GetOptions{})
-		if err != nil {
-			if apierrors.IsNotFound(err) && optional {
-				return "", true, nil
-			}
-			return "", false, fmt.Errorf("configMap %s: %w", ref.Name, err)
-		}
-		v, ok := cm.Data[ref.Key]
-		if !ok && !optional {
-			return "", false, fmt.Errorf("configMap %s has no key %s", ref.Name, ref.Key)
-		}
-		return v, !ok, nil
+		return p.key(ctx, "configMap", ref.Name, ref.Key, ref.Optional)
 	case src.SecretKeyRef != nil:
 		ref := src.SecretKeyRef
-		optional := ref.Optional != nil && *ref.Optional
-		s, err := p.r.client.CoreV1().Secrets(ns).Get(ctx, ref.Name, metav1.GetOptions{})
-		if err != nil {
-			if apierrors.IsNotFound(err) && optional {
-				return "", true, nil
-			}
-			return "", false, fmt.Errorf("secret %s: %w", ref.Name, err)
-		}
-		v, ok := s.Data[ref.Key]
-		if !ok && !optional {
-			return "", false, fmt.Errorf("secret %s has no key %s", ref.Name, ref.Key)
-		}
-		return string(v), !ok, nil
+		return p.key(ctx, "secret", ref.Name, ref.Key, ref.Optional)
 	}
 	return "", false, fmt.Errorf("only fieldRef, configMapKeyRef and secretKeyRef run here")
+}
+
+// data reads the data of the ConfigMap or Secret (kind "configMap" or
+// "secret") named name in the pod's namespace, a Secret's values as
+// strings. An absent object is no data when optional, as the kubelet
+// allows.
+func (p *pod) data(ctx context.Context, kind, name string, optional *bool) (map[string]string, error) {
+	ns := p.spec.Namespace
+	var data map[string]string
+	var err error
+	if kind == "secret" {
+		var s *corev1.Secret
+		if s, err = p.r.client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			data = make(map[string]string, len(s.Data))
+			for k, v := range s.Data {
+				data[k] = string(v)
+			}
+		}
+	} else {
+		var cm *corev1.ConfigMap
+		if cm, err = p.r.client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			data = cm.Data
+		}
+	}
+	switch {
+	case apierrors.IsNotFound(err) && optional != nil && *optional:
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("%s %s: %w", kind, name, err)
+	}
+	return data, nil
+}
+
+// key is one key of a ConfigMap's or Secret's data (see data); skip is
+// true when it, or its object, is absent and optional.
+func (p *pod) key(ctx context.Context, kind, name, key string, optional *bool) (val string, skip bool, err error) {
+	data, err := p.data(ctx, kind, name, optional)
+	if err != nil {
+		return "", false, err
+	}
+	v, ok := data[key]
+	if !ok && (optional == nil || !*optional) {
+		return "", false, fmt.Errorf("%s %s has no key %s", kind, name, key)
+	}
+	return v, !ok, nil
 }
 
 // field is the downward API's value of path.

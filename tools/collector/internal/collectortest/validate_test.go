@@ -22,45 +22,19 @@ func TestShippedConfigsValidate(t *testing.T) {
 // and the output names what is wrong.
 func TestValidateRejectsBrokenConfigs(t *testing.T) {
 	cases := []struct {
-		name    string
-		shipped string
-		old     string
-		new     string
-		env     map[string]string
-		want    string
+		name, shipped string
+		old, new      string            // the shipped text and what replaces it, or ""
+		env           map[string]string // over collectorEnv's
+		want          string            // named in the output
 	}{
-		{
-			name: "misspelt exporter key", shipped: "cloudwatch.yaml",
-			old: "dimension_rollup_option:", new: "dimension_rollup_opton:",
-			want: "dimension_rollup_opton",
-		},
-		{
-			name: "misspelt OTTL function", shipped: "cloudwatch.yaml",
-			old: "convert_sum_to_gauge()", new: "convert_sum_to_gauges()",
-			want: "convert_sum_to_gauges",
-		},
-		{
-			name: "pipeline names a processor that is not defined", shipped: "amp.yaml",
-			old: "processors: [memory_limiter,", new: "processors: [memory_limiter, batch/missing,",
-			want: "batch/missing",
-		},
-		{
-			name: "extension key of another component", shipped: "amp.yaml",
-			old: "service: aps", new: "servce: aps",
-			want: "servce",
-		},
-		{
-			// An unset variable would otherwise expand to "" and turn
-			// "${env:MY_POD_IP}:4317" into ":4317", every interface.
-			name: "unset MY_POD_IP", shipped: "cloudwatch.yaml",
-			env:  map[string]string{"MY_POD_IP": ""},
-			want: "MY_POD_IP",
-		},
-		{
-			name: "unset AMP_REMOTE_WRITE_URL", shipped: "amp.yaml",
-			env:  map[string]string{"AMP_REMOTE_WRITE_URL": ""},
-			want: "AMP_REMOTE_WRITE_URL",
-		},
+		{"misspelt exporter key", "cloudwatch.yaml", "dimension_rollup_option:", "dimension_rollup_opton:", nil, "dimension_rollup_opton"},
+		{"misspelt OTTL function", "cloudwatch.yaml", "convert_sum_to_gauge()", "convert_sum_to_gauges()", nil, "convert_sum_to_gauges"},
+		{"pipeline names a processor that is not defined", "amp.yaml", "processors: [memory_limiter,", "processors: [memory_limiter, batch/missing,", nil, "batch/missing"},
+		{"extension key of another component", "amp.yaml", "service: aps", "servce: aps", nil, "servce"},
+		// An unset variable would otherwise expand to "" and turn
+		// "${env:MY_POD_IP}:4317" into ":4317", every interface.
+		{"unset MY_POD_IP", "cloudwatch.yaml", "", "", map[string]string{"MY_POD_IP": ""}, "MY_POD_IP"},
+		{"unset AMP_REMOTE_WRITE_URL", "amp.yaml", "", "", map[string]string{"AMP_REMOTE_WRITE_URL": ""}, "AMP_REMOTE_WRITE_URL"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -214,17 +214,8 @@ func pollScaledObject(ctx context.Context, tr manifests.Trigger, s scalers.Scale
 	fmt.Fprintf(stdout, "  HPA: metricType %s, target %s, replicas %d..%d\n\n", target.Type, scalemath.TargetString(target), tr.Min, tr.Max)
 	fmt.Fprintf(stdout, "%8s %10s %7s %9s\n", "time", "metric", "active", "replicas")
 	current := tr.Min
-	return every1(ctx, every, func(elapsed time.Duration) {
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		r, err := kedascaler.Poll(pctx, s)
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil {
-				fmt.Fprintf(stdout, "%7.0fs  KEDA's scaler: %v (KEDA keeps the replicas)\n", elapsed.Seconds(), err)
-				tl.Fault("scaler error")
-			}
-			return
-		}
+	poll := func(ctx context.Context) (kedascaler.Reading, error) { return kedascaler.Poll(ctx, s) }
+	return pollEvery(ctx, every, tl, stdout, " (KEDA keeps the replicas)", poll, func(elapsed time.Duration, r kedascaler.Reading) {
 		desired := scalemath.Clamp(scalemath.HPADesired(target, r.Value, current), tr.Min, tr.Max)
 		if !r.Active && tr.Min == 0 {
 			desired = 0 // KEDA deactivates to zero
@@ -261,20 +252,17 @@ func pollScaledJob(ctx context.Context, o options, tr manifests.Trigger, s scale
 		}
 		return n
 	}
-	return every1(ctx, every, func(elapsed time.Duration) {
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		ms, active, err := s.GetMetricsAndActivity(pctx, specs[0].External.Metric.Name)
-		cancel()
+	poll := func(ctx context.Context) (scaledjob.ScalerMetrics, error) {
+		ms, active, err := s.GetMetricsAndActivity(ctx, specs[0].External.Metric.Name)
 		if err != nil {
-			if ctx.Err() == nil {
-				fmt.Fprintf(stdout, "%7.0fs  KEDA's scaler: %v\n", elapsed.Seconds(), err)
-				tl.Fault("scaler error")
-			}
-			return
+			return scaledjob.ScalerMetrics{}, err
 		}
 		queueLength, maxValue, _ := scaledjob.CalculateQueueLengthAndMaxValue(ms, specs, sj.MaxReplicaCount())
-		isActive, scaleTo, maxScale, _ := scaledjob.IsScaledJobActive(
-			[]scaledjob.ScalerMetrics{{QueueLength: queueLength, MaxValue: maxValue, IsActive: active}},
+		return scaledjob.ScalerMetrics{QueueLength: queueLength, MaxValue: maxValue, IsActive: active}, nil
+	}
+	return pollEvery(ctx, every, tl, stdout, "", poll, func(elapsed time.Duration, m scaledjob.ScalerMetrics) {
+		queueLength := m.QueueLength
+		isActive, scaleTo, maxScale, _ := scaledjob.IsScaledJobActive([]scaledjob.ScalerMetrics{m},
 			sj.Spec.ScalingStrategy.MultipleScalersCalculation, sj.MinReplicaCount(), sj.MaxReplicaCount())
 		run := running() // no pending pods here: a process starts at once
 		create := scalemath.JobDecision(sj, isActive, run, 0, scaleTo, maxScale)
@@ -310,13 +298,27 @@ func startJob(o options, src *signalSource, n int) (*exec.Cmd, chan struct{}, er
 	return cmd, d, nil
 }
 
-// every1 calls f now and then every interval until ctx ends.
-func every1(ctx context.Context, every time.Duration, f func(time.Duration)) error {
+// pollEvery asks the scaler (poll) now and then every `every` until ctx
+// ends, each time with a 10 s deadline, and hands each answer to show. A
+// failed poll, unless ctx has ended (the preview is stopping), is printed
+// followed by keeps (what KEDA does meanwhile) and marked on the timeline.
+func pollEvery[T any](ctx context.Context, every time.Duration, tl *timeline.Timeline, stdout io.Writer, keeps string,
+	poll func(context.Context) (T, error), show func(elapsed time.Duration, v T)) error {
 	start := time.Now()
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
-		f(time.Since(start))
+		elapsed := time.Since(start)
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		v, err := poll(pctx)
+		cancel()
+		switch {
+		case err == nil:
+			show(elapsed, v)
+		case ctx.Err() == nil:
+			fmt.Fprintf(stdout, "%7.0fs  KEDA's scaler: %v%s\n", elapsed.Seconds(), err, keeps)
+			tl.Fault("scaler error")
+		}
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(ctx.Err(), context.Canceled) {

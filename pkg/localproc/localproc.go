@@ -1,8 +1,9 @@
 // Package localproc runs the repository's programs as local processes on
 // 127.0.0.1, for the tests and for make demo: loopback ports for them, a
 // wait until one answers, a child process reaped in the background and
-// stopped in order, and our OpenTelemetry Collector set up on the
-// shipped configs (collector.go).
+// stopped in order, our OpenTelemetry Collector set up on the shipped
+// configs (collector.go), and the main function of the tools that start
+// them (Main).
 //
 // It is a module of its own with no requirements so that every module can
 // import it — go.work's, and tools/collector and tools/kedasim outside it —
@@ -11,15 +12,35 @@ package localproc
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
 )
+
+// Main is the main function of the repository's tools (bench, demo,
+// preview): it calls run with the command's arguments and a context that
+// SIGINT or SIGTERM cancels, and exits 1 with run's error, if any. The
+// signals stay caught until run returns, so that a second one does not
+// kill a tool while it stops what it started.
+func Main(run func(ctx context.Context, args []string, stdout io.Writer) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", filepath.Base(os.Args[0]), err)
+		os.Exit(1)
+	}
+}
 
 // FreePorts returns n distinct loopback TCP ports that were free a moment
 // ago, for a child process that binds them itself. A listener of this

@@ -21,7 +21,6 @@ import (
 	"maps"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -34,6 +33,7 @@ import (
 	"github.com/kedacore/keda/v2/pkg/scaling/scaledjob"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/kedascaler"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/scalemath"
@@ -41,14 +41,11 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	// KEDA's scalers log through controller-runtime; keep the table clean.
 	ctrllog.SetLogger(logr.Discard())
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "preview:", err)
-		os.Exit(1)
-	}
+	localproc.Main(func(ctx context.Context, args []string, stdout io.Writer) error {
+		return run(ctx, args, os.Getenv, stdout)
+	})
 }
 
 // signalSource is bin/demo -serve's SIGNAL line (tools/demo/serve.go).

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -90,13 +89,7 @@ func startAMPProxy(t *testing.T, prometheus string) *ampProxy {
 		p.log = append(p.log, ampWrite{auth: auth, amzDate: date, status: rec.Status})
 		p.mu.Unlock()
 	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	p.URL = "http://" + ln.Addr().String()
+	p.URL = serveLoopback(t, srv)
 	return p
 }
 

@@ -8,7 +8,6 @@ import (
 	"io"
 	"maps"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -113,13 +112,7 @@ func startOTLPTee(t *testing.T, collectors ...string) *otlpTee {
 		w.WriteHeader(first.StatusCode)
 		_, _ = w.Write(firstBody)
 	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	tee.URL = "http://" + ln.Addr().String()
+	tee.URL = serveLoopback(t, srv)
 	return tee
 }
 

@@ -2,6 +2,8 @@ package deploytests
 
 import (
 	"context"
+	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -23,6 +25,19 @@ import (
 // KEDA's scalers log through controller-runtime's delegating logger, which
 // prints a stack trace once a test has run 30 s without a logger set.
 func init() { ctrllog.SetLogger(logr.Discard()) }
+
+// serveLoopback runs srv on a free 127.0.0.1 port until t ends and returns
+// its base URL.
+func serveLoopback(t *testing.T, srv *http.Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String()
+}
 
 // onlyTrigger is the one trigger of type typ the overlay renders.
 func onlyTrigger(t *testing.T, overlay, typ string) manifests.Trigger {

@@ -69,6 +69,7 @@ type Runner struct {
 	mu     sync.Mutex
 	pods   map[types.UID]*pod
 	nextIP int
+	hold   chan struct{} // not nil while Hold is in force; Release closes it
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -163,13 +164,34 @@ func (r *Runner) observe(ctx context.Context, obj any, deleted bool) {
 		r.nextIP++
 		n := r.nextIP - 1
 		ip := fmt.Sprintf("%s.%d.%d", r.opts.IPBase, n/250, n%250+1)
-		rp := newPod(r, p.DeepCopy(), ip)
+		rp := newPod(r, p.DeepCopy(), ip, r.hold)
 		r.pods[p.UID] = rp
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
 			rp.run(ctx)
 		}()
+	}
+}
+
+// Hold makes the node take no new pods, as a full node or a kubelet that
+// stops admitting pods does: a pod that arrives stays Pending, nothing
+// started and no status written, until Release. Running pods go on.
+func (r *Runner) Hold() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.hold == nil {
+		r.hold = make(chan struct{})
+	}
+}
+
+// Release ends a Hold: the pods it kept Pending start now.
+func (r *Runner) Release() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.hold != nil {
+		close(r.hold)
+		r.hold = nil
 	}
 }
 

@@ -221,10 +221,11 @@ e2e: cluster-bins build collector deps ## e2e tests on a local control plane wit
 	@$(call wall,e2e)
 
 # The fault scenarios alone (make e2e runs them with the others, in
-# parallel): a signal outage per trigger family, with the shipped fallback
-# and the seeds' as the counterexample.
+# parallel): a signal outage per trigger family (the seeds' fallback as the
+# counterexample), KEDA's operator and adapter killed, Job pods Pending,
+# SQS failing and throttling while sqsworker drains.
 .PHONY: e2e-faults
-e2e-faults: cluster-bins build collector deps ## only the fault scenarios of make e2e: a signal outage under load, replicas against the fallback's promise, time to recover (~13 min) [tools/kedasim/e2e/faults_test.go, tools/kedasim/internal/faultproxy]
+e2e-faults: cluster-bins build collector deps ## only the fault scenarios of make e2e: each fault's replicas, Jobs and messages against what the settings promise, time to recover (~13 min) [tools/kedasim/e2e/faults*_test.go, tools/kedasim/internal/faultproxy]
 	cd $(KEDASIM) && $(CLUSTER_ENV) LOCALCLUSTER_LOG_DIR=$(CURDIR)/$(BIN)/e2e-logs GOWORK=off go test -tags e2e -count=1 -v -parallel 12 -timeout 60m -run '^TestFault' ./e2e/
 	@$(call wall,e2e-faults)
 

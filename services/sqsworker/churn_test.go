@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -14,22 +11,13 @@ import (
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 )
 
-// processedIDs parses the JSON logs of workers for processed message ids.
+// processedIDs counts the processed message ids in the workers' logs.
 func processedIDs(outputs ...*localproc.SyncBuffer) map[string]int {
-	seen := map[string]int{}
-	for _, out := range outputs {
-		sc := bufio.NewScanner(strings.NewReader(out.String()))
-		for sc.Scan() {
-			var rec struct {
-				Msg       string `json:"msg"`
-				MessageID string `json:"message_id"`
-			}
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "processed" {
-				seen[rec.MessageID]++
-			}
-		}
+	logs := make([][]byte, len(outputs))
+	for i, out := range outputs {
+		logs[i] = []byte(out.String())
 	}
-	return seen
+	return sqstest.ProcessedIDs(logs...)
 }
 
 // TestChurnLosesNothing drains 500 messages with three sqsworker binaries

@@ -32,15 +32,15 @@ type faultRow struct {
 	from, to  time.Duration // since the load began
 	promised  string
 	during    string        // replicas min-max while the fault lasted
-	fallback  time.Duration // fault start to KEDA's Fallback condition True; -1: never
+	noticed   time.Duration // fault start to KEDA's Fallback condition True, or the HPA's ScalingActive False; -1: never
 	recovered time.Duration // fault end to the trigger read again and the replicas the load needs; -1: not measured
 	messages  string        // processed / lost / duplicated / dead-lettered; "-" for HTTP
 }
 
-var faultColumns = []string{"fault", "from..to", "promised", "replicas during", "fallback after", "recovered after", "messages"}
+var faultColumns = []string{"fault", "from..to", "promised", "during", "noticed after", "recovered after", "messages"}
 
 func (f faultRow) cells() []string {
-	return []string{f.fault, dur(f.from) + ".." + dur(f.to), f.promised, f.during, dur(f.fallback), dur(f.recovered), f.messages}
+	return []string{f.fault, dur(f.from) + ".." + dur(f.to), f.promised, f.during, dur(f.noticed), dur(f.recovered), f.messages}
 }
 
 // outage is an HTTP overlay under load whose trigger's reads fail for d.
@@ -178,15 +178,15 @@ func runOutage(t *testing.T, o outage) {
 	tl.Expect("pods", float64(hold), float64(hold), "the fallback: "+promise)
 	r.signal.Set(o.fault)
 	faultStart := time.Now()
-	row := faultRow{fault: o.fault.Name, from: faultStart.Sub(began), promised: promise, fallback: -1, recovered: -1, messages: "-"}
+	row := faultRow{fault: o.fault.Name, from: faultStart.Sub(began), promised: promise, noticed: -1, recovered: -1, messages: "-"}
 	rmin, rmax := int32(math.MaxInt32), int32(0)
 	_ = localcluster.Poll(ctx, time.Second, o.d, func() (bool, error) {
 		if n, ok := e.replicas(ctx, "webapi"); ok {
 			rmin, rmax = min(rmin, n), max(rmax, n)
 		}
-		if row.fallback < 0 && e.fallbackActive(ctx, t, "webapi") {
-			row.fallback = time.Since(faultStart)
-			t.Logf("%s: KEDA's Fallback condition True %s after the fault began", o.overlay, row.fallback.Round(time.Second))
+		if row.noticed < 0 && e.fallbackActive(ctx, t, "webapi") {
+			row.noticed = time.Since(faultStart)
+			t.Logf("%s: KEDA's Fallback condition True %s after the fault began", o.overlay, row.noticed.Round(time.Second))
 		}
 		return false, nil
 	})
@@ -200,7 +200,7 @@ func runOutage(t *testing.T, o outage) {
 		o.overlay, o.fault.Name, o.d, failed, passed, rmin, rmax, promise)
 
 	switch {
-	case row.fallback < 0:
+	case row.noticed < 0:
 		t.Errorf("KEDA's Fallback condition never became True in %s of %s: the fault did not reach the trigger", o.d, o.fault.Name)
 	case o.fallback == "" && (rmin < hold || rmin <= 1):
 		t.Errorf("replicas fell to %d during the outage; the shipped fallback promises %s", rmin, promise)

@@ -169,7 +169,7 @@ func writeSummary(w io.Writer, rows []result, all time.Duration) {
 			out = append(out, f.cells())
 		}
 		return out
-	}, "(from..to: the fault, since the load began; fallback: fault start to KEDA's Fallback condition; recovered: fault end to the trigger read again and the replicas the load needs)")
+	}, "(from..to: the fault, since the load or the apply; noticed: fault start to KEDA's Fallback condition, or to the HPA's ScalingActive False; recovered: fault end to the trigger read again and the replicas the load needs, or to every message processed)")
 }
 
 // writeTable prints one line per scenario row cells gives (nothing, not

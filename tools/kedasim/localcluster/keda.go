@@ -2,12 +2,15 @@ package localcluster
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -95,7 +98,10 @@ func (c *Cluster) startKEDA(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := waitHTTP(ctx, operator, "http://"+loop(opProbe)+"/readyz", 60*time.Second); err != nil {
+	operator.ready = func(ctx context.Context, p *process) error {
+		return waitHTTP(ctx, p, "http://"+loop(opProbe)+"/readyz", 60*time.Second)
+	}
+	if err := operator.ready(ctx, operator); err != nil {
 		return err
 	}
 
@@ -139,6 +145,14 @@ func (c *Cluster) startKEDA(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The adapter's /readyz is one of the paths its delegated authorization
+	// always allows; its certificate names localhost.
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	adapterClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "localhost"}}}
+	adapter.ready = func(ctx context.Context, p *process) error {
+		return waitURL(ctx, p, adapterClient, "https://"+loop(adSecure)+"/readyz", 60*time.Second)
+	}
 
 	return Poll(ctx, 200*time.Millisecond, 90*time.Second, func() (bool, error) {
 		for _, p := range []*process{operator, adapter} {
@@ -161,6 +175,62 @@ func (c *Cluster) startKEDA(ctx context.Context) error {
 	})
 }
 
+// Kill sends SIGKILL to one of KEDA's processes ("keda-operator" or
+// "keda-adapter"), as an OOM kill or a lost node ends a pod, and returns once
+// it has exited.
+func (c *Cluster) Kill(name string) error {
+	p, err := c.process(name)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill %s: %w", name, err)
+	}
+	<-p.Done()
+	c.opts.Logf("localcluster: killed %s (pid %d, SIGKILL)", name, p.Cmd.Process.Pid)
+	return nil
+}
+
+// Restart starts a KEDA process that Kill ended, with the same flags, as
+// its Deployment would start a new pod; its log goes on in <name>.<n>.log.
+// It returns once the process is ready (the operator's /readyz, the
+// adapter's).
+func (c *Cluster) Restart(ctx context.Context, name string) error {
+	old, err := c.process(name)
+	if err != nil {
+		return err
+	}
+	if !old.Exited() {
+		return fmt.Errorf("restart %s: still running (pid %d)", name, old.Cmd.Process.Pid)
+	}
+	gen := old.generation + 1
+	p, err := startProcess(name, old.bin, old.args, old.env, filepath.Join(c.logDir, fmt.Sprintf("%s.%d.log", name, gen)))
+	if err != nil {
+		return err
+	}
+	p.generation, p.ready = gen, old.ready
+	for i, q := range c.procs {
+		if q == old {
+			c.procs[i] = p
+		}
+	}
+	c.opts.Logf("localcluster: restarted %s (pid %d)", name, p.Cmd.Process.Pid)
+	if p.ready == nil {
+		return nil
+	}
+	return p.ready(ctx, p) // same ports as before
+}
+
+// process returns the running (or last) process named name.
+func (c *Cluster) process(name string) (*process, error) {
+	for _, p := range c.procs {
+		if p.name == name {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("localcluster: no process %q", name)
+}
+
 // start starts one of KEDA's processes, its log in the cluster's log dir.
 func (c *Cluster) start(name, bin string, args, env []string) (*process, error) {
 	p, err := startProcess(name, bin, args, env, filepath.Join(c.logDir, name+".log"))
@@ -174,11 +244,16 @@ func (c *Cluster) start(name, bin string, args, env []string) (*process, error) 
 
 // waitHTTP polls url until it answers 200, failing early if p exits.
 func waitHTTP(ctx context.Context, p *process, url string, timeout time.Duration) error {
+	return waitURL(ctx, p, http.DefaultClient, url, timeout)
+}
+
+// waitURL is waitHTTP with a client of the caller's (TLS).
+func waitURL(ctx context.Context, p *process, client *http.Client, url string, timeout time.Duration) error {
 	err := Poll(ctx, 200*time.Millisecond, timeout, func() (bool, error) {
 		if p.Exited() {
 			return false, fmt.Errorf("exited (%v)", p.Err())
 		}
-		resp, err := http.Get(url)
+		resp, err := client.Get(url)
 		if err != nil {
 			return false, nil
 		}

@@ -1,6 +1,7 @@
 package localcluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -19,6 +20,12 @@ type process struct {
 	*localproc.Proc
 	name string
 	log  string // the log file's path
+
+	// What started it and what says it is ready, for Cluster.Restart.
+	bin        string
+	args, env  []string
+	ready      func(ctx context.Context, p *process) error
+	generation int // 1 for the first start, 2 after one restart, ...
 }
 
 // startProcess starts bin with args and env (added to this process's
@@ -30,7 +37,7 @@ func startProcess(name, bin string, args, env []string, logPath string) (*proces
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	return &process{Proc: lp, name: name, log: logPath}, nil
+	return &process{Proc: lp, name: name, log: logPath, bin: bin, args: args, env: env, generation: 1}, nil
 }
 
 // killPID ends a process this package did not fork itself but whose PID it

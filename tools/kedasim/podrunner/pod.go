@@ -34,6 +34,9 @@ type pod struct {
 
 	stopOnce sync.Once
 	stopCh   chan struct{}
+	// held, if not nil, keeps the pod Pending (nothing started) until it is
+	// closed: the runner was told to Hold when the pod arrived.
+	held <-chan struct{}
 
 	mu      sync.Mutex
 	gone    bool // the pod object is gone: no more status writes
@@ -58,9 +61,9 @@ type proc struct {
 	restarts int32
 }
 
-func newPod(r *Runner, spec *corev1.Pod, ip string) *pod {
+func newPod(r *Runner, spec *corev1.Pod, ip string, held <-chan struct{}) *pod {
 	return &pod{
-		r: r, spec: spec, ip: ip, stopCh: make(chan struct{}),
+		r: r, spec: spec, ip: ip, stopCh: make(chan struct{}), held: held,
 		dir:   filepath.Join(r.opts.LogDir, spec.Namespace+"_"+spec.Name),
 		phase: corev1.PodPending, procs: map[string]*proc{},
 	}
@@ -113,6 +116,21 @@ func (p *pod) restartAlways() bool {
 
 // run is the pod's whole life: start, watch, stop, report.
 func (p *pod) run(ctx context.Context) {
+	if p.held != nil {
+		p.logf("held Pending: the node takes no pods")
+		select {
+		case <-p.held:
+		case <-p.stopCh:
+			// Deleted before it ever started: nothing ran, nothing to report.
+			p.mu.Lock()
+			gone := p.gone
+			p.mu.Unlock()
+			if !gone && ctx.Err() == nil {
+				p.deleteObject(ctx)
+			}
+			return
+		}
+	}
 	p.started = time.Now()
 	if err := p.startAll(ctx); err != nil {
 		p.logf("cannot start: %v", err)
@@ -405,9 +423,8 @@ func (p *pod) stopProcs(sel func(*proc) bool, deadline time.Time) {
 	}
 }
 
-// finish reports the final status and removes the pod object, as the
-// kubelet does once a deleted pod's containers are gone (UID precondition:
-// never a successor of the same name). Nothing when the object is gone.
+// finish reports the final status and removes the pod object. Nothing when
+// the object is gone.
 func (p *pod) finish(ctx context.Context) {
 	p.mu.Lock()
 	gone := p.gone
@@ -424,6 +441,13 @@ func (p *pod) finish(ctx context.Context) {
 		return
 	}
 	p.writeStatus(ctx)
+	p.deleteObject(ctx)
+}
+
+// deleteObject removes the pod object, as the kubelet does once a deleted
+// pod's containers are gone (UID precondition: never a successor of the
+// same name).
+func (p *pod) deleteObject(ctx context.Context) {
 	zero := int64(0)
 	err := p.r.client.CoreV1().Pods(p.spec.Namespace).Delete(ctx, p.spec.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: &zero,

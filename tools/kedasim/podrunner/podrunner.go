@@ -69,6 +69,10 @@ type Runner struct {
 	mu     sync.Mutex
 	pods   map[types.UID]*pod
 	nextIP int
+	// While Hold is in force: the pods it keeps Pending, and the channel
+	// Release closes.
+	holdSel labels.Selector
+	hold    chan struct{}
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -163,13 +167,44 @@ func (r *Runner) observe(ctx context.Context, obj any, deleted bool) {
 		r.nextIP++
 		n := r.nextIP - 1
 		ip := fmt.Sprintf("%s.%d.%d", r.opts.IPBase, n/250, n%250+1)
-		rp := newPod(r, p.DeepCopy(), ip)
+		var held chan struct{}
+		if r.hold != nil && r.holdSel.Matches(labels.Set(p.Labels)) {
+			held = r.hold
+		}
+		rp := newPod(r, p.DeepCopy(), ip, held)
 		r.pods[p.UID] = rp
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
 			rp.run(ctx)
 		}()
+	}
+}
+
+// Hold makes the node take no new pods whose labels match selector, as a
+// full node does: such a pod stays Pending, nothing started and no status
+// written, until Release. Running pods and other pods go on.
+func (r *Runner) Hold(selector string) error {
+	sel, err := labels.Parse(selector)
+	if err != nil {
+		return fmt.Errorf("podrunner: selector %q: %w", selector, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.hold == nil {
+		r.hold = make(chan struct{})
+	}
+	r.holdSel = sel
+	return nil
+}
+
+// Release ends a Hold: the pods it kept Pending start now.
+func (r *Runner) Release() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.hold != nil {
+		close(r.hold)
+		r.hold = nil
 	}
 }
 

@@ -347,3 +347,55 @@ func TestDeletionEscalatesToSIGKILLAfterTheGracePeriod(t *testing.T) {
 		t.Errorf("no SIGTERM before the SIGKILL: %s", b)
 	}
 }
+
+// A node that takes no pods of one kind: while held, an arriving pod that
+// matches stays Pending with nothing started, others run; Release starts it,
+// and a pod deleted meanwhile never runs.
+func TestHeldPodsStayPendingUntilRelease(t *testing.T) {
+	r, c, logDir := start(t)
+	if err := r.Hold("app=helper"); err != nil {
+		t.Fatal(err)
+	}
+	create(t, c, helperPod("held", corev1.RestartPolicyNever,
+		corev1.EnvVar{Name: "EXIT_AFTER", Value: "100ms"}, corev1.EnvVar{Name: "EXIT_CODE", Value: "0"}))
+	create(t, c, helperPod("gone", corev1.RestartPolicyNever))
+	other := helperPod("other", corev1.RestartPolicyNever,
+		corev1.EnvVar{Name: "EXIT_AFTER", Value: "100ms"}, corev1.EnvVar{Name: "EXIT_CODE", Value: "0"})
+	other.Labels = map[string]string{"app": "other"}
+	create(t, c, other)
+	poll(t, "a pod the hold does not match runs", func() (bool, string) {
+		p := getPod(t, c, "other")
+		return p != nil && p.Status.Phase == corev1.PodSucceeded, "not succeeded"
+	})
+	observed := func(name string) bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		_, ok := r.pods[k8stypes.UID("uid-"+name)]
+		return ok
+	}
+	poll(t, "both pods seen", func() (bool, string) { return observed("held") && observed("gone"), "not yet" })
+	if err := c.CoreV1().Pods(ns).Delete(context.Background(), "gone", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the deletion seen", func() (bool, string) {
+		r.mu.Lock()
+		rp := r.pods[k8stypes.UID("uid-gone")]
+		r.mu.Unlock()
+		rp.mu.Lock()
+		defer rp.mu.Unlock()
+		return rp.gone, "not yet"
+	})
+	for _, name := range []string{"held", "gone"} {
+		if p := getPod(t, c, name); p != nil && p.Status.Phase != "" {
+			t.Errorf("%s while held: phase %q, want no status written", name, p.Status.Phase)
+		}
+	}
+	r.Release()
+	poll(t, "held runs once released", func() (bool, string) {
+		p := getPod(t, c, "held")
+		return p != nil && p.Status.Phase == corev1.PodSucceeded, "not succeeded"
+	})
+	if logs, _ := filepath.Glob(filepath.Join(logDir, ns+"_gone*")); len(logs) != 0 {
+		t.Errorf("the pod deleted while held ran: %v", logs)
+	}
+}

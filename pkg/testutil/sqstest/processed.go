@@ -1,0 +1,26 @@
+package sqstest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+)
+
+// ProcessedIDs counts, by message id, the "processed" records in sqsworker
+// JSON logs (LOG_LEVEL=debug): how many times each message was processed.
+func ProcessedIDs(logs ...[]byte) map[string]int {
+	seen := map[string]int{}
+	for _, log := range logs {
+		sc := bufio.NewScanner(bytes.NewReader(log))
+		for sc.Scan() {
+			var rec struct {
+				Msg       string `json:"msg"`
+				MessageID string `json:"message_id"`
+			}
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "processed" {
+				seen[rec.MessageID]++
+			}
+		}
+	}
+	return seen
+}

@@ -19,7 +19,7 @@ func TestResolveEnvReadsConfigMapsAndSecrets(t *testing.T) {
 		&corev1.Secret{ObjectMeta: meta("sec"), Data: map[string][]byte{"B": []byte("b")}},
 	)
 	yes := true
-	p := newPod(&Runner{client: client}, &corev1.Pod{ObjectMeta: meta("pod")}, "127.0.0.2")
+	p := newPod(&Runner{client: client}, &corev1.Pod{ObjectMeta: meta("pod")}, "127.0.0.2", nil)
 	cmKey := func(name, key string, optional *bool) *corev1.EnvVarSource {
 		return &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
 			LocalObjectReference: corev1.LocalObjectReference{Name: name}, Key: key, Optional: optional}}

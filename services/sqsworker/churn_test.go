@@ -69,15 +69,7 @@ func TestChurnLosesNothing(t *testing.T) {
 
 	emu.WaitDepth(t, q.URL, sqstest.Empty, 60*time.Second)
 	seen := processedIDs(outputs()...)
-	var missing, dups int
-	for _, id := range ids {
-		switch n := seen[id]; {
-		case n == 0:
-			missing++
-		case n > 1:
-			dups += n - 1
-		}
-	}
+	missing, dups := sqstest.Tally(ids, seen)
 	if missing > 0 {
 		t.Fatalf("%d of %d messages never processed", missing, len(ids))
 	}

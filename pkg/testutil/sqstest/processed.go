@@ -24,3 +24,17 @@ func ProcessedIDs(logs ...[]byte) map[string]int {
 	}
 	return seen
 }
+
+// Tally compares the ids sent with how often each was processed: how many
+// never were, and how many extra times the others were (duplicates).
+func Tally(ids []string, processed map[string]int) (missing, duplicates int) {
+	for _, id := range ids {
+		switch n := processed[id]; {
+		case n == 0:
+			missing++
+		case n > 1:
+			duplicates += n - 1
+		}
+	}
+	return missing, duplicates
+}

@@ -150,16 +150,7 @@ func TestFaultSQSWorkerSQSFaultsLoseNothing(t *testing.T) {
 	tl.Mark("drained, throttling off")
 
 	// Accounting over both faults.
-	seen := e.processedIDs(t)
-	var missing, twice int
-	for _, id := range ids {
-		switch n := seen[id]; {
-		case n == 0:
-			missing++
-		case n > 1:
-			twice += n - 1
-		}
-	}
+	missing, twice := sqstest.Tally(ids, e.processedIDs(t))
 	dv, df := emu.Depth(ctx, t, q.DLQURL)
 	msgs := fmt.Sprintf("%d processed / %d lost / %d twice / %d DLQ", len(ids)-missing, missing, twice, dv+df)
 	row.messages, trow.messages = msgs, msgs

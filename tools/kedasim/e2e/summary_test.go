@@ -156,20 +156,17 @@ func writeSummary(w io.Writer, rows []result, all time.Duration) {
 	for _, r := range rows {
 		fmt.Fprintf(w, "  %-52s %-5s %12s %10s\n", r.test, status(r), firstScale(r), r.whole.Round(time.Second))
 	}
-	writeTable(w, rows, phaseColumns, func(r result) [][]string {
-		var out [][]string
-		for _, p := range r.phases {
-			out = append(out, p.cells())
-		}
-		return out
-	}, "(HPA reads: the metric the HPA read during the hold, in the load's unit; floor: export + period + offset + HPA sync at worst)")
-	writeTable(w, rows, faultColumns, func(r result) [][]string {
-		var out [][]string
-		for _, f := range r.faults {
-			out = append(out, f.cells())
-		}
-		return out
-	}, "(from..to: the fault, since the load or the apply; noticed: fault start to KEDA's Fallback condition, or to the HPA's ScalingActive False; recovered: fault end to the trigger read again and the replicas the load needs, or to every message processed)")
+	writeTable(w, rows, phaseColumns, func(r result) [][]string { return cellsOf(r.phases) }, "(HPA reads: the metric the HPA read during the hold, in the load's unit; floor: export + period + offset + HPA sync at worst)")
+	writeTable(w, rows, faultColumns, func(r result) [][]string { return cellsOf(r.faults) }, "(from..to: the fault, since the load or the apply; noticed: fault start to KEDA's Fallback condition, or to the HPA's ScalingActive False; recovered: fault end to the trigger read again and the replicas the load needs, or to every message processed)")
+}
+
+// cellsOf is the summary cells of each item.
+func cellsOf[T interface{ cells() []string }](items []T) [][]string {
+	var out [][]string
+	for _, it := range items {
+		out = append(out, it.cells())
+	}
+	return out
 }
 
 // writeTable prints one line per scenario row cells gives (nothing, not

@@ -78,7 +78,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 
 // routes is the whole HTTP surface of resultanalyzer (probes are added by
 // server). The first three are the seed's; jobs call the two POSTs when they
-// finish or are killed, with an optional JSON body (see api.Report).
+// finish or are killed, with an optional JSON body (see jobreport.Report).
 func routes(log *slog.Logger, store *events.Store) http.Handler {
 	r := httpx.NewRouter()
 	r.Method(http.MethodPost, jobreport.ProcessedPath, api.Record(store, events.Processed, log))

@@ -12,12 +12,6 @@ import (
 	"github.com/keda-eks-samples/workloads/services/resultanalyzer/internal/events"
 )
 
-// Report is the optional body of POST /create/count and /create/kill (the
-// jobreport contract). Field names match case-insensitively; times are RFC
-// 3339. The seed's job sent no body, which records an event with only the
-// time it arrived.
-type Report = jobreport.Report
-
 // Record serves POST /create/count (kind processed) and /create/kill (kind
 // killed): it stores the event and answers 200 with it. Bad input is a 4xx
 // and records nothing.
@@ -48,10 +42,11 @@ func Record(store *events.Store, kind events.Kind, log *slog.Logger) http.Handle
 	})
 }
 
-// readReport reads the optional JSON body: empty (or only whitespace) is
-// the seed's bare POST.
-func readReport(r *http.Request) (Report, error) {
-	var rep Report
+// readReport reads the optional jobreport.Report body: empty (or only
+// whitespace) is the seed's bare POST, which records an event with only the
+// time it arrived. Field names match case-insensitively; times are RFC 3339.
+func readReport(r *http.Request) (jobreport.Report, error) {
+	var rep jobreport.Report
 	_, err := httpx.DecodeOptionalJSON(r, &rep)
 	return rep, err
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/keda-eks-samples/workloads/pkg/jobreport"
 	"github.com/keda-eks-samples/workloads/pkg/videojob"
 	"github.com/keda-eks-samples/workloads/pkg/wait"
 	"github.com/keda-eks-samples/workloads/services/videoencoder/internal/heartbeat"
@@ -200,7 +201,7 @@ func (j *Job) encode(ctx context.Context, log *slog.Logger, msg *types.Message, 
 	// ctx does now.
 	fctx, cancel := j.finishContext(ctx)
 	defer cancel()
-	event := report.Event{
+	event := jobreport.Report{
 		JobID: j.Config.JobID, MessageID: aws.ToString(msg.MessageId), Start: start, End: end,
 		Detail: fmt.Sprintf("video=%s quality=%s encode=%s receiveCount=%d requestId=%s",
 			req.Video, req.Quality, d, receiveCount(msg), req.ID),
@@ -212,7 +213,7 @@ func (j *Job) encode(ctx context.Context, log *slog.Logger, msg *types.Message, 
 			log.Error("release failed; the message returns when its visibility timeout ends", "err", err)
 			err = fmt.Errorf("release: %w", err)
 		}
-		event.Outcome = report.OutcomeKilled
+		event.Outcome = jobreport.OutcomeKilled
 		j.report(fctx, log, event, j.Reporter.Killed)
 		return Killed, err
 	}
@@ -223,14 +224,14 @@ func (j *Job) encode(ctx context.Context, log *slog.Logger, msg *types.Message, 
 		return Failed, fmt.Errorf("DeleteMessage %s (it will be delivered again): %w", aws.ToString(msg.MessageId), err)
 	}
 	log.Info("message processed and deleted", "elapsed", end.Sub(start).Round(time.Millisecond))
-	event.Outcome = report.OutcomeProcessed
+	event.Outcome = jobreport.OutcomeProcessed
 	j.report(fctx, log, event, j.Reporter.Processed)
 	return Processed, nil
 }
 
 // report sends an event; a failure is logged, never fatal: the message is
 // already settled.
-func (j *Job) report(ctx context.Context, log *slog.Logger, e report.Event, send func(context.Context, report.Event) error) {
+func (j *Job) report(ctx context.Context, log *slog.Logger, e jobreport.Report, send func(context.Context, jobreport.Report) error) {
 	if !j.Reporter.Enabled() {
 		return
 	}

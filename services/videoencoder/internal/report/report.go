@@ -1,6 +1,6 @@
 // Package report tells the result analyzer how a job ended: POST
 // /create/count when it processed its message, POST /create/kill when it was
-// terminated mid-encode, each with a JSON Event body.
+// terminated mid-encode, each with a JSON jobreport.Report body.
 package report
 
 import (
@@ -18,15 +18,6 @@ import (
 	"github.com/keda-eks-samples/workloads/pkg/wait"
 )
 
-// Event is the body both endpoints accept: the jobreport contract.
-type Event = jobreport.Report
-
-// Outcomes sent in Event.Outcome.
-const (
-	OutcomeProcessed = jobreport.OutcomeProcessed
-	OutcomeKilled    = jobreport.OutcomeKilled
-)
-
 // Client posts events. The zero BaseURL disables reporting: every call
 // succeeds without sending anything.
 type Client struct {
@@ -41,19 +32,19 @@ type Client struct {
 func (c *Client) Enabled() bool { return c != nil && c.BaseURL != "" }
 
 // Processed records a processed message (POST /create/count).
-func (c *Client) Processed(ctx context.Context, e Event) error {
+func (c *Client) Processed(ctx context.Context, e jobreport.Report) error {
 	return c.post(ctx, jobreport.ProcessedPath, e)
 }
 
 // Killed records a job terminated mid-encode (POST /create/kill).
-func (c *Client) Killed(ctx context.Context, e Event) error {
+func (c *Client) Killed(ctx context.Context, e jobreport.Report) error {
 	return c.post(ctx, jobreport.KilledPath, e)
 }
 
 // post sends e, retrying connection errors, 429 and 5xx answers up to
 // Attempts times within ctx. A 4xx other than 429 is not retried: the same
 // body would be refused again.
-func (c *Client) post(ctx context.Context, path string, e Event) error {
+func (c *Client) post(ctx context.Context, path string, e jobreport.Report) error {
 	if !c.Enabled() {
 		return nil
 	}

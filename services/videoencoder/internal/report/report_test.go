@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/keda-eks-samples/workloads/pkg/jobreport"
 )
 
 // These tests pin the client's retry rules against a scripted HTTP server;
@@ -33,16 +35,16 @@ func TestPostRetriesOnlyWhatMaySucceedLater(t *testing.T) {
 			var calls atomic.Int32
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				n := int(calls.Add(1))
-				var e Event
+				var e jobreport.Report
 				if r.URL.Path != "/create/kill" || r.Header.Get("Content-Type") != "application/json" ||
-					json.NewDecoder(r.Body).Decode(&e) != nil || e.MessageID != "m-1" || e.Outcome != OutcomeKilled {
+					json.NewDecoder(r.Body).Decode(&e) != nil || e.MessageID != "m-1" || e.Outcome != jobreport.OutcomeKilled {
 					t.Errorf("unexpected request %s %s %+v", r.Method, r.URL.Path, e)
 				}
 				w.WriteHeader(tt.statuses[min(n, len(tt.statuses))-1])
 			}))
 			defer srv.Close()
 			c := &Client{BaseURL: srv.URL + "/", Backoff: time.Millisecond}
-			err := c.Killed(context.Background(), Event{MessageID: "m-1", Outcome: OutcomeKilled, Start: time.Now(), End: time.Now()})
+			err := c.Killed(context.Background(), jobreport.Report{MessageID: "m-1", Outcome: jobreport.OutcomeKilled, Start: time.Now(), End: time.Now()})
 			if (err != nil) != tt.wantErr || calls.Load() != tt.wantCalls {
 				t.Fatalf("err=%v calls=%d, want error=%v calls=%d", err, calls.Load(), tt.wantErr, tt.wantCalls)
 			}
@@ -64,14 +66,14 @@ func TestPostGivesUpWhenTheBudgetEnds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	c := &Client{BaseURL: srv.URL, Timeout: time.Minute}
-	if err := c.Processed(ctx, Event{}); err == nil || !strings.Contains(err.Error(), "deadline") {
+	if err := c.Processed(ctx, jobreport.Report{}); err == nil || !strings.Contains(err.Error(), "deadline") {
 		t.Fatalf("err = %v, want a deadline error", err)
 	}
 }
 
 func TestDisabledClientSendsNothing(t *testing.T) {
 	var c *Client
-	if c.Enabled() || c.Processed(context.Background(), Event{}) != nil || (&Client{}).Killed(context.Background(), Event{}) != nil {
+	if c.Enabled() || c.Processed(context.Background(), jobreport.Report{}) != nil || (&Client{}).Killed(context.Background(), jobreport.Report{}) != nil {
 		t.Fatal("a client without BaseURL must be a silent no-op")
 	}
 }

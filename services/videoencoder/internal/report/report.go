@@ -23,9 +23,9 @@ import (
 type Client struct {
 	BaseURL  string        // RESULT_ANALYZER_URL, e.g. http://result-analyzer:8080
 	HTTP     *http.Client  // nil: a client with no overall timeout (Timeout bounds each attempt)
-	Attempts int           // tries per event (default 3)
+	Attempts int           // tries per event (default 5)
 	Timeout  time.Duration // per attempt (default 3s)
-	Backoff  time.Duration // before the 2nd attempt, doubled after (default 200ms)
+	Backoff  time.Duration // before the 2nd attempt, doubled after (default 500ms: 7.5 s of waits in all, longer than a readiness blip of the analyzer's Service)
 }
 
 // Enabled reports whether events are sent anywhere.
@@ -56,13 +56,13 @@ func (c *Client) post(ctx context.Context, path string, e jobreport.Report) erro
 	url := strings.TrimRight(c.BaseURL, "/") + path
 	attempts, timeout, backoff := c.Attempts, c.Timeout, c.Backoff
 	if attempts < 1 {
-		attempts = 3
+		attempts = 5
 	}
 	if timeout <= 0 {
 		timeout = 3 * time.Second
 	}
 	if backoff <= 0 {
-		backoff = 200 * time.Millisecond
+		backoff = 500 * time.Millisecond
 	}
 	var errs []error
 	for i := range attempts {

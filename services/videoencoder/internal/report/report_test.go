@@ -27,7 +27,7 @@ func TestPostRetriesOnlyWhatMaySucceedLater(t *testing.T) {
 		{"ok at once", []int{200}, 1, false},
 		{"503 then ok", []int{503, 200}, 2, false},
 		{"429 then ok", []int{429, 200}, 2, false},
-		{"always 500: gives up after 3", []int{500}, 3, true},
+		{"always 500: gives up after 5", []int{500}, 5, true},
 		{"400 is final", []int{400}, 1, true},
 	}
 	for _, tt := range tests {

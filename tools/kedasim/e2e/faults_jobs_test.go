@@ -5,13 +5,9 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -157,20 +153,7 @@ func sendVideoRequests(t *testing.T, ctx context.Context, v *videoRun, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := v.emu.Client(t)
-	for i := 0; i < len(bodies); i += 10 {
-		var entries []types.SendMessageBatchRequestEntry
-		for j, b := range bodies[i:min(i+10, len(bodies))] {
-			entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(j)), MessageBody: aws.String(b)})
-		}
-		out, err := client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(v.q.URL), Entries: entries})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(out.Failed) > 0 {
-			t.Fatalf("SendMessageBatch: %d failed: %+v", len(out.Failed), out.Failed)
-		}
-	}
+	send(t, ctx, v.emu, v.q.URL, bodies)
 }
 
 // pendingPods counts the pods matching selector whose phase is Pending.

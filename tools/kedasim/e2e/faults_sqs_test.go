@@ -13,11 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/keda-eks-samples/workloads/pkg/sqsx"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/sqstest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/internal/faultproxy"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/localcluster"
@@ -78,7 +76,7 @@ func TestFaultSQSWorkerSQSFaultsLoseNothing(t *testing.T) {
 
 	// 1. GetQueueAttributes down at 15 replicas, with a backlog.
 	began := time.Now()
-	ids := sendIDs(t, ctx, emu.Client(t), q.URL, batch)
+	ids := send(t, ctx, emu, q.URL, bodies(t, batch))
 	tl.Mark(fmt.Sprintf("%d messages sent", batch))
 	e.waitReplicas(t, ctx, "sqsworker", 5*time.Minute, func(n int32) bool { return n == 15 })
 	fb := e.fallbackOf(t, ctx, "sqsworker")
@@ -131,7 +129,7 @@ func TestFaultSQSWorkerSQSFaultsLoseNothing(t *testing.T) {
 	sqsProxy.Set(throttle)
 	throttled := time.Now()
 	tl.Fault(throttle.Name)
-	ids = append(ids, sendIDs(t, ctx, emu.Client(t), q.URL, batch)...)
+	ids = append(ids, send(t, ctx, emu, q.URL, bodies(t, batch))...)
 	tl.Mark(fmt.Sprintf("%d more messages sent", batch))
 	trow := faultRow{fault: throttle.Name + ", until drained", from: throttled.Sub(began), promised: "every message processed, none lost or dead-lettered", noticed: -1, recovered: -1}
 	tmax := int32(0)
@@ -162,28 +160,24 @@ func TestFaultSQSWorkerSQSFaultsLoseNothing(t *testing.T) {
 	e.addFault(trow)
 }
 
-// sendIDs enqueues n messages straight to the emulator and returns their
-// MessageIds.
-func sendIDs(t *testing.T, ctx context.Context, client *sqs.Client, queueURL string, n int) []string {
+// send enqueues bodies straight to the emulator (sqsx.Send, the services'
+// own batch sender) and returns their MessageIds.
+func send(t *testing.T, ctx context.Context, emu *sqstest.Emulator, queueURL string, bodies []string) []string {
 	t.Helper()
-	var ids []string
-	for i := 0; i < n; i += 10 {
-		var entries []types.SendMessageBatchRequestEntry
-		for j := i; j < min(i+10, n); j++ {
-			entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(j)), MessageBody: aws.String(t.Name() + "-" + strconv.Itoa(j))})
-		}
-		out, err := client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(queueURL), Entries: entries})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(out.Failed) > 0 {
-			t.Fatalf("SendMessageBatch: %d failed: %+v", len(out.Failed), out.Failed)
-		}
-		for _, s := range out.Successful {
-			ids = append(ids, aws.ToString(s.MessageId))
-		}
+	res, err := sqsx.Send(ctx, emu.Client(t), queueURL, bodies, 4)
+	if err != nil {
+		t.Fatalf("send %d messages: %v (failed: %v)", len(bodies), err, res.Failed)
 	}
-	return ids
+	return res.MessageIDs
+}
+
+// bodies are n distinct message bodies named after the test.
+func bodies(t *testing.T, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = t.Name() + "-" + strconv.Itoa(i)
+	}
+	return out
 }
 
 // processedIDs counts, by message id, the "processed" records in every

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"slices"
 	"testing"
+	"time"
 )
 
 // Processes finds a live process by its environment and reports its
@@ -16,7 +17,15 @@ func TestProcessesFindsAProcessByItsEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	marked := func(_, environ []string) bool { return slices.Contains(environ, "LOCALCLUSTER_TEST_MARK=1") }
-	got := Processes(marked)
+	// The kernel lets Start return (close-on-exec closed Go's exec pipe)
+	// before it has laid out the new image's argv and environment, so
+	// /proc/<pid>/environ can read empty for a moment: poll, with a deadline.
+	var got map[int]string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if got = Processes(marked); len(got) > 0 {
+			break
+		}
+	}
 	if len(got) != 1 || got[cmd.Process.Pid] != "sleep 30" {
 		t.Errorf("Processes = %v, want only %d: sleep 30", got, cmd.Process.Pid)
 	}

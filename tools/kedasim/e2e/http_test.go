@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -570,6 +572,7 @@ func (e *env) holdReads(t *testing.T, ctx context.Context, hpaName string, d tim
 	readMin, readMax := math.Inf(1), math.Inf(-1)
 	replMin, replMax := int32(math.MaxInt32), int32(0)
 	var bad []string
+	began, stalled := time.Now(), cpuStalled()
 	_ = localcluster.Poll(ctx, time.Second, d, func() (bool, error) {
 		if n, ok := e.replicas(ctx, "webapi"); ok {
 			replMin, replMax = min(replMin, n), max(replMax, n)
@@ -588,8 +591,26 @@ func (e *env) holdReads(t *testing.T, ctx context.Context, hpaName string, d tim
 		}
 		return false, nil
 	})
+	// How starved the machine was: a failure on a machine that ran
+	// nothing for seconds at a time says so.
+	starved := fmt.Sprintf("the machine's CPU pressure (PSI some) over the hold: %.0f %%",
+		100*float64(cpuStalled()-stalled)/float64(time.Since(began)))
+	t.Log(starved)
 	if len(bad) > 0 {
-		t.Errorf("while the load held, want %d..%d pods from every reading and replica count: %s", lo, hi, strings.Join(slices.Compact(bad), "; "))
+		t.Errorf("while the load held, want %d..%d pods from every reading and replica count: %s (%s)", lo, hi, strings.Join(slices.Compact(bad), "; "), starved)
 	}
 	return readMin, readMax, replMin, replMax
+}
+
+// cpuStalled is how long, so far, some runnable task on this machine waited
+// for a CPU (Linux PSI: /proc/pressure/cpu, "some" total); zero without PSI.
+func cpuStalled() time.Duration {
+	b, err := os.ReadFile("/proc/pressure/cpu")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	_, total, _ := strings.Cut(line, "total=")
+	us, _ := strconv.ParseInt(strings.TrimSpace(total), 10, 64)
+	return time.Duration(us) * time.Microsecond
 }

@@ -21,8 +21,10 @@ import (
 	"k8s.io/client-go/util/retry"
 )
 
-// How often the runner probes readiness (faster than any probe's
-// periodSeconds would: the e2e wants endpoints as soon as they serve).
+// How often the runner looks at its pods, and probes an unready container's
+// readiness (faster than any probe's periodSeconds would: the e2e wants
+// endpoints as soon as they serve). A ready container is probed every
+// periodSeconds, as the kubelet does.
 const probeInterval = 500 * time.Millisecond
 
 // pod is one pod this runner runs; its fields after spec change only under mu.
@@ -45,6 +47,24 @@ type pod struct {
 	started time.Time
 	procs   map[string]*proc // by container name, init containers too
 	reason  string           // why the pod failed to start
+
+	// readiness by container name; only the pod's own goroutine uses it.
+	readiness map[string]*readiness
+}
+
+// readiness is one container's readiness probe as the kubelet keeps it
+// (pkg/kubelet/prober/worker.go): a result every periodSeconds, each probe
+// given timeoutSeconds; ready after successThreshold successes in a row,
+// unready only after failureThreshold failures in a row, and unready again
+// when the container restarts. A pod that misses one probe while the machine
+// is busy (2 cores, a dozen control planes) keeps its endpoints, as on a
+// real node; before this the runner dropped it at the first slow answer and
+// the e2e load fell to nothing while the pods served.
+type readiness struct {
+	started             time.Time // the container run it belongs to
+	ok                  bool
+	last                time.Time // the last probe
+	successes, failures int32     // in a row
 }
 
 // proc is one container's process (its latest run).
@@ -65,7 +85,7 @@ func newPod(r *Runner, spec *corev1.Pod, ip string, held <-chan struct{}) *pod {
 	return &pod{
 		r: r, spec: spec, ip: ip, stopCh: make(chan struct{}), held: held,
 		dir:   filepath.Join(r.opts.LogDir, spec.Namespace+"_"+spec.Name),
-		phase: corev1.PodPending, procs: map[string]*proc{},
+		phase: corev1.PodPending, procs: map[string]*proc{}, readiness: map[string]*readiness{},
 	}
 }
 
@@ -313,21 +333,27 @@ func (p *pod) reapAndRestart(ctx context.Context) bool {
 	return changed
 }
 
-// probe updates readiness: every main container running and passing its
-// readiness probe (no probe: running is ready). It reports a change.
+// probe updates readiness: every main container running and ready by its
+// readiness probe (no probe: running is ready). It reports a change. Only
+// the pod's own goroutine calls it.
 func (p *pod) probe(ctx context.Context) bool {
 	p.mu.Lock()
 	running := p.phase == corev1.PodRunning
+	started := map[string]time.Time{}
 	for _, c := range p.spec.Spec.Containers {
-		if pr := p.procs[c.Name]; pr == nil || !pr.finished.IsZero() {
+		pr := p.procs[c.Name]
+		if pr == nil || !pr.finished.IsZero() {
 			running = false
+			continue
 		}
+		started[c.Name] = pr.started
 	}
 	p.mu.Unlock()
 	ready := running
 	if running {
+		now := time.Now()
 		for _, c := range p.spec.Spec.Containers {
-			if c.ReadinessProbe != nil && !p.probeOK(c, c.ReadinessProbe) {
+			if c.ReadinessProbe != nil && !p.readyByProbe(c, started[c.Name], now) {
 				ready = false
 			}
 		}
@@ -343,6 +369,53 @@ func (p *pod) probe(ctx context.Context) bool {
 	p.ready = ready
 	p.logf("ready=%v", ready)
 	return true
+}
+
+// readyByProbe is container c's readiness at now, probing it if its
+// probe is due (see readiness).
+func (p *pod) readyByProbe(c corev1.Container, started, now time.Time) bool {
+	pr := c.ReadinessProbe
+	s := p.readiness[c.Name]
+	if s == nil || !s.started.Equal(started) {
+		s = &readiness{started: started}
+		p.readiness[c.Name] = s
+	}
+	if s.ok && now.Sub(s.last) < seconds(pr.PeriodSeconds, 10) {
+		return true
+	}
+	if !s.ok && now.Sub(started) < seconds(pr.InitialDelaySeconds, 0) {
+		return false
+	}
+	s.last = now
+	if p.probeOK(c, pr) {
+		s.failures, s.successes = 0, s.successes+1
+		if s.successes >= max(pr.SuccessThreshold, 1) {
+			s.ok = true
+		}
+	} else {
+		s.successes, s.failures = 0, s.failures+1
+		if s.failures >= threshold(pr.FailureThreshold, 3) {
+			s.ok = false
+		}
+	}
+	return s.ok
+}
+
+// seconds is a probe's field in seconds, def when unset (the API server
+// sets the defaults on a real pod; a fake clientset does not).
+func seconds(v, def int32) time.Duration {
+	if v <= 0 {
+		v = def
+	}
+	return time.Duration(v) * time.Second
+}
+
+// threshold is a probe's threshold, def when unset.
+func threshold(v, def int32) int32 {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // probeOK runs an httpGet probe against the pod IP (other probe kinds pass).
@@ -363,7 +436,7 @@ func (p *pod) probeOK(c corev1.Container, pr *corev1.Probe) bool {
 	if g.Host != "" {
 		host = g.Host
 	}
-	client := http.Client{Timeout: time.Second}
+	client := http.Client{Timeout: seconds(pr.TimeoutSeconds, 1)}
 	resp, err := client.Get("http://" + net.JoinHostPort(host, fmt.Sprint(port)) + g.Path)
 	if err != nil {
 		return false

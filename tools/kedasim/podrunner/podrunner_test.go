@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -34,7 +35,9 @@ func TestMain(m *testing.M) {
 }
 
 // helperMain: prints its environment, serves GET /readyz and /env on
-// HOST:PORT when PORT is set, writes "written" to DATA_FILE when set, exits
+// HOST:PORT when PORT is set (/readyz answers 503 while FAIL_FILE, when set,
+// holds a count above 0, taking 1 off it; GET /probes is how many it has
+// failed and passed, "failed passed"), writes "written" to DATA_FILE when set, exits
 // EXIT_CODE after EXIT_AFTER when set, and on SIGTERM prints "got SIGTERM"
 // and exits TERM_EXIT (default 0) unless IGNORE_TERM is set.
 func helperMain() int {
@@ -64,7 +67,20 @@ func helperMain() int {
 			return 1
 		}
 		mux := http.NewServeMux()
-		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
+		var failed, passed atomic.Int64
+		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+			if b, err := os.ReadFile(env["FAIL_FILE"]); err == nil {
+				if n, _ := strconv.Atoi(strings.TrimSpace(string(b))); n > 0 {
+					_ = os.WriteFile(env["FAIL_FILE"], []byte(strconv.Itoa(n-1)), 0o644)
+					failed.Add(1)
+					w.WriteHeader(http.StatusServiceUnavailable)
+					return
+				}
+			}
+			passed.Add(1)
+			io.WriteString(w, "ok")
+		})
+		mux.HandleFunc("GET /probes", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, failed.Load(), passed.Load()) })
 		mux.HandleFunc("GET /env", func(w http.ResponseWriter, _ *http.Request) { json.NewEncoder(w).Encode(env) })
 		go http.Serve(ln, mux)
 	}
@@ -398,4 +414,65 @@ func TestHeldPodsStayPendingUntilRelease(t *testing.T) {
 	if logs, _ := filepath.Glob(filepath.Join(logDir, ns+"_gone*")); len(logs) != 0 {
 		t.Errorf("the pod deleted while held ran: %v", logs)
 	}
+}
+
+// A ready pod keeps its endpoint through fewer failed readiness probes in a
+// row than failureThreshold, and loses it at that many, as on a kubelet;
+// it is back at the next success.
+func TestReadinessFollowsTheProbesThresholds(t *testing.T) {
+	r, c, _ := start(t)
+	failFile := filepath.Join(t.TempDir(), "fail")
+	p := helperPod("flaky", corev1.RestartPolicyAlways,
+		corev1.EnvVar{Name: "HOST", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+		corev1.EnvVar{Name: "PORT", Value: "8080"},
+		corev1.EnvVar{Name: "FAIL_FILE", Value: failFile})
+	ctr := &p.Spec.Containers[0]
+	ctr.Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}
+	ctr.ReadinessProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromString("http")}},
+		PeriodSeconds: 1, FailureThreshold: 3,
+	}
+	create(t, c, p)
+	endpoints := func() int {
+		urls, err := r.Endpoints(ns, "app=helper")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(urls)
+	}
+	poll(t, "ready", func() (bool, string) { return endpoints() == 1, "no endpoint" })
+	probes := func() (failed, passed int) {
+		resp, err := http.Get("http://" + net.JoinHostPort(r.PodIP(ns, "flaky"), "8080") + "/probes")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if _, err := fmt.Fscan(resp.Body, &failed, &passed); err != nil {
+			t.Fatal(err)
+		}
+		return failed, passed
+	}
+
+	// 2 failures in a row (threshold 3), then a success: the endpoint stays.
+	_, passed0 := probes()
+	if err := os.WriteFile(failFile, []byte("2"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "2 failed probes then a passed one, the endpoint kept", func() (bool, string) {
+		failed, passed := probes()
+		if endpoints() != 1 {
+			t.Fatalf("the endpoint went after %d failed probes in a row, below failureThreshold 3", failed)
+		}
+		return failed == 2 && passed > passed0, fmt.Sprint(failed, passed)
+	})
+
+	// 3 in a row: it goes at the third, and is back at the next success.
+	if err := os.WriteFile(failFile, []byte("3"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "unready after 3 failed probes", func() (bool, string) { return endpoints() == 0, "an endpoint" })
+	if failed, _ := probes(); failed != 5 {
+		t.Errorf("unready after %d failed probes in all, want 2 + 3", failed)
+	}
+	poll(t, "ready again", func() (bool, string) { return endpoints() == 1, "no endpoint" })
 }

@@ -38,9 +38,7 @@ func messageCells(s analyzerSummary, sent, dlq int) string {
 // for 10 messages; then the node takes pods again and every message is
 // encoded once, by those same 10 Jobs.
 func TestFaultVideoPodsPendingJobsStayBounded(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
+	ctx := scenario(t, 10*time.Minute)
 	const messages = 10
 	const encoders = "scaledjob.keda.sh/name=videoencoder"
 	v := startVideo(t, ctx, "video-encoder: the node takes no encoder pods for a minute, then does", encoders)
@@ -93,9 +91,7 @@ func TestFaultVideoPodsPendingJobsStayBounded(t *testing.T) {
 // count the 10 running Jobs and create 10, not 20, and every message is
 // encoded once.
 func TestFaultVideoOperatorKilledNoJobTwice(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
+	ctx := scenario(t, 10*time.Minute)
 	const first, more = 10, 10
 	v := startVideo(t, ctx, "video-encoder: KEDA's operator killed with 10 messages held, 10 more sent while it is down", "")
 	e, tl := v.e, v.tl

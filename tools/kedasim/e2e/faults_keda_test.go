@@ -24,9 +24,7 @@ import (
 // (KEDA's fallback cannot help: the operator computes it). Once the process
 // is back the HPA reads again, with the replicas the load needs.
 func TestFaultAMPKEDADownHoldsReplicas(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-	defer cancel()
+	ctx := scenario(t, 30*time.Minute)
 	const load, down = 8, 2 * time.Minute
 	want := int32(math.Ceil(float64(load) / httpTarget))
 	lo, hi := want-1, want+1

@@ -467,3 +467,12 @@ func (e *env) forward(t *testing.T, selector string, port int) string {
 	}()
 	return "http://" + ln.Addr().String()
 }
+
+// scenario runs t in parallel with the other scenarios and gives it a
+// context that ends after budget, or when t returns.
+func scenario(t *testing.T, budget time.Duration) context.Context {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), budget)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -24,9 +23,7 @@ import (
 // and the replicas return to the minimum, 1. Every message is deleted after
 // its work (the worker deletes only then) and none reaches the DLQ.
 func TestSQSWorkerScalesToTheQueueAndBack(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
-	defer cancel()
+	ctx := scenario(t, 12*time.Minute)
 	emu := sqstest.Start(t)
 	q := emu.NewQueue(t, sqstest.WithVisibilityTimeout(60*time.Second))
 	e := start(t, ctx)

@@ -34,9 +34,7 @@ import (
 // end the resultanalyzer counts 10 processed, 1 killed, no message twice,
 // and the queue and its DLQ are empty.
 func TestVideoEncoderJobsPerMessageSurviveAKill(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
+	ctx := scenario(t, 10*time.Minute)
 	const messages = 10
 	v := startVideo(t, ctx, "video-encoder: 10 messages, queueLength 1, one Job per message, one encoder killed", "")
 	e, emu, q, tl, applied := v.e, v.emu, v.q, v.tl, v.applied

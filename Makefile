@@ -225,7 +225,7 @@ e2e: cluster-bins build collector deps ## e2e tests on a local control plane wit
 # counterexample), KEDA's operator and adapter killed, Job pods Pending,
 # SQS failing and throttling while sqsworker drains.
 .PHONY: e2e-faults
-e2e-faults: cluster-bins build collector deps ## only the fault scenarios of make e2e: each fault's replicas, Jobs and messages against what the settings promise, time to recover (~13 min) [tools/kedasim/e2e/faults*_test.go, tools/kedasim/internal/faultproxy]
+e2e-faults: cluster-bins build collector deps ## only the fault scenarios of make e2e: each fault's replicas, Jobs and messages against what the settings promise, time to recover (~13 min) [tools/kedasim/e2e/faults*_test.go, pkg/testutil/faultproxy]
 	cd $(KEDASIM) && $(CLUSTER_ENV) LOCALCLUSTER_LOG_DIR=$(CURDIR)/$(BIN)/e2e-logs GOWORK=off go test -tags e2e -count=1 -v -parallel 12 -timeout 60m -run '^TestFault' ./e2e/
 	@$(call wall,e2e-faults)
 

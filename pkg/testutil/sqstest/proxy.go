@@ -2,20 +2,19 @@ package sqstest
 
 import (
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/keda-eks-samples/workloads/pkg/testutil/faultproxy"
 )
 
 // Proxy stands between code under test and an Emulator: it forwards every
 // request, counts the SQS calls it sees by operation, and can make chosen
 // operations hang or fail — a slow or broken SQS, for the paths that must
 // survive one. Point the code at it with Env or Getenv instead of the
-// emulator's.
+// emulator's. It is a faultproxy.Proxy with one fault per operation.
 //
 //	p := emu.Proxy(t)
 //	p.Hold("DeleteMessageBatch", 0) // every delete hangs until its caller gives up
@@ -25,121 +24,73 @@ type Proxy struct {
 	Endpoint string
 
 	emu   *Emulator
+	px    *faultproxy.Proxy
 	mu    sync.Mutex
-	calls map[string]int
-	fault map[string]fault
-	holds []chan struct{}
-}
-
-type fault struct {
-	fail    bool          // answer 403 AccessDenied (not retried by the SDKs)
-	release chan struct{} // hold until closed or the caller gives up
-	left    int           // calls still to hold or fail; < 0: every call
+	fault map[string]*faultproxy.Fault // by operation
+	holds map[*faultproxy.Fault]chan struct{}
 }
 
 // Proxy starts a proxy in front of e for the duration of t. Queue URLs name
 // the emulator's address; the SDKs send requests to the endpoint regardless.
 func (e *Emulator) Proxy(t testing.TB) *Proxy {
 	t.Helper()
-	target, err := url.Parse(e.Endpoint)
+	px, err := faultproxy.Start(e.Endpoint)
 	if err != nil {
 		t.Fatalf("sqstest: %v", err)
 	}
-	p := &Proxy{emu: e, calls: map[string]int{}, fault: map[string]fault{}}
-	forward := httputil.NewSingleHostReverseProxy(target)
-	forward.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) {
-		w.WriteHeader(http.StatusBadGateway) // the caller gave up mid-call, or the emulator stopped
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "AmazonSQS.")
-		p.mu.Lock()
-		p.calls[op]++
-		f, faulty := p.fault[op]
-		if faulty && f.left > 0 {
-			if f.left--; f.left == 0 {
-				delete(p.fault, op) // this is the last call it applies to
-			} else {
-				p.fault[op] = f
-			}
-		}
-		p.mu.Unlock()
-		switch {
-		case faulty && f.fail:
-			w.Header().Set("Content-Type", "application/x-amz-json-1.0")
-			w.WriteHeader(http.StatusForbidden)
-			_, _ = w.Write([]byte(`{"__type":"com.amazonaws.sqs#AccessDenied","message":"sqstest: injected fault"}`))
-			return
-		case faulty && f.release != nil:
-			select {
-			case <-f.release:
-			case <-r.Context().Done():
-				return // the caller gave up: nothing reaches the emulator
-			}
-		}
-		forward.ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() {
-		p.mu.Lock()
-		clear(p.fault)
-		for _, c := range p.holds {
-			select {
-			case <-c:
-			default:
-				close(c)
-			}
-		}
-		p.mu.Unlock()
-		srv.Close()
-	})
-	p.Endpoint = srv.URL
-	return p
+	t.Cleanup(px.Close) // releases the calls still held
+	return &Proxy{Endpoint: px.URL, emu: e, px: px, fault: map[string]*faultproxy.Fault{}, holds: map[*faultproxy.Fault]chan struct{}{}}
 }
 
 // Hold makes the next n calls of op (e.g. "DeleteMessageBatch"; n < 1:
 // every call) hang, unanswered and not forwarded, until their caller gives
 // up; calls still waiting when Heal is called go through then.
 func (p *Proxy) Hold(op string, n int) {
-	if n < 1 {
-		n = -1
-	}
 	release := make(chan struct{})
+	f := &faultproxy.Fault{Name: op + " held", Match: faultproxy.AWSOperation(op), Times: int64(max(n, 0)), Hold: release}
+	p.set(op, f)
 	p.mu.Lock()
-	p.holds = append(p.holds, release) // closed at cleanup, so no call hangs past t
+	p.holds[f] = release
 	p.mu.Unlock()
-	p.set(op, fault{release: release, left: n})
 }
 
 // Fail makes every call of op fail at once with AccessDenied, an error the
 // AWS SDKs do not retry.
-func (p *Proxy) Fail(op string) { p.set(op, fault{fail: true, left: -1}) }
+func (p *Proxy) Fail(op string) {
+	p.set(op, &faultproxy.Fault{
+		Name: op + " AccessDenied", Match: faultproxy.AWSOperation(op),
+		Status: http.StatusForbidden, ContentType: "application/x-amz-json-1.0",
+		Body: `{"__type":"com.amazonaws.sqs#AccessDenied","message":"sqstest: injected fault"}`,
+	})
+}
 
-// Heal ends Hold or Fail for op: calls forward normally again.
+// Heal ends Hold or Fail for op: calls forward normally again, held ones
+// too.
 func (p *Proxy) Heal(op string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if f := p.fault[op]; f.release != nil {
-		select {
-		case <-f.release:
-		default:
-			close(f.release)
-		}
+	f := p.fault[op]
+	if f == nil {
+		return
+	}
+	p.px.Remove(f)
+	if release, ok := p.holds[f]; ok {
+		close(release)
+		delete(p.holds, f)
 	}
 	delete(p.fault, op)
 }
 
-func (p *Proxy) set(op string, f fault) {
+func (p *Proxy) set(op string, f *faultproxy.Fault) {
 	p.Heal(op)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.fault[op] = f
+	p.px.Add(f)
 }
 
 // Calls is how many calls of op have reached the proxy so far.
-func (p *Proxy) Calls(op string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.calls[op]
-}
+func (p *Proxy) Calls(op string) int { return p.px.Calls(op) }
 
 // WaitCalls polls until at least n calls of op have reached the proxy and
 // fails t after timeout. Call it from the test's goroutine.

@@ -16,8 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/keda-eks-samples/workloads/pkg/sqsx"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/faultproxy"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/sqstest"
-	"github.com/keda-eks-samples/workloads/tools/kedasim/internal/faultproxy"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/localcluster"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/timeline"
 )
@@ -35,9 +35,7 @@ import (
 // Every message must be processed at least once (the workers' debug log
 // names each one), none lost, none dead-lettered; duplicates are counted.
 func TestFaultSQSWorkerSQSFaultsLoseNothing(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
+	ctx := scenario(t, 20*time.Minute)
 	const batch, outage = 200, 90 * time.Second
 	emu := sqstest.Start(t)
 	q := emu.NewQueue(t, sqstest.WithVisibilityTimeout(60*time.Second))

@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/keda-eks-samples/workloads/tools/kedasim/internal/faultproxy"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/faultproxy"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/localcluster"
 )
 

@@ -22,7 +22,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
-	"github.com/keda-eks-samples/workloads/tools/kedasim/internal/faultproxy"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/faultproxy"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/internal/proctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/localcluster"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/timeline"

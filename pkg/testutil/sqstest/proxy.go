@@ -48,15 +48,17 @@ func (e *Emulator) Proxy(t testing.TB) *Proxy {
 func (p *Proxy) Hold(op string, n int) {
 	release := make(chan struct{})
 	f := &faultproxy.Fault{Name: op + " held", Match: faultproxy.AWSOperation(op), Times: int64(max(n, 0)), Hold: release}
-	p.set(op, f)
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.holds[f] = release
-	p.mu.Unlock()
+	p.set(op, f)
 }
 
 // Fail makes every call of op fail at once with AccessDenied, an error the
 // AWS SDKs do not retry.
 func (p *Proxy) Fail(op string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.set(op, &faultproxy.Fault{
 		Name: op + " AccessDenied", Match: faultproxy.AWSOperation(op),
 		Status: http.StatusForbidden, ContentType: "application/x-amz-json-1.0",
@@ -69,6 +71,18 @@ func (p *Proxy) Fail(op string) {
 func (p *Proxy) Heal(op string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.heal(op)
+}
+
+// set puts f in place of op's fault; p.mu is held.
+func (p *Proxy) set(op string, f *faultproxy.Fault) {
+	p.heal(op)
+	p.fault[op] = f
+	p.px.Add(f)
+}
+
+// heal is Heal with p.mu held.
+func (p *Proxy) heal(op string) {
 	f := p.fault[op]
 	if f == nil {
 		return
@@ -79,14 +93,6 @@ func (p *Proxy) Heal(op string) {
 		delete(p.holds, f)
 	}
 	delete(p.fault, op)
-}
-
-func (p *Proxy) set(op string, f *faultproxy.Fault) {
-	p.Heal(op)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.fault[op] = f
-	p.px.Add(f)
 }
 
 // Calls is how many calls of op have reached the proxy so far.

@@ -22,7 +22,7 @@ func TestProcessesFindsAProcessByItsEnvironment(t *testing.T) {
 	// /proc/<pid>/environ can read empty for a moment: poll, with a deadline.
 	var got map[int]string
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if got = Processes(marked); len(got) > 0 {
+		if got = Processes(marked); got[cmd.Process.Pid] == "sleep 30" {
 			break
 		}
 	}

@@ -53,10 +53,11 @@ type pod struct {
 }
 
 // readiness is one container's readiness probe as the kubelet keeps it
-// (pkg/kubelet/prober/worker.go): a result every periodSeconds, each probe
-// given timeoutSeconds; ready after successThreshold successes in a row,
-// unready only after failureThreshold failures in a row, and unready again
-// when the container restarts. A pod that misses one probe while the machine
+// (pkg/kubelet/prober/worker.go): while ready, a probe every periodSeconds,
+// each given timeoutSeconds; unready only after failureThreshold failures
+// in a row, and unready again when the container restarts. While unready
+// the runner probes every 500 ms, not every period (endpoints as soon as
+// the pod serves), and successThreshold successes in a row make it ready. A pod that misses one probe while the machine
 // is busy (2 cores, a dozen control planes) keeps its endpoints, as on a
 // real node; before this the runner dropped it at the first slow answer and
 // the e2e load fell to nothing while the pods served.
@@ -363,6 +364,11 @@ func (p *pod) probe(ctx context.Context) bool {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	select {
+	case <-p.stopCh:
+		return false // being deleted: terminate clears readiness, and a probe must not set it back
+	default:
+	}
 	if ready == p.ready || p.phase != corev1.PodRunning {
 		return false
 	}
@@ -380,7 +386,9 @@ func (p *pod) readyByProbe(c corev1.Container, started, now time.Time) bool {
 		s = &readiness{started: started}
 		p.readiness[c.Name] = s
 	}
-	if s.ok && now.Sub(s.last) < seconds(pr.PeriodSeconds, 10) {
+	// Due within half a tick of the period, so the runner's 500 ms tick
+	// does not stretch it.
+	if s.ok && now.Sub(s.last) < seconds(pr.PeriodSeconds, 10)-probeInterval/2 {
 		return true
 	}
 	if !s.ok && now.Sub(started) < seconds(pr.InitialDelaySeconds, 0) {

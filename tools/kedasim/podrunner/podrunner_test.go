@@ -454,25 +454,39 @@ func TestReadinessFollowsTheProbesThresholds(t *testing.T) {
 	}
 
 	// 2 failures in a row (threshold 3), then a success: the endpoint stays.
-	_, passed0 := probes()
 	if err := os.WriteFile(failFile, []byte("2"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "2 failed probes then a passed one, the endpoint kept", func() (bool, string) {
+	var passed2 int
+	poll(t, "2 failed probes, the endpoint kept", func() (bool, string) {
 		failed, passed := probes()
 		if endpoints() != 1 {
 			t.Fatalf("the endpoint went after %d failed probes in a row, below failureThreshold 3", failed)
 		}
-		return failed == 2 && passed > passed0, fmt.Sprint(failed, passed)
+		passed2 = passed
+		return failed == 2, fmt.Sprint(failed, passed)
+	})
+	poll(t, "a passed probe after them", func() (bool, string) {
+		failed, passed := probes()
+		if endpoints() != 1 {
+			t.Fatalf("the endpoint went after %d failed probes in a row, below failureThreshold 3", failed)
+		}
+		return passed > passed2, fmt.Sprint(failed, passed)
 	})
 
-	// 3 in a row: it goes at the third, and is back at the next success.
-	if err := os.WriteFile(failFile, []byte("3"), 0o644); err != nil {
+	// 5 in a row: it goes at the third (never before), and is back at the
+	// next success. (Endpoints are read before the count, which only
+	// grows: an endpoint gone with fewer than 3 counted went too early.)
+	if err := os.WriteFile(failFile, []byte("5"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "unready after 3 failed probes", func() (bool, string) { return endpoints() == 0, "an endpoint" })
-	if failed, _ := probes(); failed != 5 {
-		t.Errorf("unready after %d failed probes in all, want 2 + 3", failed)
-	}
+	poll(t, "unready after 3 failed probes", func() (bool, string) {
+		gone := endpoints() == 0
+		failed, _ := probes()
+		if gone && failed-2 < 3 {
+			t.Fatalf("the endpoint went after %d failed probes in a row, below failureThreshold 3", failed-2)
+		}
+		return gone, fmt.Sprint(failed - 2)
+	})
 	poll(t, "ready again", func() (bool, string) { return endpoints() == 1, "no endpoint" })
 }

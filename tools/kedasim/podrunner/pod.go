@@ -55,12 +55,10 @@ type pod struct {
 // readiness is one container's readiness probe as the kubelet keeps it
 // (pkg/kubelet/prober/worker.go): while ready, a probe every periodSeconds,
 // each given timeoutSeconds; unready only after failureThreshold failures
-// in a row, and unready again when the container restarts. While unready
-// the runner probes every 500 ms, not every period (endpoints as soon as
-// the pod serves), and successThreshold successes in a row make it ready. A pod that misses one probe while the machine
-// is busy (2 cores, a dozen control planes) keeps its endpoints, as on a
-// real node; before this the runner dropped it at the first slow answer and
-// the e2e load fell to nothing while the pods served.
+// in a row, and again when the container restarts. While unready the runner
+// probes every 500 ms (endpoints as soon as the pod serves), and
+// successThreshold successes in a row make it ready. So a pod keeps its
+// endpoints through one slow probe on a busy machine, as on a real node.
 type readiness struct {
 	started             time.Time // the container run it belongs to
 	ok                  bool
@@ -397,7 +395,7 @@ func (p *pod) readyByProbe(c corev1.Container, started, now time.Time) bool {
 	s.last = now
 	if p.probeOK(c, pr) {
 		s.failures, s.successes = 0, s.successes+1
-		if s.successes >= max(pr.SuccessThreshold, 1) {
+		if s.successes >= threshold(pr.SuccessThreshold, 1) {
 			s.ok = true
 		}
 	} else {

@@ -7,7 +7,11 @@ export GOTOOLCHAIN := local
 # When this make started: make test and make e2e end by printing their wall time.
 MAKE_START := $(shell date +%s)
 wall        = echo "make $(1): $$(( ($$(date +%s) - $(MAKE_START)) / 60 )) min $$(( ($$(date +%s) - $(MAKE_START)) % 60 )) s wall (builds included)"
-export GOFLAGS := -buildvcs=false
+# -trimpath on every go command (the shipped binaries' flag, GO_BUILD_FLAGS):
+# go vet, go test, make build, make collector and the cluster binaries then
+# share one build cache entry per package instead of compiling a trimmed
+# and an untrimmed copy of each dependency graph (a cold CI pays for both).
+export GOFLAGS := -buildvcs=false -trimpath
 
 SERVICES := webapi sqsworker videoencoder resultanalyzer producer
 # Modules in go.work; each must also build on its own (GOWORK=off).
@@ -163,48 +167,50 @@ load-cluster-stop: ## stop the in-cluster k6 Job and remove its scripts ConfigMa
 	@$(MAKE) --no-print-directory load-render | kubectl delete --ignore-not-found -f -
 
 # The local control plane for the e2e tests (tools/kedasim/localcluster):
-# etcd, kube-apiserver, kube-controller-manager (test/cluster), kwok and
-# kwokctl (test/cluster/kwok), the KEDA operator and our KEDA metrics adapter
-# (tools/kedasim), built once into a cache directory keyed by version. No
-# kube-scheduler: test pods name their node. Versions come from the go.mod
-# files, so a bump there rebuilds.
-CLUSTER_BIN ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/keda-eks-samples/cluster
-modver       = $(shell cd $(1) && GOWORK=off go list -m -f '{{.Version}}' $(2))
-K8S_VERSION  = $(call modver,test/cluster,k8s.io/kubernetes)
-ETCD_VERSION = $(call modver,test/cluster,go.etcd.io/etcd/server/v3)
-KWOK_VERSION = $(call modver,test/cluster/kwok,sigs.k8s.io/kwok)
-KEDA_VERSION = $(call modver,$(KEDASIM),github.com/kedacore/keda/v2)
+# etcd, kube-apiserver, kube-controller-manager, kwok and kwokctl, the KEDA
+# operator and our KEDA metrics adapter, all `tool`s of the KEDA module
+# (tools/kedasim/go.mod: one build list, so the Kubernetes libraries they
+# share compile once), built into a cache directory keyed by that module's
+# go.sum (a dependency bump rebuilds) and named by version. No
+# kube-scheduler: test pods name their node.
+CLUSTER_BIN ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/keda-eks-samples/cluster/$(shell sha256sum $(KEDASIM)/go.sum | cut -c1-12)
+modver       = $(shell cd $(KEDASIM) && GOWORK=off go list -m -f '{{.Version}}' $(1))
+K8S_VERSION  = $(call modver,k8s.io/kubernetes)
+ETCD_VERSION = $(call modver,go.etcd.io/etcd/server/v3)
+KWOK_VERSION = $(call modver,sigs.k8s.io/kwok)
+KEDA_VERSION = $(call modver,github.com/kedacore/keda/v2)
 # Our adapter's main changes with the repository, not with KEDA: key it by its source too.
-ADAPTER_KEY  = $(KEDA_VERSION)-$(shell cat $(KEDASIM)/cmd/keda-adapter/*.go $(KEDASIM)/go.sum | sha256sum | cut -c1-12)
+ADAPTER_KEY  = $(KEDA_VERSION)-$(shell cat $(KEDASIM)/cmd/keda-adapter/*.go | sha256sum | cut -c1-12)
 # kubectl and KEDA parse the apiserver's version: a plain go build reports v0.0.0-master.
 KEDA_LDFLAGS = -X github.com/kedacore/keda/v2/version.Version=$(KEDA_VERSION:v%=%)
 K8S_LDFLAGS  = $(foreach v,gitVersion=$(K8S_VERSION) gitMajor=$(word 2,$(subst ., ,$(K8S_VERSION:v%=x.%))) gitMinor=$(word 3,$(subst ., ,$(K8S_VERSION:v%=x.%))) gitTreeState=clean,-X k8s.io/component-base/version.$(v))
 
-# $(call cluster-bin,name,version key,module dir,package,extra ldflags):
+# $(call cluster-bin,name,version key,package,extra ldflags):
 # build one binary into $(CLUSTER_BIN)/name-key unless it is there; print the wall time.
 # Written under a temporary name and renamed: worktrees share the cache.
-# No -trimpath: the KEDA operator and adapter then reuse the packages
-# `make test-deploy` compiled (same flags, same build cache entries) instead
-# of compiling KEDA a second time on a cold CI machine.
+# GOFLAGS as everywhere else: the KEDA operator and adapter then reuse the
+# packages `make lint` and `make test-deploy` compiled (same flags, same build
+# cache entries) instead of compiling KEDA a second time on a cold CI machine.
 define cluster-bin
 	@out='$(CLUSTER_BIN)/$(1)-$(2)'; if [ -x "$$out" ]; then echo "  $(1): cached ($$out)"; else \
-	  echo "  $(1): building $(4) ($(2))"; start=$$(date +%s); \
-	  (cd $(3) && GOWORK=off go build -ldflags='-s -w $(5)' -o "$$out.tmp$$$$" $(4)) && mv "$$out.tmp$$$$" "$$out"; \
+	  echo "  $(1): building $(3) ($(2))"; start=$$(date +%s); \
+	  { (cd $(KEDASIM) && GOWORK=off go build -ldflags='-s -w $(4)' -o "$$out.tmp$$$$" $(3)) && mv "$$out.tmp$$$$" "$$out"; } \
+	    || { rm -f "$$out.tmp$$$$"; echo "  $(1): build failed" >&2; exit 1; }; \
 	  echo "  $(1): built in $$(( $$(date +%s) - start )) s"; fi
 
 endef
 
 .PHONY: cluster-bins
-cluster-bins: ## build the local control plane + KEDA binaries into ~/.cache/keda-eks-samples/cluster (cold: ~7 min after make test, ~20 min alone, 2 cores; warm: seconds) [test/cluster, tools/kedasim/cmd/keda-adapter]
+cluster-bins: ## build the local control plane + KEDA binaries into ~/.cache/keda-eks-samples/cluster (cold: ~7 min once KEDA is compiled, 20 min beside a cold make test, 2 cores; warm: seconds) [tools/kedasim/go.mod (tools), tools/kedasim/cmd/keda-adapter]
 	@mkdir -p '$(CLUSTER_BIN)'
-	@echo "cluster binaries in $(CLUSTER_BIN) (cold: ~7 min after make test compiled KEDA, ~20 min alone, 2 cores, several GB of Go build cache; warm: seconds)"
-	$(call cluster-bin,etcd,$(ETCD_VERSION),test/cluster,go.etcd.io/etcd/server/v3)
-	$(call cluster-bin,kube-apiserver,$(K8S_VERSION),test/cluster,k8s.io/kubernetes/cmd/kube-apiserver,$(K8S_LDFLAGS))
-	$(call cluster-bin,kube-controller-manager,$(K8S_VERSION),test/cluster,k8s.io/kubernetes/cmd/kube-controller-manager,$(K8S_LDFLAGS))
-	$(call cluster-bin,kwok,$(KWOK_VERSION),test/cluster/kwok,sigs.k8s.io/kwok/cmd/kwok)
-	$(call cluster-bin,kwokctl,$(KWOK_VERSION),test/cluster/kwok,sigs.k8s.io/kwok/cmd/kwokctl)
-	$(call cluster-bin,keda-operator,$(KEDA_VERSION),$(KEDASIM),github.com/kedacore/keda/v2/cmd/operator,$(KEDA_LDFLAGS))
-	$(call cluster-bin,keda-adapter,$(ADAPTER_KEY),$(KEDASIM),./cmd/keda-adapter,$(KEDA_LDFLAGS))
+	@echo "cluster binaries in $(CLUSTER_BIN) (cold: ~7 min once make lint or make test-deploy compiled KEDA, 2 cores, several GB of Go build cache; warm: seconds)"
+	$(call cluster-bin,etcd,$(ETCD_VERSION),go.etcd.io/etcd/server/v3)
+	$(call cluster-bin,kube-apiserver,$(K8S_VERSION),k8s.io/kubernetes/cmd/kube-apiserver,$(K8S_LDFLAGS))
+	$(call cluster-bin,kube-controller-manager,$(K8S_VERSION),k8s.io/kubernetes/cmd/kube-controller-manager,$(K8S_LDFLAGS))
+	$(call cluster-bin,kwok,$(KWOK_VERSION),sigs.k8s.io/kwok/cmd/kwok)
+	$(call cluster-bin,kwokctl,$(KWOK_VERSION),sigs.k8s.io/kwok/cmd/kwokctl)
+	$(call cluster-bin,keda-operator,$(KEDA_VERSION),github.com/kedacore/keda/v2/cmd/operator,$(KEDA_LDFLAGS))
+	$(call cluster-bin,keda-adapter,$(ADAPTER_KEY),./cmd/keda-adapter,$(KEDA_LDFLAGS))
 
 # The binaries' paths, for tools/kedasim/localcluster.BinsFromEnv.
 CLUSTER_ENV  = LOCALCLUSTER_KWOKCTL='$(CLUSTER_BIN)/kwokctl-$(KWOK_VERSION)' LOCALCLUSTER_KWOK='$(CLUSTER_BIN)/kwok-$(KWOK_VERSION)' \
@@ -229,10 +235,6 @@ e2e-faults: cluster-bins build collector deps ## only the fault scenarios of mak
 	cd $(KEDASIM) && $(CLUSTER_ENV) LOCALCLUSTER_LOG_DIR=$(CURDIR)/$(BIN)/e2e-logs GOWORK=off go test -tags e2e -count=1 -v -parallel 12 -timeout 60m -run '^TestFault' ./e2e/
 	@$(call wall,e2e-faults)
 
-# The deploy tree's tests: every overlay rendered and checked with
-# Kubernetes', KEDA's and Pod Security's own code. Its own module outside
-# go.work (KEDA's dependency graph); no -race: the checks run in one goroutine
-# and a race build of KEDA would double its cold compile (~11 min on 2 cores).
 # The README's timeline picture: the recorded e2e timeline
 # (tools/kedasim/timeline/testdata/e2e-amp.json, copied from
 # bin/e2e/TestAMPScalesToWhatTheLoadNeedsAndBack/timeline.json after a
@@ -241,9 +243,18 @@ e2e-faults: cluster-bins build collector deps ## only the fault scenarios of mak
 docs-shots: ## redraw docs/e2e-timeline-amp.png from the recorded e2e timeline (headless Chromium) [tools/kedasim/timeline]
 	cd $(KEDASIM) && BROWSERTEST_SHOTS=$(CURDIR)/docs GOWORK=off go test -count=1 -run '^TestRecordedE2ETimelinePaintsInChromium$$' ./timeline/
 
+# The deploy tree's tests: every overlay rendered and checked with
+# Kubernetes', KEDA's and Pod Security's own code. Its own module outside
+# go.work (KEDA's dependency graph); no -race: a race build of KEDA's graph
+# would double its cold compile (~11 min on 2 cores); the concurrent code of
+# ours these tests drive runs in the services' processes, which the -race
+# run below covers.
+# -parallel 8: the signal tests (deploytests, cmd/preview) each wait minutes
+# on export intervals and rate windows with the CPU mostly idle; go test's
+# default runs GOMAXPROCS of them at once (2 here). 13 min 45 s → 8 min 21 s warm.
 .PHONY: test-deploy
-test-deploy: ## the deploy tree's tests (tools/kedasim/deploytests and the KEDA module's packages; cold build ~11 min) [tools/kedasim]
-	cd $(KEDASIM) && GOWORK=off go vet ./... && GOWORK=off go test -count=1 -timeout 30m ./...
+test-deploy: collector ## the deploy tree's tests (tools/kedasim/deploytests and the KEDA module's packages; cold build ~11 min) [tools/kedasim]
+	cd $(KEDASIM) && GOWORK=off go vet ./... && OTELCOL_BIN=$(CURDIR)/$(BIN)/otelcol GOWORK=off go test -count=1 -parallel 8 -timeout 30m ./...
 
 .PHONY: test
 test: deps test-k6 test-collector test-deploy ## run every test with the race detector (starts real emulators itself) [every module]
@@ -287,7 +298,7 @@ deps: ## install the pinned SQS emulator (npm ci) [tools/fauxqs]
 # by it, so one pass checks both builds). staticcheck keeps its results in
 # ~/.cache/staticcheck: a warm run re-checks only what changed.
 LINT_TAGS  := e2e
-LINT_ALONE := tools/collector $(KEDASIM) test/cluster test/cluster/kwok
+LINT_ALONE := tools/collector $(KEDASIM)
 .PHONY: lint
 lint: $(BIN)/staticcheck ## gofmt check, go vet and staticcheck on every module, e2e tag included [every module]
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
@@ -310,7 +321,7 @@ bench: build deps ## benchmarks (ratios measured in one run) + start-up / RSS / 
 
 .PHONY: tidy
 tidy: ## go mod tidy in every module, go work sync; in CI (CI=true) fail on a dirty tree [every go.mod]
-	@for m in $(MODULES) tools/gotools tools/collector $(KEDASIM) test/cluster test/cluster/kwok; do (cd $$m && GOWORK=off go mod tidy) || exit 1; done
+	@for m in $(MODULES) tools/gotools tools/collector $(KEDASIM); do (cd $$m && GOWORK=off go mod tidy) || exit 1; done
 	go work sync
 	@if [ -n "$${CI:-}" ]; then git diff --exit-code -- '*.mod' '*.sum' || { echo "run make tidy and commit"; exit 1; }; fi
 

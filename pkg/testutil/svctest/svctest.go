@@ -172,7 +172,9 @@ func Build(t testing.TB, dir string, flags ...string) string {
 		t.Fatalf("go not on PATH: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), filepath.Base(dir))
-	cmd := exec.Command(goBin, append(append([]string{"build", "-o", bin}, flags...), "./"+dir)...)
+	// -trimpath as the shipped binaries and make's GOFLAGS: the packages
+	// make compiled are reused, not compiled again untrimmed.
+	cmd := exec.Command(goBin, append(append([]string{"build", "-trimpath", "-o", bin}, flags...), "./"+dir)...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOWORK="+filepath.Join(root, "go.work"), "GOFLAGS=-buildvcs=false")
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -12,10 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 	appsv1 "k8s.io/api/apps/v1"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
 	"github.com/keda-eks-samples/workloads/pkg/localproc"
@@ -86,9 +84,9 @@ func TestCloudWatchDirectRateThroughKedasScaler(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs two webapi processes under load for ~2.5 minutes")
 	}
-	// KEDA's scaler logs through controller-runtime, which prints a stack
-	// trace when no logger is set 30 s into the process.
-	ctrllog.SetLogger(logr.Discard())
+	// Minutes of waiting: the long signal tests overlap. TestMain gives
+	// KEDA's podIdentity aws (the SDK's default chain) static keys.
+	t.Parallel()
 	objs := renderOverlay(t, repoRoot(t), "cloudwatch-direct")
 	tr := triggers(t, objs)[0]
 	md := tr.Spec.Metadata
@@ -119,10 +117,6 @@ func TestCloudWatchDirectRateThroughKedasScaler(t *testing.T) {
 		http.Error(w, "not yet", http.StatusServiceUnavailable)
 	}))
 	t.Cleanup(srv.Close)
-	cwstandin.ClearAWSEnv(t)
-	// KEDA's podIdentity aws resolves the SDK's default chain: static keys.
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
 
 	bin := svctest.Build(t, "services/webapi")
 	var urls [2]string

@@ -11,8 +11,8 @@
 // The e2e tests (build tag e2e, `make e2e`) run on a real control plane with
 // the real KEDA operator, metrics adapter and HPA controller, all local
 // processes on 127.0.0.1 (../localcluster; binaries from `make
-// cluster-bins`: test/cluster, KEDA's cmd/operator as a tool of this module,
-// and our cmd/keda-adapter), in ../e2e. `make test` never starts them.
+// cluster-bins`: the control plane and KEDA's cmd/operator, tools of this
+// module, and our cmd/keda-adapter), in ../e2e. `make test` never starts them.
 //
 // Run it with `make test-deploy`; the module is described in ../doc.go.
 package deploytests

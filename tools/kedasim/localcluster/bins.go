@@ -18,7 +18,7 @@ type Bins struct {
 	Etcd, KubeAPIServer       string
 	KubeControllerManager     string
 	KEDAOperator, KEDAAdapter string
-	KubeVersion               string // of kube-apiserver, e.g. v1.35.4: kwokctl picks flags by it
+	KubeVersion               string // of kube-apiserver, e.g. v1.36.3: kwokctl picks flags by it
 }
 
 // binEnv names, for each binary, the variable `make e2e` sets to its path.
@@ -35,8 +35,8 @@ var binEnv = []struct {
 	{"keda-adapter", "LOCALCLUSTER_KEDA_ADAPTER", func(b *Bins) *string { return &b.KEDAAdapter }},
 }
 
-// DefaultBinDir is where `make cluster-bins` puts the binaries
-// (CLUSTER_BIN in the Makefile).
+// DefaultBinDir is where `make cluster-bins` puts the binaries: one
+// subdirectory per tools/kedasim/go.sum (CLUSTER_BIN in the Makefile).
 func DefaultBinDir() string {
 	dir := os.Getenv("XDG_CACHE_HOME")
 	if dir == "" {
@@ -48,17 +48,17 @@ func DefaultBinDir() string {
 
 // BinsFromEnv returns the binaries named by the LOCALCLUSTER_* variables
 // `make e2e` sets; a variable left unset falls back to the newest
-// <name>-<version> in DefaultBinDir.
+// <name>-<version> in DefaultBinDir's subdirectories.
 func BinsFromEnv() (Bins, error) {
 	var b Bins
 	var errs []error
 	for _, e := range binEnv {
 		p := os.Getenv(e.env)
 		if p == "" {
-			matches, _ := filepath.Glob(filepath.Join(DefaultBinDir(), e.name+"-v*"))
+			matches, _ := filepath.Glob(filepath.Join(DefaultBinDir(), "*", e.name+"-v*"))
 			sort.Slice(matches, func(i, j int) bool { return modTime(matches[i]) > modTime(matches[j]) })
 			if len(matches) == 0 {
-				errs = append(errs, fmt.Errorf("%s: %s unset and no %s-v* in %s", e.name, e.env, e.name, DefaultBinDir()))
+				errs = append(errs, fmt.Errorf("%s: %s unset and no %s-v* under %s", e.name, e.env, e.name, DefaultBinDir()))
 				continue
 			}
 			p = matches[0]
@@ -68,7 +68,7 @@ func BinsFromEnv() (Bins, error) {
 	if len(errs) > 0 {
 		return b, fmt.Errorf("localcluster binaries (run `make cluster-bins`): %w", errors.Join(errs...))
 	}
-	// kube-apiserver-v1.35.4 → v1.35.4
+	// kube-apiserver-v1.36.3 → v1.36.3
 	b.KubeVersion = strings.TrimPrefix(filepath.Base(b.KubeAPIServer), "kube-apiserver-")
 	return b, b.check()
 }
@@ -102,16 +102,26 @@ func (b Bins) check() error {
 	return errors.Join(errs...)
 }
 
-// kedaCRDDir finds KEDA's CRDs in the module cache: config/crd/bases of the
-// KEDA version the current module requires (tools/kedasim).
-func kedaCRDDir(ctx context.Context) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/kedacore/keda/v2")
+// moduleDir is the module cache's copy of module path at the version the
+// current module (tools/kedasim, where the tests run) requires.
+func moduleDir(ctx context.Context, path string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", path)
 	cmd.Env = append(os.Environ(), "GOWORK=off")
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("find KEDA's module directory (go list -m): %w", err)
+		return "", fmt.Errorf("find %s's module directory (go list -m): %w", path, err)
 	}
-	dir := filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "bases")
+	return strings.TrimSpace(string(out)), nil
+}
+
+// kedaCRDDir finds KEDA's CRDs in the module cache: config/crd/bases of the
+// KEDA version tools/kedasim requires.
+func kedaCRDDir(ctx context.Context) (string, error) {
+	keda, err := moduleDir(ctx, "github.com/kedacore/keda/v2")
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(keda, "config", "crd", "bases")
 	if _, err := os.Stat(dir); err != nil {
 		return "", fmt.Errorf("KEDA CRDs: %w", err)
 	}
@@ -121,30 +131,12 @@ func kedaCRDDir(ctx context.Context) (string, error) {
 // nodeStagesOnly writes kwok's own node stages (node/fast's
 // node-initialize and node/heartbeat-with-lease), as kwokctl would use by
 // default, to path, and no pod stage. They come from the module cache's
-// copy of the kwok version test/cluster/kwok pins.
+// copy of the kwok version tools/kedasim pins (the kwok binary's).
 func nodeStagesOnly(ctx context.Context, path string) (string, error) {
-	wd, err := os.Getwd()
+	kwok, err := moduleDir(ctx, "sigs.k8s.io/kwok")
 	if err != nil {
 		return "", err
 	}
-	var modDir string
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "test", "cluster", "kwok", "go.mod")); err == nil {
-			modDir = filepath.Join(dir, "test", "cluster", "kwok")
-			break
-		}
-		if filepath.Dir(dir) == dir {
-			return "", fmt.Errorf("kwok stages: no test/cluster/kwok at or above %s", wd)
-		}
-	}
-	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok")
-	cmd.Dir = modDir
-	cmd.Env = append(os.Environ(), "GOWORK=off")
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("find kwok's module directory (go list -m in %s): %w", modDir, err)
-	}
-	kwok := strings.TrimSpace(string(out))
 	var docs []string
 	for _, f := range []string{"node/fast/node-initialize.yaml", "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml"} {
 		b, err := os.ReadFile(filepath.Join(kwok, "kustomize", "stage", f))

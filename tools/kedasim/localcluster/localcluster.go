@@ -279,7 +279,7 @@ func (c *Cluster) createCluster(ctx context.Context) error {
 }
 
 // controllers are kube-controller-manager's controllers the tests need
-// (1.35 names): Deployments, the HPA, Jobs, the service accounts without
+// (1.36 names): Deployments, the HPA, Jobs, the service accounts without
 // which no Pod can be created, garbage collection and namespace deletion.
 var controllers = []string{
 	"deployment-controller",

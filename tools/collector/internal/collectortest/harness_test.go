@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -26,8 +25,14 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	_, file, _, _ := runtime.Caller(0)
-	moduleDir = filepath.Join(filepath.Dir(file), "..", "..")
+	// go test runs in the package's directory (source paths in the binary
+	// are trimmed: make builds with -trimpath).
+	wd, err := os.Getwd()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	moduleDir = filepath.Join(wd, "..", "..")
 	configsDir = filepath.Join(moduleDir, "..", "..", "deploy", "collector")
 
 	// A relative OTELCOL_BIN is taken from the test's directory.

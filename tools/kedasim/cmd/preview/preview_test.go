@@ -56,15 +56,13 @@ func binDir(t *testing.T) string {
 	return dir
 }
 
-// ampPreviewEnv checks for Prometheus (the AMP stand-in) and has the AWS
-// variables run sets in the process restored when t ends.
-func ampPreviewEnv(t *testing.T) {
+// needPrometheus fails t without Prometheus, the AMP stand-in. run sets
+// dummy AWS variables in this process (dummyAWS), the same in every test
+// here, so nothing is restored and the tests run in parallel.
+func needPrometheus(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("prometheus"); err != nil {
 		t.Fatalf("prometheus not found (%v): the AMP stand-in; apt-get install -y prometheus", err)
-	}
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_PROFILE"} {
-		t.Setenv(k, os.Getenv(k))
 	}
 }
 
@@ -104,7 +102,8 @@ func TestPreviewFollowsTheLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the amp overlay's local stack for ~95 s")
 	}
-	ampPreviewEnv(t)
+	t.Parallel() // minutes of waiting each: the preview tests overlap
+	needPrometheus(t)
 	bin := binDir(t)
 	out := &localproc.SyncBuffer{}
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
@@ -163,9 +162,10 @@ func TestPreviewReadsAHeldLoadWithinTenPercent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the amp and sidecar overlays' local stacks for ~3 and ~6 min")
 	}
-	ampPreviewEnv(t)
-	t.Run("amp", func(t *testing.T) { heldLoad(t, "amp", 90*time.Second, 190*time.Second) })
-	t.Run("sidecar", func(t *testing.T) { heldLoad(t, "sidecar", 200*time.Second, 350*time.Second) })
+	t.Parallel()
+	needPrometheus(t)
+	t.Run("amp", func(t *testing.T) { t.Parallel(); heldLoad(t, "amp", 90*time.Second, 190*time.Second) })
+	t.Run("sidecar", func(t *testing.T) { t.Parallel(); heldLoad(t, "sidecar", 200*time.Second, 350*time.Second) })
 }
 
 // heldLoad runs the preview of overlay for d with 6 requests held in

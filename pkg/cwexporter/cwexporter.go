@@ -348,21 +348,11 @@ func findWindow(rm *metricdata.ResourceMetrics, name string) (window, error) {
 			if m.Name != name {
 				continue
 			}
-			var err error
-			switch d := m.Data.(type) {
-			case metricdata.Histogram[float64]:
-				err = addPoints(&w, d.Temporality, d.DataPoints, histogramPoint)
-			case metricdata.Histogram[int64]:
-				err = addPoints(&w, d.Temporality, d.DataPoints, histogramPoint)
-			case metricdata.ExponentialHistogram[float64]:
-				err = addPoints(&w, d.Temporality, d.DataPoints, expHistogramPoint)
-			case metricdata.ExponentialHistogram[int64]:
-				err = addPoints(&w, d.Temporality, d.DataPoints, expHistogramPoint)
-			case metricdata.Sum[int64]:
-				err = addPoints(&w, d.Temporality, d.DataPoints, sumPoint)
-			case metricdata.Sum[float64]:
-				err = addPoints(&w, d.Temporality, d.DataPoints, sumPoint)
-			default:
+			ok, err := addData[float64](&w, m.Data)
+			if !ok {
+				ok, err = addData[int64](&w, m.Data)
+			}
+			if !ok {
 				err = fmt.Errorf("source metric %q has unsupported data type %T (want a histogram or sum)", name, m.Data)
 			}
 			if err != nil {
@@ -377,6 +367,20 @@ func findWindow(rm *metricdata.ResourceMetrics, name string) (window, error) {
 // process lifetime and cannot be turned into a current rate. The exporter
 // requests delta temporality, so this only happens with external producers.
 var errCumulative = errors.New("cumulative temporality is not supported, the exporter needs delta data")
+
+// addData adds data's points to the window if data is a histogram, an
+// exponential histogram or a sum of N; ok is false for any other type.
+func addData[N int64 | float64](w *window, data metricdata.Aggregation) (ok bool, err error) {
+	switch d := data.(type) {
+	case metricdata.Histogram[N]:
+		return true, addPoints(w, d.Temporality, d.DataPoints, histogramPoint[N])
+	case metricdata.ExponentialHistogram[N]:
+		return true, addPoints(w, d.Temporality, d.DataPoints, expHistogramPoint[N])
+	case metricdata.Sum[N]:
+		return true, addPoints(w, d.Temporality, d.DataPoints, sumPoint[N])
+	}
+	return false, nil
+}
 
 // addPoints adds delta data points to the window; point reads one point's
 // count and time span.

@@ -132,9 +132,12 @@ func TestSIGTERMWithMessagesInFlightExitsZero(t *testing.T) {
 	}{{
 		// A long poll is open at SIGTERM (7 of 10 slots are free): it runs
 		// out, and the held messages are released when the drain window ends.
-		name: "releases unfinished messages", n: 3, wait: 12 * time.Second, visible: 3,
+		// A 10 s budget keeps a 2.25 s release reserve: a cold CI run (2
+		// cores, race builds) stalled this process ~3 s at the drain
+		// deadline with 3 s (reserve 0.675 s), and the releases were cut.
+		name: "releases unfinished messages", n: 3, wait: 20 * time.Second, visible: 3,
 		env: map[string]string{"PROCESS_MIN_DELAY": "1h", "PROCESS_MAX_DELAY": "1h", "SQS_VISIBILITY_TIMEOUT": "1h",
-			"SHUTDOWN_TIMEOUT": "3s", "SQS_WAIT_TIME": "2s"},
+			"SHUTDOWN_TIMEOUT": "10s", "SQS_WAIT_TIME": "2s"},
 	}, {
 		name: "finishes in-flight work within the budget", n: 4, wait: 20 * time.Second, visible: 0,
 		env: map[string]string{"PROCESS_MIN_DELAY": "1500ms", "PROCESS_MAX_DELAY": "1500ms", "SHUTDOWN_TIMEOUT": "15s", "LOG_FORMAT": "json"},

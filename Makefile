@@ -206,7 +206,7 @@ define cluster-bin
 endef
 
 .PHONY: cluster-bins
-cluster-bins: ## build the local control plane + KEDA binaries into ~/.cache/keda-eks-samples/cluster (cold: ~7 min once KEDA is compiled, 20 min beside a cold make test, 2 cores; warm: seconds) [tools/kedasim/go.mod (tools), tools/kedasim/cmd/keda-adapter]
+cluster-bins: ## build the local control plane + KEDA binaries into ~/.cache/keda-eks-samples/cluster (cold: ~7 min once KEDA is compiled, 40 min at nice 19 beside a cold make test, 2 cores; warm: seconds) [tools/kedasim/go.mod (tools), tools/kedasim/cmd/keda-adapter]
 	@mkdir -p '$(CLUSTER_BIN)'
 	@echo "cluster binaries in $(CLUSTER_BIN) (cold: ~7 min once make lint or make test-deploy compiled KEDA, 2 cores, several GB of Go build cache; warm: seconds)"
 	$(call cluster-bin,etcd,$(ETCD_VERSION),go.etcd.io/etcd/server/v3)

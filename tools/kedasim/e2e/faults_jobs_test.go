@@ -52,6 +52,13 @@ func TestFaultVideoPodsPendingJobsStayBounded(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("%d Jobs for %d visible messages: %v (jobs %d)", messages, messages, err, len(v.jobs(ctx)))
 	}
+	// Every Job's pod exists and is Pending before the minute starts: on a
+	// loaded machine the Job controller creates the last pods late.
+	if err := localcluster.Poll(ctx, time.Second, 2*time.Minute, func() (bool, error) {
+		return e.pendingPods(ctx, encoders) >= messages, nil
+	}); err != nil {
+		t.Fatalf("%d encoder pods never all Pending: %v (pending %d)", messages, err, e.pendingPods(ctx, encoders))
+	}
 	held := time.Now()
 	maxJobs, minPending := 0, messages
 	_ = localcluster.Poll(ctx, time.Second, time.Minute, func() (bool, error) {

@@ -50,12 +50,21 @@ func send(t *testing.T, emu *sqstest.Emulator, q sqstest.Queue, n int) []string 
 	return res.MessageIDs
 }
 
-// sigtermHolding sends n messages, waits until p holds all n in flight and
-// sends p SIGTERM; it returns when the signal went.
+// sigtermHolding sends n messages, waits until p is working all n and sends
+// p SIGTERM; it returns when the signal went. The queue's in-flight count is
+// not enough: SQS counts a message in flight when it answers the receive, and
+// a signal before p has read that answer makes p release the batch (a cold CI
+// run caught that), so it also waits for p's n "processing" log lines.
 func sigtermHolding(t *testing.T, emu *sqstest.Emulator, q sqstest.Queue, p *svctest.Process, n int) time.Time {
 	t.Helper()
 	send(t, emu, q, n)
 	emu.WaitDepth(t, q.URL, func(v, f int) bool { return v == 0 && f == n }, 20*time.Second)
+	if err := localproc.Poll(20*time.Second, func() (bool, error) {
+		out := p.Output.String()
+		return strings.Count(out, "msg=processing")+strings.Count(out, `"msg":"processing"`) >= n, nil
+	}); err != nil {
+		t.Fatalf("p never worked %d messages: %v\n%s", n, err, p.Output)
+	}
 	signalled := time.Now()
 	p.Signal(t, syscall.SIGTERM)
 	return signalled

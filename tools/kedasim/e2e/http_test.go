@@ -45,10 +45,9 @@ type httpScenario struct {
 	rate    bool  // loads are requests per second, not requests in flight
 	windows bool  // with components/local-e2e-windows (minutes, not the shipped 300 s)
 	hold    time.Duration
-	// back: after the last load, none, and back to the minimum. The
-	// CloudWatch scenarios leave it out: their step down (16 to 7) already
-	// waits out the shipped window, and a second wait would add 8 minutes
-	// to make e2e for what amp and gateway show.
+	// back: after the last load, none, and back to the minimum (amp with
+	// the shipped window, gateway with the local one). Each wait for the
+	// scale-down window adds 6 to 8 minutes to make e2e's longest path.
 	back bool
 }
 
@@ -64,29 +63,38 @@ func TestAMPScalesToWhatTheLoadNeedsAndBack(t *testing.T) {
 	runHTTP(t, httpScenario{overlay: "amp", loads: []int{16, 7}, hold: 2 * time.Minute, back: true})
 }
 
-// TestCloudWatchDirectScalesToWhatTheLoadNeedsAndBack: the
-// cloudwatch-direct overlay, the CloudWatch stand-in (pkg/cwstandin)
-// in place of CloudWatch. Each webapi pod puts its RequestPerSecond (over
-// its 60 s export window) with PutMetricData; KEDA's aws-cloudwatch scaler
-// runs the trigger's SELECT SUM(RequestPerSecond) ... over the newest whole
-// minute that is a minute old. 16 requests a second, then 7, with the
+// TestCloudWatchDirectScalesToWhatTheLoadNeeds: the cloudwatch-direct
+// overlay, the CloudWatch stand-in (pkg/cwstandin) in place of CloudWatch.
+// Each webapi pod puts its RequestPerSecond (over its 60 s export window)
+// with PutMetricData; KEDA's aws-cloudwatch scaler runs the trigger's
+// SELECT SUM(RequestPerSecond) ... over the newest whole minute that is a
+// minute old. 16 requests a second (8 pods share it evenly), with the
 // shipped 300 s scale-down window.
-func TestCloudWatchDirectScalesToWhatTheLoadNeedsAndBack(t *testing.T) {
+func TestCloudWatchDirectScalesToWhatTheLoadNeeds(t *testing.T) {
 	t.Parallel()
-	runHTTP(t, httpScenario{overlay: "cloudwatch-direct", loads: []int{16, 7}, rate: true, hold: 2 * time.Minute})
+	runHTTP(t, httpScenario{overlay: "cloudwatch-direct", loads: []int{16}, rate: true, hold: 2 * time.Minute})
 }
 
-// TestSidecarScalesToWhatTheLoadNeedsAndBack: the sidecar overlay, every
-// webapi pod with a collector sidecar (the shipped cloudwatch.yaml) that
-// writes its busy seconds as CloudWatch embedded metric format to
-// CloudWatch Logs — here the stand-in, which extracts the metrics as
-// CloudWatch does; KEDA's aws-cloudwatch scaler runs the trigger's SELECT
-// SUM("http.server.request.duration_sum") ... over the newest whole minute
-// that is a minute old. 16 in flight, then 7, with the shipped 300 s
-// scale-down window.
-func TestSidecarScalesToWhatTheLoadNeedsAndBack(t *testing.T) {
+// TestCloudWatchDirectScalesToALoadThePodsDoNotDivide: as above, 7
+// requests a second (4 pods share it unevenly), on a cluster of its own: a
+// step down from 16 would wait out the shipped 300 s window and the
+// CloudWatch signal's delay (8 minutes) on make e2e's longest path.
+func TestCloudWatchDirectScalesToALoadThePodsDoNotDivide(t *testing.T) {
 	t.Parallel()
-	runHTTP(t, httpScenario{overlay: "sidecar", loads: []int{16, 7}, hold: 2 * time.Minute})
+	runHTTP(t, httpScenario{overlay: "cloudwatch-direct", loads: []int{7}, rate: true, hold: 2 * time.Minute})
+}
+
+// TestSidecarScalesToWhatTheLoadNeeds: the sidecar overlay, every webapi
+// pod with a collector sidecar (the shipped cloudwatch.yaml) that writes
+// its busy seconds as CloudWatch embedded metric format to CloudWatch Logs
+// — here the stand-in, which extracts the metrics as CloudWatch does;
+// KEDA's aws-cloudwatch scaler runs the trigger's SELECT
+// SUM("http.server.request.duration_sum") ... over the newest whole minute
+// that is a minute old. 16 in flight, with the shipped 300 s scale-down
+// window; gateway, the same trigger, takes the load the pods do not divide.
+func TestSidecarScalesToWhatTheLoadNeeds(t *testing.T) {
+	t.Parallel()
+	runHTTP(t, httpScenario{overlay: "sidecar", loads: []int{16}, hold: 2 * time.Minute})
 }
 
 // TestGatewayScalesToWhatTheLoadNeedsAndBack: the gateway overlay, the

@@ -16,12 +16,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -47,17 +49,47 @@ func Main(run func(ctx context.Context, args []string, stdout io.Writer) error) 
 // process binds 127.0.0.1:0 and keeps its listener instead: a picked port
 // can be taken by someone else before the child binds it. The n listeners
 // are held until all are picked, so the ports differ.
+//
+// The ports lie below the kernel's ephemeral range, from which it gives
+// every outbound connection its local port and every 127.0.0.1:0 listener
+// its port: on a busy machine one of those took a killed KEDA adapter's
+// port in the two minutes before it was started again on it (a cold CI run,
+// make test beside make e2e). Below that range only another FreePorts
+// can, one chance in thousands.
 func FreePorts(n int) ([]int, error) {
+	lo, hi := pickRange()
 	ports := make([]int, 0, n)
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 100*n {
+			return nil, fmt.Errorf("no free loopback port in %d..%d after %d tries", lo, hi-1, tries)
+		}
+		p := lo + rand.IntN(hi-lo)
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
 		if err != nil {
-			return nil, err
+			continue // taken (or picked already: it is held)
 		}
 		defer ln.Close()
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, p)
 	}
 	return ports, nil
+}
+
+// pickRange is where FreePorts picks: [16384, the start of Linux's
+// ip_local_port_range) (32768, its default, where it cannot be read), or
+// above its end where it starts too low to leave 4096 ports below.
+func pickRange() (lo, hi int) {
+	start, end := 32768, 60999
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		_, _ = fmt.Sscan(string(b), &start, &end)
+	}
+	switch {
+	case start-16384 >= 4096:
+		return 16384, start
+	case 65535-end >= 4096:
+		return end + 1, 65536
+	default: // no room outside it: anywhere above the privileged ports
+		return 1024, 65536
+	}
 }
 
 // WaitOK polls url until it answers 200. It gives up when done is closed

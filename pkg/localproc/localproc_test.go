@@ -1,6 +1,7 @@
 package localproc
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,12 +19,46 @@ func TestFreePortsAreDistinctAndBindable(t *testing.T) {
 	if len(slices.Compact(slices.Sorted(slices.Values(ports)))) != 5 {
 		t.Fatalf("ports not distinct: %v", ports)
 	}
+	lo, hi := pickRange()
 	for _, p := range ports {
+		if p < lo || p >= hi {
+			t.Errorf("port %d outside %d..%d (below the kernel's ephemeral range)", p, lo, hi-1)
+		}
 		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
 		if err != nil {
 			t.Fatalf("port %d picked but not bindable: %v", p, err)
 		}
 		ln.Close()
+	}
+}
+
+// The kernel gives ephemeral ports to outbound connections: none of them
+// may be one FreePorts returns.
+func TestFreePortsAvoidTheKernelsEphemeralPorts(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		t.Skip("no ip_local_port_range:", err)
+	}
+	var start, end int
+	if _, err := fmt.Sscan(string(b), &start, &end); err != nil {
+		t.Fatal(err)
+	}
+	ports, err := FreePorts(50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ports {
+		if p >= start && p <= end {
+			t.Errorf("port %d is in the ephemeral range %d..%d", p, start, end)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if p := ln.Addr().(*net.TCPAddr).Port; p < start || p > end {
+		t.Fatalf("the kernel gave port %d outside %d..%d: the range read is not the one it uses", p, start, end)
 	}
 }
 

@@ -50,12 +50,9 @@ func Main(run func(ctx context.Context, args []string, stdout io.Writer) error) 
 // can be taken by someone else before the child binds it. The n listeners
 // are held until all are picked, so the ports differ.
 //
-// The ports lie below the kernel's ephemeral range, from which it gives
-// every outbound connection its local port and every 127.0.0.1:0 listener
-// its port: on a busy machine one of those took a killed KEDA adapter's
-// port in the two minutes before it was started again on it (a cold CI run,
-// make test beside make e2e). Below that range only another FreePorts
-// can, one chance in thousands.
+// The ports lie below the kernel's ephemeral range: outbound connections
+// and :0 listeners never take one, so a child killed and started again
+// (KEDA's adapter in the fault tests) finds its port still free.
 func FreePorts(n int) ([]int, error) {
 	lo, hi := pickRange()
 	ports := make([]int, 0, n)
@@ -74,22 +71,18 @@ func FreePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// pickRange is where FreePorts picks: [16384, the start of Linux's
-// ip_local_port_range) (32768, its default, where it cannot be read), or
-// above its end where it starts too low to leave 4096 ports below.
+// pickRange is where FreePorts picks: the 16384 ports below the start of
+// Linux's ip_local_port_range (32768 by default), or anywhere above the
+// privileged ports where that range starts too low to leave 4096 below it.
 func pickRange() (lo, hi int) {
-	start, end := 32768, 60999
+	start := 32768
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		_, _ = fmt.Sscan(string(b), &start, &end)
+		_, _ = fmt.Sscan(string(b), &start)
 	}
-	switch {
-	case start-16384 >= 4096:
-		return 16384, start
-	case 65535-end >= 4096:
-		return end + 1, 65536
-	default: // no room outside it: anywhere above the privileged ports
+	if start-1024 < 4096 {
 		return 1024, 65536
 	}
+	return max(1024, start-16384), start
 }
 
 // WaitOK polls url until it answers 200. It gives up when done is closed

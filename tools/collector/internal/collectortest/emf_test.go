@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -41,11 +42,12 @@ type logEvent struct {
 }
 
 // fakeLogs records what awsemf sends to CloudWatch Logs (AWS JSON 1.1):
-// PutLogEvents events are kept, CreateLogGroup / CreateLogStream succeed.
+// PutLogEvents events are kept, CreateLogGroup / CreateLogStream succeed; a
+// bad call fails t (httptest's Close waits for handlers, so never late).
 type fakeLogs struct {
+	t      testing.TB
 	mu     sync.Mutex
 	events []logEvent
-	errs   []string
 }
 
 func (f *fakeLogs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -54,14 +56,14 @@ func (f *fakeLogs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Content-Encoding") == "gzip" {
 		gz, err := gzip.NewReader(r.Body)
 		if err != nil {
-			f.fail("gzip: %v", err)
+			f.t.Errorf("gzip: %v", err)
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		body = gz
 	}
 	if auth := r.Header.Get("Authorization"); !strings.HasPrefix(auth, "AWS4-HMAC-SHA256 ") || !strings.Contains(auth, "/logs/aws4_request") {
-		f.fail("%s not SigV4-signed for logs: %q", target, auth)
+		f.t.Errorf("%s not SigV4-signed for logs: %q", target, auth)
 	}
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	switch target {
@@ -75,7 +77,7 @@ func (f *fakeLogs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			} `json:"logEvents"`
 		}
 		if err := json.NewDecoder(body).Decode(&req); err != nil {
-			f.fail("PutLogEvents body: %v", err)
+			f.t.Errorf("PutLogEvents body: %v", err)
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
@@ -88,21 +90,15 @@ func (f *fakeLogs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "Logs_20140328.CreateLogGroup", "Logs_20140328.CreateLogStream":
 		_, _ = io.WriteString(w, `{}`)
 	default:
-		f.fail("unexpected call %q", target)
+		f.t.Errorf("unexpected call %q", target)
 		http.Error(w, "unexpected", http.StatusBadRequest)
 	}
 }
 
-func (f *fakeLogs) fail(format string, args ...any) {
+func (f *fakeLogs) snapshot() []logEvent {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.errs = append(f.errs, fmt.Sprintf(format, args...))
-}
-
-func (f *fakeLogs) snapshot() ([]logEvent, []string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]logEvent(nil), f.events...), append([]string(nil), f.errs...)
+	return slices.Clone(f.events)
 }
 
 // emfRecord is the part of an EMF record (version 1) the trigger depends on.
@@ -145,7 +141,7 @@ func parseEMF(t *testing.T, msg string) emfRecord {
 // method, into one level per export, both under exactly the dimension set
 // the aws-cloudwatch trigger reads, and sends nothing else.
 func TestCloudWatchConfigWritesBusySecondsAndOneGauge(t *testing.T) {
-	logs := &fakeLogs{}
+	logs := &fakeLogs{t: t}
 	srv := httptest.NewServer(logs)
 	t.Cleanup(srv.Close)
 
@@ -268,10 +264,7 @@ exporters:
 		seen = records
 	}
 
-	events, errs := logs.snapshot()
-	for _, e := range errs {
-		t.Error(e)
-	}
+	events := logs.snapshot()
 	if len(events) != records {
 		for _, e := range events {
 			t.Log(e.Message)
@@ -286,9 +279,9 @@ func waitForEvents(t *testing.T, logs *fakeLogs, n int) []logEvent {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		events, errs := logs.snapshot()
-		if len(errs) > 0 {
-			t.Fatalf("CloudWatch Logs stand-in: %v", errs)
+		events := logs.snapshot()
+		if t.Failed() {
+			t.FailNow() // the stand-in said why
 		}
 		if len(events) >= n {
 			return events

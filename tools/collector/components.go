@@ -1,10 +1,14 @@
-// Written by hand in the shape of the OpenTelemetry Collector Builder's
-// components.go (cmd/builder v0.156.0, templates/components.go.tmpl). Keep the
-// module versions in the *Modules maps equal to go.mod's requires.
+// The builder's components.go (cmd/builder v0.156.0) lists each kind twice, a
+// factory map and a module map; here every component stands once, beside its
+// module, and components() sorts them by kind. Keep the versions equal to
+// go.mod's requires (`otelcol components` prints them).
 
 package main
 
 import (
+	"errors"
+	"fmt"
+
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/exporter"
@@ -31,89 +35,73 @@ import (
 )
 
 const (
-	coreBeta = " v0.156.0"
-	contrib  = " v0.156.0"
+	core    = "go.opentelemetry.io/collector/"
+	contrib = "github.com/open-telemetry/opentelemetry-collector-contrib/"
+	release = " v0.156.0" // core's v0.x modules and contrib alike
 )
 
-type aliasProvider interface{ DeprecatedAlias() component.Type }
-
-func makeModulesMap[T component.Factory](factories map[component.Type]T, modules map[component.Type]string) map[component.Type]string {
-	for compType, factory := range factories {
-		if ap, ok := any(factory).(aliasProvider); ok {
-			alias := ap.DeprecatedAlias()
-			if alias.String() != "" {
-				modules[alias] = modules[compType]
-			}
-		}
-	}
-	return modules
+// built is every component of this collector and the module it comes from.
+var built = []struct {
+	factory component.Factory
+	module  string
+}{
+	{healthcheckextension.NewFactory(), contrib + "extension/healthcheckextension" + release},
+	{sigv4authextension.NewFactory(), contrib + "extension/sigv4authextension" + release},
+	{otlpreceiver.NewFactory(), core + "receiver/otlpreceiver" + release},
+	{awsemfexporter.NewFactory(), contrib + "exporter/awsemfexporter" + release},
+	{prometheusremotewriteexporter.NewFactory(), contrib + "exporter/prometheusremotewriteexporter" + release},
+	{prometheusexporter.NewFactory(), contrib + "exporter/prometheusexporter" + release},
+	{debugexporter.NewFactory(), core + "exporter/debugexporter" + release},
+	{memorylimiterprocessor.NewFactory(), core + "processor/memorylimiterprocessor" + release},
+	{batchprocessor.NewFactory(), core + "processor/batchprocessor" + release},
+	{transformprocessor.NewFactory(), contrib + "processor/transformprocessor" + release},
+	{filterprocessor.NewFactory(), contrib + "processor/filterprocessor" + release},
 }
 
 func components() (otelcol.Factories, error) {
-	var err error
-	factories := otelcol.Factories{
-		Telemetry: otelconftelemetry.NewFactory(),
-	}
-
-	factories.Extensions, err = otelcol.MakeFactoryMap[extension.Factory](
-		healthcheckextension.NewFactory(),
-		sigv4authextension.NewFactory(),
+	var (
+		extensions []extension.Factory
+		receivers  []receiver.Factory
+		exporters  []exporter.Factory
+		processors []processor.Factory
 	)
-	if err != nil {
-		return otelcol.Factories{}, err
+	f := otelcol.Factories{
+		Telemetry:        otelconftelemetry.NewFactory(),
+		ExtensionModules: map[component.Type]string{},
+		ReceiverModules:  map[component.Type]string{},
+		ExporterModules:  map[component.Type]string{},
+		ProcessorModules: map[component.Type]string{},
+		ConnectorModules: map[component.Type]string{},
 	}
-	factories.ExtensionModules = makeModulesMap(factories.Extensions, map[component.Type]string{
-		healthcheckextension.NewFactory().Type(): "github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension" + contrib,
-		sigv4authextension.NewFactory().Type():   "github.com/open-telemetry/opentelemetry-collector-contrib/extension/sigv4authextension" + contrib,
-	})
-
-	factories.Receivers, err = otelcol.MakeFactoryMap[receiver.Factory](
-		otlpreceiver.NewFactory(),
-	)
-	if err != nil {
-		return otelcol.Factories{}, err
+	for _, c := range built {
+		switch fac := c.factory.(type) {
+		case extension.Factory:
+			extensions = add(extensions, f.ExtensionModules, fac, c.module)
+		case receiver.Factory:
+			receivers = add(receivers, f.ReceiverModules, fac, c.module)
+		case exporter.Factory:
+			exporters = add(exporters, f.ExporterModules, fac, c.module)
+		case processor.Factory:
+			processors = add(processors, f.ProcessorModules, fac, c.module)
+		default:
+			return otelcol.Factories{}, fmt.Errorf("%s: a kind this build does not load", c.module)
+		}
 	}
-	factories.ReceiverModules = makeModulesMap(factories.Receivers, map[component.Type]string{
-		otlpreceiver.NewFactory().Type(): "go.opentelemetry.io/collector/receiver/otlpreceiver" + coreBeta,
-	})
+	var errs [5]error
+	f.Extensions, errs[0] = otelcol.MakeFactoryMap(extensions...)
+	f.Receivers, errs[1] = otelcol.MakeFactoryMap(receivers...)
+	f.Exporters, errs[2] = otelcol.MakeFactoryMap(exporters...)
+	f.Processors, errs[3] = otelcol.MakeFactoryMap(processors...)
+	f.Connectors, errs[4] = otelcol.MakeFactoryMap[connector.Factory]()
+	return f, errors.Join(errs[:]...)
+}
 
-	factories.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](
-		awsemfexporter.NewFactory(),
-		prometheusremotewriteexporter.NewFactory(),
-		prometheusexporter.NewFactory(),
-		debugexporter.NewFactory(),
-	)
-	if err != nil {
-		return otelcol.Factories{}, err
+// add appends a factory of one kind and records its module under its type
+// and, as the builder's makeModulesMap does, under its deprecated alias.
+func add[F component.Factory](fs []F, modules map[component.Type]string, f F, module string) []F {
+	modules[f.Type()] = module
+	if ap, ok := any(f).(interface{ DeprecatedAlias() component.Type }); ok && ap.DeprecatedAlias().String() != "" {
+		modules[ap.DeprecatedAlias()] = module
 	}
-	factories.ExporterModules = makeModulesMap(factories.Exporters, map[component.Type]string{
-		awsemfexporter.NewFactory().Type():                "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/awsemfexporter" + contrib,
-		prometheusremotewriteexporter.NewFactory().Type(): "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter" + contrib,
-		prometheusexporter.NewFactory().Type():            "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusexporter" + contrib,
-		debugexporter.NewFactory().Type():                 "go.opentelemetry.io/collector/exporter/debugexporter" + coreBeta,
-	})
-
-	factories.Processors, err = otelcol.MakeFactoryMap[processor.Factory](
-		memorylimiterprocessor.NewFactory(),
-		batchprocessor.NewFactory(),
-		transformprocessor.NewFactory(),
-		filterprocessor.NewFactory(),
-	)
-	if err != nil {
-		return otelcol.Factories{}, err
-	}
-	factories.ProcessorModules = makeModulesMap(factories.Processors, map[component.Type]string{
-		memorylimiterprocessor.NewFactory().Type(): "go.opentelemetry.io/collector/processor/memorylimiterprocessor" + coreBeta,
-		batchprocessor.NewFactory().Type():         "go.opentelemetry.io/collector/processor/batchprocessor" + coreBeta,
-		transformprocessor.NewFactory().Type():     "github.com/open-telemetry/opentelemetry-collector-contrib/processor/transformprocessor" + contrib,
-		filterprocessor.NewFactory().Type():        "github.com/open-telemetry/opentelemetry-collector-contrib/processor/filterprocessor" + contrib,
-	})
-
-	factories.Connectors, err = otelcol.MakeFactoryMap[connector.Factory]()
-	if err != nil {
-		return otelcol.Factories{}, err
-	}
-	factories.ConnectorModules = makeModulesMap(factories.Connectors, map[component.Type]string{})
-
-	return factories, nil
+	return append(fs, f)
 }

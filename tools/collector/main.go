@@ -1,9 +1,9 @@
 // Command otelcol is this repository's OpenTelemetry Collector: upstream
 // components only, put together the way the OpenTelemetry Collector Builder
-// (go.opentelemetry.io/collector/cmd/builder v0.156.0) would. main.go and
-// components.go are written by hand in the shape the builder generates from its
-// templates (main.go.tmpl, main_others.go.tmpl, components.go.tmpl), so a
-// builder manifest could regenerate them; the additions are the version
+// (go.opentelemetry.io/collector/cmd/builder v0.156.0) would. main.go is
+// written by hand in the shape of the builder's main.go.tmpl and
+// main_others.go.tmpl; components.go holds the same lists as its
+// components.go.tmpl, one line a component. The additions are the version
 // variable and the strict env provider (strictenv.go).
 package main
 

@@ -31,28 +31,19 @@ func TestEncodeTime(t *testing.T) {
 }
 
 func TestParseScaling(t *testing.T) {
-	tests := []struct {
-		in   string
-		want Scaling
-		ok   bool
-	}{
-		{"", ScalingNone, true},
-		{"none", ScalingNone, true},
-		{"FALSE", ScalingNone, true},
-		{"off", ScalingNone, true},
-		{"0", ScalingNone, true},
-		{"linear", ScalingLinear, true},
-		{"Linear", ScalingLinear, true},
-		{"true", ScalingLinear, true},
-		{"on", ScalingLinear, true},
-		{"1", ScalingLinear, true},
-		{"cubic", "", false},
-		{"2", "", false},
+	for want, words := range map[Scaling][]string{
+		ScalingNone:   {"", "none", "FALSE", "off", "0"},
+		ScalingLinear: {"linear", "Linear", "true", "on", "1"},
+	} {
+		for _, in := range words {
+			if got, ok := ParseScaling(in); got != want || !ok {
+				t.Errorf("ParseScaling(%q) = %q, %v; want %q, true", in, got, ok, want)
+			}
+		}
 	}
-	for _, tt := range tests {
-		got, ok := ParseScaling(tt.in)
-		if got != tt.want || ok != tt.ok {
-			t.Errorf("ParseScaling(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+	for _, in := range []string{"cubic", "2"} {
+		if got, ok := ParseScaling(in); got != "" || ok {
+			t.Errorf("ParseScaling(%q) = %q, %v; want \"\", false", in, got, ok)
 		}
 	}
 }

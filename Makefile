@@ -304,13 +304,24 @@ deps: ## install the pinned SQS emulator (npm ci) [tools/fauxqs]
 # ~/.cache/staticcheck: a warm run re-checks only what changed.
 LINT_TAGS  := e2e
 LINT_ALONE := tools/collector $(KEDASIM)
+# Our test-only packages: helpers and test trees no command may import.
+TEST_ONLY  := github.com/keda-eks-samples/workloads/(pkg/testutil|tools/kedasim/(internal|deploytests|e2e))
 .PHONY: lint
-lint: $(BIN)/staticcheck ## gofmt check, go vet and staticcheck on every module, e2e tag included [every module]
+lint: $(BIN)/staticcheck lint-imports ## gofmt check, go vet and staticcheck on every module, e2e tag included [every module]
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	go vet -tags $(LINT_TAGS) $(PKGS)
 	$(BIN)/staticcheck -tags $(LINT_TAGS) $(PKGS)
 	@for m in $(LINT_ALONE); do echo "lint $$m (GOWORK=off)"; \
 	  (cd $$m && GOWORK=off go vet -tags $(LINT_TAGS) ./... && GOWORK=off $(CURDIR)/$(BIN)/staticcheck -tags $(LINT_TAGS) ./...) || exit 1; done
+
+.PHONY: lint-imports
+lint-imports: ## fail if a command of ours (a main package, any module) imports one of our test-only packages [Makefile]
+	@for m in $(MODULES) $(LINT_ALONE); do \
+	  mains=$$(cd $$m && GOWORK=off go list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' ./...) || exit 1; \
+	  [ -n "$$mains" ] || continue; \
+	  deps=$$(cd $$m && GOWORK=off go list -deps $$mains) || exit 1; \
+	  if echo "$$deps" | grep -E '^$(TEST_ONLY)'; then echo "$$m: a command imports the test-only package(s) above"; exit 1; fi; \
+	done; echo "lint-imports: no command imports a test-only package"
 
 $(BIN)/staticcheck: tools/gotools/go.mod
 	cd tools/gotools && GOWORK=off go build -o ../../$(BIN)/staticcheck honnef.co/go/tools/cmd/staticcheck

@@ -305,7 +305,7 @@ deps: ## install the pinned SQS emulator (npm ci) [tools/fauxqs]
 LINT_TAGS  := e2e
 LINT_ALONE := tools/collector $(KEDASIM)
 # Our test-only packages: helpers and test trees no command may import.
-TEST_ONLY  := github.com/keda-eks-samples/workloads/(pkg/testutil|tools/kedasim/(internal|deploytests|e2e))
+TEST_ONLY  := github\.com/keda-eks-samples/workloads/(pkg/testutil|tools/kedasim/(internal|deploytests|e2e))(/|$$)
 .PHONY: lint
 lint: $(BIN)/staticcheck lint-imports ## gofmt check, go vet and staticcheck on every module, e2e tag included [every module]
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
@@ -320,7 +320,8 @@ lint-imports: ## fail if a command of ours (a main package, any module) imports 
 	  mains=$$(cd $$m && GOWORK=off go list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' ./...) || exit 1; \
 	  [ -n "$$mains" ] || continue; \
 	  deps=$$(cd $$m && GOWORK=off go list -deps $$mains) || exit 1; \
-	  if echo "$$deps" | grep -E '^$(TEST_ONLY)'; then echo "$$m: a command imports the test-only package(s) above"; exit 1; fi; \
+	  bad=$$(echo "$$deps" | grep -E '^$(TEST_ONLY)' || [ $$? -eq 1 ]); \
+	  if [ -n "$$bad" ]; then echo "$$bad"; echo "$$m: a command imports the test-only package(s) above"; exit 1; fi; \
 	done; echo "lint-imports: no command imports a test-only package"
 
 $(BIN)/staticcheck: tools/gotools/go.mod

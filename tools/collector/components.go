@@ -40,22 +40,28 @@ const (
 	release = " v0.156.0" // core's v0.x modules and contrib alike
 )
 
-// built is every component of this collector and the module it comes from.
-var built = []struct {
+// part is one component and the module it comes from.
+type part struct {
 	factory component.Factory
 	module  string
-}{
-	{healthcheckextension.NewFactory(), contrib + "extension/healthcheckextension" + release},
-	{sigv4authextension.NewFactory(), contrib + "extension/sigv4authextension" + release},
-	{otlpreceiver.NewFactory(), core + "receiver/otlpreceiver" + release},
-	{awsemfexporter.NewFactory(), contrib + "exporter/awsemfexporter" + release},
-	{prometheusremotewriteexporter.NewFactory(), contrib + "exporter/prometheusremotewriteexporter" + release},
-	{prometheusexporter.NewFactory(), contrib + "exporter/prometheusexporter" + release},
-	{debugexporter.NewFactory(), core + "exporter/debugexporter" + release},
-	{memorylimiterprocessor.NewFactory(), core + "processor/memorylimiterprocessor" + release},
-	{batchprocessor.NewFactory(), core + "processor/batchprocessor" + release},
-	{transformprocessor.NewFactory(), contrib + "processor/transformprocessor" + release},
-	{filterprocessor.NewFactory(), contrib + "processor/filterprocessor" + release},
+}
+
+// built is every component of this collector, made anew on each call as the
+// builder's components() does (otelcol calls it again on every config reload).
+func built() []part {
+	return []part{
+		{healthcheckextension.NewFactory(), contrib + "extension/healthcheckextension" + release},
+		{sigv4authextension.NewFactory(), contrib + "extension/sigv4authextension" + release},
+		{otlpreceiver.NewFactory(), core + "receiver/otlpreceiver" + release},
+		{awsemfexporter.NewFactory(), contrib + "exporter/awsemfexporter" + release},
+		{prometheusremotewriteexporter.NewFactory(), contrib + "exporter/prometheusremotewriteexporter" + release},
+		{prometheusexporter.NewFactory(), contrib + "exporter/prometheusexporter" + release},
+		{debugexporter.NewFactory(), core + "exporter/debugexporter" + release},
+		{memorylimiterprocessor.NewFactory(), core + "processor/memorylimiterprocessor" + release},
+		{batchprocessor.NewFactory(), core + "processor/batchprocessor" + release},
+		{transformprocessor.NewFactory(), contrib + "processor/transformprocessor" + release},
+		{filterprocessor.NewFactory(), contrib + "processor/filterprocessor" + release},
+	}
 }
 
 func components() (otelcol.Factories, error) {
@@ -73,7 +79,7 @@ func components() (otelcol.Factories, error) {
 		ProcessorModules: map[component.Type]string{},
 		ConnectorModules: map[component.Type]string{},
 	}
-	for _, c := range built {
+	for _, c := range built() {
 		switch fac := c.factory.(type) {
 		case extension.Factory:
 			extensions = add(extensions, f.ExtensionModules, fac, c.module)

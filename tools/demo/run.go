@@ -44,8 +44,6 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	return err
 }
 
-// freshLogs makes dir hold only this run's files: the logs of a previous
-
 // options are demo's flags; serve holds those of -serve (make preview).
 type options struct {
 	bin, logs, repo string
@@ -76,6 +74,7 @@ func parseOptions(args []string) (options, error) {
 	return o, nil
 }
 
+// freshLogs makes dir hold only this run's files: the logs of a previous
 // run (which may have started more jobs) would read as this one's.
 func freshLogs(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {

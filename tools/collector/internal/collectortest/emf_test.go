@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,9 +46,15 @@ type logEvent struct {
 // PutLogEvents events are kept, CreateLogGroup / CreateLogStream succeed; a
 // bad call fails t (httptest's Close waits for handlers, so never late).
 type fakeLogs struct {
-	t      testing.TB
-	mu     sync.Mutex
-	events []logEvent
+	t        testing.TB
+	rejected atomic.Bool // a call failed t: waitForEvents stops
+	mu       sync.Mutex
+	events   []logEvent
+}
+
+func (f *fakeLogs) reject(format string, args ...any) {
+	f.rejected.Store(true)
+	f.t.Errorf("CloudWatch Logs stand-in: "+format, args...)
 }
 
 func (f *fakeLogs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -56,14 +63,14 @@ func (f *fakeLogs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Content-Encoding") == "gzip" {
 		gz, err := gzip.NewReader(r.Body)
 		if err != nil {
-			f.t.Errorf("gzip: %v", err)
+			f.reject("gzip: %v", err)
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		body = gz
 	}
 	if auth := r.Header.Get("Authorization"); !strings.HasPrefix(auth, "AWS4-HMAC-SHA256 ") || !strings.Contains(auth, "/logs/aws4_request") {
-		f.t.Errorf("%s not SigV4-signed for logs: %q", target, auth)
+		f.reject("%s not SigV4-signed for logs: %q", target, auth)
 	}
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	switch target {
@@ -77,7 +84,7 @@ func (f *fakeLogs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			} `json:"logEvents"`
 		}
 		if err := json.NewDecoder(body).Decode(&req); err != nil {
-			f.t.Errorf("PutLogEvents body: %v", err)
+			f.reject("PutLogEvents body: %v", err)
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
@@ -90,7 +97,7 @@ func (f *fakeLogs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "Logs_20140328.CreateLogGroup", "Logs_20140328.CreateLogStream":
 		_, _ = io.WriteString(w, `{}`)
 	default:
-		f.t.Errorf("unexpected call %q", target)
+		f.reject("unexpected call %q", target)
 		http.Error(w, "unexpected", http.StatusBadRequest)
 	}
 }
@@ -280,7 +287,7 @@ func waitForEvents(t *testing.T, logs *fakeLogs, n int) []logEvent {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		events := logs.snapshot()
-		if t.Failed() {
+		if logs.rejected.Load() {
 			t.FailNow() // the stand-in said why
 		}
 		if len(events) >= n {

@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -31,13 +32,17 @@ import (
 
 // Main is the main function of the repository's tools (bench, demo,
 // preview): it calls run with the command's arguments and a context that
-// SIGINT or SIGTERM cancels, and exits 1 with run's error, if any. The
-// signals stay caught until run returns, so that a second one does not
-// kill a tool while it stops what it started.
+// SIGINT or SIGTERM cancels, and exits 1 with run's error, if any (not for
+// flag.ErrHelp: -h printed the usage, as asked). The signals stay caught
+// until run returns, so that a second one does not kill a tool while it
+// stops what it started.
 func Main(run func(ctx context.Context, args []string, stdout io.Writer) error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout)
 	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		return // -h: the flag set printed the usage
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", filepath.Base(os.Args[0]), err)
 		os.Exit(1)

@@ -341,7 +341,8 @@ func (c *Cluster) createNode(ctx context.Context) error {
 	if _, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create node: %w", err)
 	}
-	return Poll(ctx, 200*time.Millisecond, 30*time.Second, func() (bool, error) {
+	// Setup waits allow minutes: a dozen control planes share 2 cores in CI.
+	return Poll(ctx, 200*time.Millisecond, 2*time.Minute, func() (bool, error) {
 		n, err := client.CoreV1().Nodes().Get(ctx, Node, metav1.GetOptions{})
 		if err != nil {
 			return false, nil

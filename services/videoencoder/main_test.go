@@ -104,8 +104,9 @@ func TestJob(t *testing.T) {
 		// The job's outcome counter must reach the collector before the
 		// process exits: a job lives seconds, far less than an interval.
 		recv := otlptest.New(t)
-		p := svctest.StartProcess(t, env(q.URL, map[string]string{"PROCESS_SLEEP_TIME": "200ms", "JOB_ID": "happy-1",
-			"OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": recv.URL, "OTEL_METRIC_EXPORT_INTERVAL": "3600000"}))
+		extra := recv.Env("3600000") // the only export is the flush at exit
+		extra["PROCESS_SLEEP_TIME"], extra["JOB_ID"] = "200ms", "happy-1"
+		p := svctest.StartProcess(t, env(q.URL, extra))
 		if code := p.Wait(t, svctest.ProcessWait); code != 0 {
 			t.Fatalf("exit %d, want 0; output:\n%s", code, p.Output)
 		}

@@ -34,14 +34,9 @@ func TestBinaryStampedWithAVersionShowsItInHealthzTheLogAndTheOTelResource(t *te
 	const version = "v9.8.7-stamped"
 	bin := svctest.Build(t, "services/webapi", "-ldflags=-X "+versionVar(t)+"="+version)
 	recv := otlptest.New(t)
-	env := svctest.Env(t, map[string]string{
-		"LOG_FORMAT":                  "json",
-		"WEATHER_MAX_DELAY":           "0s",
-		"OTEL_METRICS_EXPORTER":       "otlp",
-		"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-		"OTEL_EXPORTER_OTLP_ENDPOINT": recv.URL,
-		"OTEL_METRIC_EXPORT_INTERVAL": "100",
-	})
+	otel := recv.Env("100")
+	otel["LOG_FORMAT"], otel["WEATHER_MAX_DELAY"] = "json", "0s"
+	env := svctest.Env(t, otel)
 	url := "http://127.0.0.1:" + env["PORT"]
 	p := svctest.StartBinary(t, bin, env)
 	p.WaitReady(t, url)

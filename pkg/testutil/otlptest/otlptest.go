@@ -35,14 +35,24 @@ func New(t testing.TB) *Receiver {
 	return r
 }
 
-// Setenv points the process's OTel SDK at the receiver (OTLP over HTTP,
-// protobuf) with the given export interval in milliseconds. The SDK reads
-// OTEL_* from the process environment, so tests using it cannot be parallel.
+// Env is the environment that points an OTel SDK at the receiver (OTLP over
+// HTTP, protobuf) with the given export interval in milliseconds: for a
+// child process's environment, or this process's (Setenv).
+func (r *Receiver) Env(intervalMillis string) map[string]string {
+	return map[string]string{
+		"OTEL_METRICS_EXPORTER":       "otlp",
+		"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+		"OTEL_EXPORTER_OTLP_ENDPOINT": r.URL,
+		"OTEL_METRIC_EXPORT_INTERVAL": intervalMillis,
+	}
+}
+
+// Setenv sets Env in the process's environment for the test. The SDK reads
+// OTEL_* from there, so tests using it cannot be parallel.
 func (r *Receiver) Setenv(t *testing.T, intervalMillis string) {
-	t.Setenv("OTEL_METRICS_EXPORTER", "otlp")
-	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", r.URL)
-	t.Setenv("OTEL_METRIC_EXPORT_INTERVAL", intervalMillis)
+	for k, v := range r.Env(intervalMillis) {
+		t.Setenv(k, v)
+	}
 }
 
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {

@@ -258,9 +258,8 @@ func (e *env) apply(t *testing.T, ctx context.Context, overlay string, values ma
 		}
 	}
 	e.kubectl(t, ctx, bytes.Join(nsDocs, []byte("---\n")), "apply", "--server-side", "-f", "-")
-	// kube-controller-manager's serviceaccount controller makes "default";
-	// with a dozen control planes on 2 cores it has taken over 30 s.
-	if err := localcluster.Poll(ctx, 200*time.Millisecond, 2*time.Minute, func() (bool, error) {
+	// kube-controller-manager's serviceaccount controller makes "default".
+	if err := localcluster.Poll(ctx, 200*time.Millisecond, localcluster.SetupTimeout, func() (bool, error) {
 		_, err := e.client.CoreV1().ServiceAccounts(namespace).Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, nil
 	}); err != nil {

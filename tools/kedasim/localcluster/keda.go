@@ -289,8 +289,7 @@ func (c *Cluster) applyCRDs(ctx context.Context, dyn dynamic.Interface) error {
 		}
 		names = append(names, (&unstructured.Unstructured{Object: obj}).GetName())
 	}
-	// Setup waits allow minutes: a dozen control planes share 2 cores in CI.
-	return Poll(ctx, 200*time.Millisecond, 2*time.Minute, func() (bool, error) {
+	return Poll(ctx, 200*time.Millisecond, SetupTimeout, func() (bool, error) {
 		for _, name := range names {
 			crd, err := dyn.Resource(crdGVR).Get(ctx, name, metav1.GetOptions{})
 			if err != nil {

@@ -341,8 +341,7 @@ func (c *Cluster) createNode(ctx context.Context) error {
 	if _, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create node: %w", err)
 	}
-	// Setup waits allow minutes: a dozen control planes share 2 cores in CI.
-	return Poll(ctx, 200*time.Millisecond, 2*time.Minute, func() (bool, error) {
+	return Poll(ctx, 200*time.Millisecond, SetupTimeout, func() (bool, error) {
 		n, err := client.CoreV1().Nodes().Get(ctx, Node, metav1.GetOptions{})
 		if err != nil {
 			return false, nil
@@ -440,6 +439,11 @@ func tail(path string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// SetupTimeout bounds a wait for the cluster's own machinery (CRDs
+// Established, the kwok node Ready, a namespace's default ServiceAccount):
+// fast alone, over 30 s with a dozen control planes on 2 cores in CI.
+const SetupTimeout = 2 * time.Minute
 
 // Poll calls cond every interval until it returns true, returns an error,
 // ctx ends or timeout passes. The e2e tests poll with it too.

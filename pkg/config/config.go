@@ -1,7 +1,8 @@
 // Package config reads typed settings from the environment.
 //
-// A service builds one Reader over its getenv function, reads every field
-// with a default and a range, and then calls Err once. Every bad value is
+// A service reads its whole configuration with Load: one Reader over its
+// getenv function, every field read with a default and a range by the
+// config's ReadEnv, and the errors returned once at the end. Every bad value is
 // collected (not just the first), and each error names the variable, the value
 // and what would have been accepted, because a wrong variable is the most
 // common first error a user of these samples makes.
@@ -37,6 +38,19 @@ func (e *Error) Error() string {
 func IsConfig(err error) bool {
 	var ce *Error
 	return errors.As(err, &ce)
+}
+
+// Settings is a configuration struct that reads itself: every field with a
+// default and a range, then the checks across fields (Reader.Fail).
+type Settings interface{ ReadEnv(r *Reader) }
+
+// Load reads dst through getenv with one Reader, as json.Unmarshal fills a
+// value, and returns every bad variable at once, joined (nil when all is
+// well). It is the one place Err is called, so no program can forget it.
+func Load(getenv func(string) string, dst Settings) error {
+	r := New(getenv)
+	dst.ReadEnv(r)
+	return r.Err()
 }
 
 // Reader reads variables through getenv and collects errors.
@@ -137,6 +151,18 @@ func (r *Reader) duration(name string, def, lo, hi time.Duration, bare bool) tim
 			want = fmt.Sprintf("seconds or a Go duration from %s to %s", lo, hi)
 		}
 		r.Fail(name, v, want)
+		return def
+	}
+	return d
+}
+
+// WholeSeconds is like Seconds but only takes whole seconds, the unit SQS
+// takes a visibility timeout or a long poll in ("1.5" is an error, not 1s).
+func (r *Reader) WholeSeconds(name string, def, lo, hi time.Duration) time.Duration {
+	d := r.Seconds(name, def, lo, hi)
+	if d%time.Second != 0 {
+		v, _ := r.lookup(name)
+		r.Fail(name, v, "whole seconds from "+lo.String()+" to "+hi.String())
 		return def
 	}
 	return d

@@ -29,6 +29,9 @@ func TestReaderParsesAndRejects(t *testing.T) {
 		{"seconds fraction", map[string]string{"D": "0.5"}, func(r *Reader) any { return r.Seconds("D", time.Second, 0, time.Hour) }, 500 * time.Millisecond, ""},
 		{"seconds go duration", map[string]string{"D": "2m"}, func(r *Reader) any { return r.Seconds("D", time.Second, 0, time.Hour) }, 2 * time.Minute, ""},
 		{"seconds negative", map[string]string{"D": "-1"}, func(r *Reader) any { return r.Seconds("D", time.Second, 0, time.Hour) }, time.Second, "seconds or a Go duration"},
+		{"whole seconds", map[string]string{"D": "45"}, func(r *Reader) any { return r.WholeSeconds("D", time.Minute, time.Second, 12*time.Hour) }, 45 * time.Second, ""},
+		{"whole seconds go duration", map[string]string{"D": "2m"}, func(r *Reader) any { return r.WholeSeconds("D", time.Minute, time.Second, 12*time.Hour) }, 2 * time.Minute, ""},
+		{"whole seconds fraction", map[string]string{"D": " 1.5 "}, func(r *Reader) any { return r.WholeSeconds("D", time.Minute, time.Second, 12*time.Hour) }, time.Minute, `D="1.5" is invalid: want whole seconds from 1s to 12h0m0s`},
 		{"one of canonical", map[string]string{"F": "TEXT"}, func(r *Reader) any { return r.OneOf("F", "json", "json", "text") }, "text", ""},
 		{"one of unknown", map[string]string{"F": "xml"}, func(r *Reader) any { return r.OneOf("F", "json", "json", "text") }, "json", "one of json, text"},
 		{"required missing", nil, func(r *Reader) any { return r.Required("QUEUE_URL", "an SQS queue URL") }, "", "QUEUE_URL is required"},
@@ -59,11 +62,22 @@ func TestReaderParsesAndRejects(t *testing.T) {
 	}
 }
 
-func TestReaderReportsEveryBadVariable(t *testing.T) {
-	r := New(env(map[string]string{"A": "x", "B": "y"}))
-	r.Int("A", 1, 0, 9)
-	r.Duration("B", time.Second, 0, time.Minute)
-	err := r.Err()
+// pair is a Settings of two fields, as a service's Config is.
+type pair struct {
+	A int
+	B time.Duration
+}
+
+func (p *pair) ReadEnv(r *Reader) {
+	*p = pair{r.Int("A", 1, 0, 9), r.Duration("B", time.Second, 0, time.Minute)}
+}
+
+func TestLoadReportsEveryBadVariable(t *testing.T) {
+	var got pair
+	err := Load(env(map[string]string{"A": "x", "B": "y"}), &got)
+	if got != (pair{1, time.Second}) {
+		t.Errorf("Load read %+v, want the defaults {1 1s}", got)
+	}
 	for _, name := range []string{"A=", "B="} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error %v does not name %s", err, name)

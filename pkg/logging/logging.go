@@ -55,10 +55,11 @@ func durationString(_ []string, a slog.Attr) slog.Attr {
 }
 
 // Start logs the one start-up record of a service: the build version and its
-// whole effective configuration, cfg being the service's config struct
-// (whose LogValue is usually StructValue). Call it once the configuration is
-// known to be good, after telemetry.Setup too (a bad OTEL_* value is a
-// configuration error, reported in one line and nothing else).
-func Start(log *slog.Logger, cfg slog.LogValuer) {
-	log.Info("starting", "version", buildinfo.Version, "config", cfg)
+// whole effective configuration, cfg being the service's config struct,
+// written with StructValue (every exported field, credentials redacted). Call
+// it once the configuration is known to be good, after telemetry.Setup too (a
+// bad OTEL_* value is a configuration error, reported in one line and nothing
+// else).
+func Start(log *slog.Logger, cfg any) {
+	log.Info("starting", "version", buildinfo.Version, "config", StructValue(cfg))
 }

@@ -62,8 +62,6 @@ type sample struct {
 	hidden       string
 }
 
-func (s sample) LogValue() slog.Value { return StructValue(s) }
-
 func TestStartLogsVersionAndEveryConfigField(t *testing.T) {
 	cfg := sample{
 		QueueURL:     "http://127.0.0.1:4566/000000000000/q",

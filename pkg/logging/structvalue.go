@@ -13,12 +13,8 @@ import (
 // Redacted replaces the value of a credential in the log.
 const Redacted = "[redacted]"
 
-// StructValue is the log value of a configuration struct, for its LogValue
-// method:
-//
-//	func (c Config) LogValue() slog.Value { return logging.StructValue(c) }
-//
-// It is a group with every exported field in declaration order, so a field
+// StructValue is the log value of a configuration struct (Start logs a
+// service's configuration with it). It is a group with every exported field in declaration order, so a field
 // added later is logged without anyone remembering to. Keys are the field
 // names in snake_case (QueueURL is queue_url); a nested struct is a group; a
 // field that is itself a slog.LogValuer logs its own value; a time.Duration

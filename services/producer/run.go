@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,23 +28,19 @@ type Config struct {
 	Concurrency int    // SEND_CONCURRENCY: SendMessageBatch calls in flight (default 8)
 }
 
-// LogValue logs every field once at start-up (logging.Start).
-func (c Config) LogValue() slog.Value { return logging.StructValue(c) }
-
-func loadConfig(getenv func(string) string) (Config, error) {
-	r := config.New(getenv)
-	c := Config{
+// ReadEnv reads every field from the environment (config.Load).
+func (c *Config) ReadEnv(r *config.Reader) {
+	*c = Config{
 		Log:         logging.Read(r),
 		QueueURL:    r.Required("QUEUE_URL", "the SQS queue URL, e.g. https://sqs.us-east-1.amazonaws.com/123456789012/video-encoding"),
 		NumMessages: r.Int("NUM_MESSAGES", 10, 1, MaxMessages),
 		Concurrency: r.Int("SEND_CONCURRENCY", 8, 1, 64),
 	}
-	return c, r.Err()
 }
 
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
-	cfg, err := loadConfig(getenv)
-	if err != nil {
+	var cfg Config
+	if err := config.Load(getenv, &cfg); err != nil {
 		return err
 	}
 	log := cfg.Log.New(stdout, serviceName)

@@ -8,9 +8,7 @@ import (
 
 func TestStartupLogShowsEveryConfigField(t *testing.T) {
 	svctest.ExpectStartupConfig(t, run, map[string]string{
-		"LOG_LEVEL": "debug", "AWS_REGION": "us-east-1",
-		"QUEUE_URL": "http://127.0.0.1:1/000000000000/startup", "NUM_MESSAGES": "3", "SEND_CONCURRENCY": "2",
+		"AWS_REGION": "us-east-1", "QUEUE_URL": "http://127.0.0.1:1/000000000000/startup", "NUM_MESSAGES": "3", "SEND_CONCURRENCY": "2",
 	}, `{
-		"log": {"level": "DEBUG", "format": "json"},
 		"queue_url": "http://127.0.0.1:1/000000000000/startup", "num_messages": 3, "concurrency": 2}`)
 }

@@ -29,12 +29,9 @@ type Config struct {
 	DataFile string // DATA_FILE: JSON Lines file the events survive restarts in ("" = memory only)
 }
 
-// LogValue logs every field once at start-up (logging.Start).
-func (c Config) LogValue() slog.Value { return logging.StructValue(c) }
-
-func loadConfig(getenv func(string) string) (Config, error) {
-	r := config.New(getenv)
-	c := Config{
+// ReadEnv reads every field from the environment (config.Load).
+func (c *Config) ReadEnv(r *config.Reader) {
+	*c = Config{
 		Server:   server.ReadConfig(r),
 		Log:      logging.Read(r),
 		DataFile: r.String("DATA_FILE", ""),
@@ -42,12 +39,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if strings.HasSuffix(c.DataFile, "/") {
 		r.Fail("DATA_FILE", c.DataFile, "a file path, not a directory (e.g. /data/events.jsonl), or unset to keep events in memory")
 	}
-	return c, r.Err()
 }
 
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
-	cfg, err := loadConfig(getenv)
-	if err != nil {
+	var cfg Config
+	if err := config.Load(getenv, &cfg); err != nil {
 		return err
 	}
 	log := cfg.Log.New(stdout, serviceName)

@@ -32,12 +32,9 @@ type Config struct {
 	SendConcurrency int           // SEND_CONCURRENCY: parallel SendMessageBatch calls of /send
 }
 
-// LogValue logs every field once at start-up (logging.Start).
-func (c Config) LogValue() slog.Value { return logging.StructValue(c) }
-
-func loadConfig(getenv func(string) string) (Config, error) {
-	r := config.New(getenv)
-	c := Config{
+// ReadEnv reads every field from the environment (config.Load).
+func (c *Config) ReadEnv(r *config.Reader) {
+	*c = Config{
 		Server: server.ReadConfig(r),
 		Log:    logging.Read(r),
 		Worker: worker.Config{
@@ -75,12 +72,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		r.Fail("DELETE_FLUSH_INTERVAL", c.Worker.DeleteFlush.String(), fmt.Sprintf(
 			"at most half of SQS_VISIBILITY_TIMEOUT (%s), so a finished message is deleted before it can reappear", c.Worker.VisibilityTimeout/2))
 	}
-	return c, r.Err()
 }
 
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
-	cfg, err := loadConfig(getenv)
-	if err != nil {
+	var cfg Config
+	if err := config.Load(getenv, &cfg); err != nil {
 		return err
 	}
 	log := cfg.Log.New(stdout, serviceName)

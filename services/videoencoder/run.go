@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -42,18 +40,15 @@ type Config struct {
 	ResultAnalyzerURL string // RESULT_ANALYZER_URL ("" = no reports)
 }
 
-// LogValue logs every field once at start-up (logging.Start).
-func (c Config) LogValue() slog.Value { return logging.StructValue(c) }
-
-func loadConfig(getenv func(string) string) (Config, error) {
-	r := config.New(getenv)
-	c := Config{
+// ReadEnv reads every field from the environment (config.Load).
+func (c *Config) ReadEnv(r *config.Reader) {
+	*c = Config{
 		Log: logging.Read(r),
 		Job: job.Config{
 			QueueURL:      r.Required("QUEUE_URL", "the SQS queue URL, e.g. https://sqs.us-east-1.amazonaws.com/123456789012/video-encoding"),
 			JobID:         r.String("JOB_ID", r.Hostname(serviceName)),
-			Visibility:    wholeSeconds(r, getenv, "SQS_VISIBILITY_TIMEOUT", 600*time.Second, time.Second, 12*time.Hour),
-			WaitTime:      wholeSeconds(r, getenv, "SQS_WAIT_TIME", 10*time.Second, 0, 20*time.Second),
+			Visibility:    r.WholeSeconds("SQS_VISIBILITY_TIMEOUT", 600*time.Second, time.Second, 12*time.Hour),
+			WaitTime:      r.WholeSeconds("SQS_WAIT_TIME", 10*time.Second, 0, 20*time.Second),
 			IdleTimeout:   r.Seconds("IDLE_TIMEOUT", 60*time.Second, time.Second, 24*time.Hour),
 			EncodeTime:    r.Seconds("PROCESS_SLEEP_TIME", 60*time.Second, 0, 24*time.Hour),
 			FinishTimeout: r.Duration("SHUTDOWN_TIMEOUT", 20*time.Second, time.Second, 10*time.Minute),
@@ -66,22 +61,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		r.Fail("QUALITY_SCALING", raw, "none (or false, off, 0) or linear (or true, on, 1)")
 	}
 	c.Job.Scaling = scaling
-	return c, r.Err()
-}
-
-// wholeSeconds reads a duration SQS takes in whole seconds.
-func wholeSeconds(r *config.Reader, getenv func(string) string, name string, def, lo, hi time.Duration) time.Duration {
-	d := r.Seconds(name, def, lo, hi)
-	if d%time.Second != 0 {
-		r.Fail(name, strings.TrimSpace(getenv(name)), "whole seconds from "+lo.String()+" to "+hi.String())
-		return def
-	}
-	return d
 }
 
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
-	cfg, err := loadConfig(getenv)
-	if err != nil {
+	var cfg Config
+	if err := config.Load(getenv, &cfg); err != nil {
 		return err
 	}
 	log := cfg.Log.New(stdout, serviceName).With("job_id", cfg.Job.JobID)

@@ -8,13 +8,11 @@ import (
 
 func TestStartupLogShowsEveryConfigField(t *testing.T) {
 	svctest.ExpectStartupConfig(t, run, map[string]string{
-		"LOG_LEVEL": "debug", "AWS_REGION": "us-east-1",
-		"QUEUE_URL": "http://127.0.0.1:1/000000000000/startup", "JOB_ID": "job-7",
+		"AWS_REGION": "us-east-1", "QUEUE_URL": "http://127.0.0.1:1/000000000000/startup", "JOB_ID": "job-7",
 		"SQS_VISIBILITY_TIMEOUT": "45", "SQS_WAIT_TIME": "3s", "IDLE_TIMEOUT": "90s", "PROCESS_SLEEP_TIME": "1.5",
 		"SHUTDOWN_TIMEOUT": "12s", "QUALITY_SCALING": "linear",
 		"RESULT_ANALYZER_URL": "http://analyst:s3cret@127.0.0.1:1",
 	}, `{
-		"log": {"level": "DEBUG", "format": "json"},
 		"job": {"queue_url": "http://127.0.0.1:1/000000000000/startup", "job_id": "job-7", "visibility": "45s",
 			"wait_time": "3s", "idle_timeout": "1m30s", "encode_time": "1.5s", "scaling": "linear", "finish_timeout": "12s"},
 		"result_analyzer_url": "http://analyst:xxxxx@127.0.0.1:1"}`)

@@ -33,12 +33,9 @@ type Config struct {
 	PodName   string        // POD_NAME: the Host dimension (default: the hostname, which is the pod's name)
 }
 
-// LogValue logs every field once at start-up (logging.Start).
-func (c Config) LogValue() slog.Value { return logging.StructValue(c) }
-
-func loadConfig(getenv func(string) string) (Config, error) {
-	r := config.New(getenv)
-	c := Config{
+// ReadEnv reads every field from the environment (config.Load).
+func (c *Config) ReadEnv(r *config.Reader) {
+	*c = Config{
 		Server:    server.ReadConfig(r),
 		Log:       logging.Read(r),
 		MinDelay:  r.Duration("WEATHER_MIN_DELAY", 0, 0, 30*time.Second),
@@ -49,12 +46,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if c.MaxDelay < c.MinDelay {
 		r.Fail("WEATHER_MAX_DELAY", c.MaxDelay.String(), "at least WEATHER_MIN_DELAY ("+c.MinDelay.String()+")")
 	}
-	return c, r.Err()
 }
 
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
-	cfg, err := loadConfig(getenv)
-	if err != nil {
+	var cfg Config
+	if err := config.Load(getenv, &cfg); err != nil {
 		return err
 	}
 	log := cfg.Log.New(stdout, serviceName)

@@ -355,22 +355,47 @@ func Do(t testing.TB, method, url, contentType string, body io.Reader) (int, str
 	return resp.StatusCode, string(b)
 }
 
-// ExpectStartupConfig runs run with env (LOG_FORMAT=json) on a context that
-// is already cancelled, so the service starts and stops at once, and checks
-// its start-up record: msg "starting", the build version, and a "config"
-// equal to want, a JSON object (key order and spacing do not matter).
+// ExpectStartupConfig runs run with env on a context that is already
+// cancelled, so the service starts and stops at once, and checks its
+// start-up record: msg "starting", the build version, and a "config" equal
+// to want, a JSON object (key order and spacing do not matter). The "log"
+// group every service has is set here (LOG_LEVEL debug, LOG_FORMAT json) and
+// expected; want holds the service's own fields.
 func ExpectStartupConfig(t testing.TB, run cli.RunFunc, env map[string]string, want string) {
+	t.Helper()
+	expectStartup(t, run, env, want, nil, nil)
+}
+
+// ExpectServerStartupConfig is ExpectStartupConfig for a service that serves
+// HTTP (its Config has a server.Config named Server): every serving variable
+// is set off its default as well (loopback, a free port, SHUTDOWN_TIMEOUT
+// 25s, SHUTDOWN_DELAY 0s, MAX_BODY_BYTES 2048) and its "server" group
+// expected.
+func ExpectServerStartupConfig(t testing.TB, run cli.RunFunc, env map[string]string, want string) {
+	t.Helper()
+	port := FreePort(t)
+	expectStartup(t, run, env, want, map[string]string{
+		"HOST": "127.0.0.1", "PORT": strconv.Itoa(port), "SHUTDOWN_TIMEOUT": "25s", "SHUTDOWN_DELAY": "0s", "MAX_BODY_BYTES": "2048",
+	}, map[string]any{
+		"server": map[string]any{"host": "127.0.0.1", "port": port, "shutdown_timeout": "25s", "shutdown_delay": "0s", "max_body_bytes": 2048},
+	})
+}
+
+func expectStartup(t testing.TB, run cli.RunFunc, env map[string]string, want string, moreEnv map[string]string, moreWant map[string]any) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	env = maps.Clone(env)
-	env["LOG_FORMAT"] = "json"
+	maps.Copy(env, moreEnv)
+	env["LOG_LEVEL"], env["LOG_FORMAT"] = "debug", "json"
 	var out localproc.SyncBuffer
 	_ = run(ctx, func(k string) string { return env[k] }, &out) // only the log matters here
-	var wantV any
+	var wantV map[string]any
 	if err := json.Unmarshal([]byte(want), &wantV); err != nil {
-		t.Fatalf("want is not JSON: %v", err)
+		t.Fatalf("want is not a JSON object: %v", err)
 	}
+	maps.Copy(wantV, moreWant)
+	wantV["log"] = map[string]any{"level": "DEBUG", "format": "json"}
 	for line := range strings.Lines(out.String()) {
 		var rec struct {
 			Msg     string

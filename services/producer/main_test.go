@@ -128,14 +128,6 @@ func TestEnqueues25RequestsInThreeBatchCalls(t *testing.T) {
 	}
 }
 
-func TestBadConfigExitsTwoNamingTheVariable(t *testing.T) {
-	base := map[string]string{"QUEUE_URL": "http://127.0.0.1:1/000000000000/q", "AWS_REGION": "us-east-1"}
-	svctest.ExpectConfigErrors(t, base, [][2]string{
-		{"NUM_MESSAGES", "0"}, {"NUM_MESSAGES", "-1"}, {"NUM_MESSAGES", "abc"}, {"NUM_MESSAGES", "100001"},
-		{"SEND_CONCURRENCY", "0"}, {"QUEUE_URL", ""},
-	})
-}
-
 func TestUnsentMessagesExitOne(t *testing.T) {
 	emu := sqstest.Start(t)
 	missing := emu.Endpoint + "/" + sqstest.AccountID + "/does-not-exist"

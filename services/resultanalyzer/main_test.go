@@ -275,12 +275,6 @@ func TestEventsSurviveARestartWithDataFile(t *testing.T) {
 	stop(t, p)
 }
 
-func TestBadConfigExitsTwoNamingTheVariable(t *testing.T) {
-	svctest.ExpectConfigErrors(t, svctest.Env(t, nil), [][2]string{
-		{"PORT", "abc"}, {"MAX_BODY_BYTES", "0"}, {"LOG_FORMAT", "xml"}, {"DATA_FILE", "/var/lib/resultanalyzer/"},
-	})
-}
-
 func TestUnusableDataFileExitsOne(t *testing.T) {
 	dir := t.TempDir()
 	damaged := filepath.Join(dir, "damaged.jsonl")

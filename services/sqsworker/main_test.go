@@ -306,17 +306,3 @@ func TestReadinessFailsWhileTheQueueIsUnreachableAndRecovers(t *testing.T) {
 	}
 	p.WaitReady(t, url) // recovered
 }
-
-func TestBadConfigExitsTwoNamingTheVariable(t *testing.T) {
-	base := svctest.Env(t, map[string]string{"QUEUE_URL": "http://127.0.0.1:1/000000000000/q", "AWS_REGION": "us-east-1"})
-	svctest.ExpectConfigErrors(t, base, [][2]string{
-		{"QUEUE_URL", ""}, {"QUEUE_URL", "not a url"}, {"WORKER_CONCURRENCY", "0"},
-		{"SQS_WAIT_TIME", "1500ms"}, {"PROCESS_MAX_DELAY", "soon"},
-		{"SQS_WAIT_TIME", "20s"},         // a 20s poll cannot end inside the default 20s budget
-		{"DELETE_FLUSH_INTERVAL", "16s"}, // over half the default 30s visibility timeout
-	})
-	t.Run("DELETE_FLUSH_INTERVAL=600ms with SQS_VISIBILITY_TIMEOUT=1s", func(t *testing.T) {
-		svctest.ExpectConfigError(t, svctest.Env(t, map[string]string{"QUEUE_URL": "http://127.0.0.1:1/000000000000/q",
-			"AWS_REGION": "us-east-1", "SQS_VISIBILITY_TIMEOUT": "1s", "DELETE_FLUSH_INTERVAL": "600ms"}), "DELETE_FLUSH_INTERVAL")
-	})
-}

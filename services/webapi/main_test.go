@@ -40,13 +40,6 @@ func TestRoutesAnswerLikeTheSeed(t *testing.T) {
 	}
 }
 
-func TestBadConfigExitsTwoNamingTheVariable(t *testing.T) {
-	svctest.ExpectConfigErrors(t, svctest.Env(t, nil), [][2]string{
-		{"WEATHER_MAX_DELAY", "soon"}, {"PORT", "70000"}, {"LOG_LEVEL", "loud"}, {"SHUTDOWN_TIMEOUT", "-1s"},
-		{"OTEL_METRICS_EXPORTER", "carrier-pigeon"},
-	})
-}
-
 func TestInFlightRequestCompletesOnSIGTERMWhileReadyzFails(t *testing.T) {
 	env := svctest.Env(t, map[string]string{
 		"WEATHER_MIN_DELAY": "2s", "WEATHER_MAX_DELAY": "2s",

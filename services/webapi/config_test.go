@@ -14,6 +14,13 @@ func TestStartupLogShowsEveryConfigField(t *testing.T) {
 		"min_delay": "1ms", "max_delay": "2ms", "namespace": "TestNamespace", "pod_name": "pod-7"}`)
 }
 
+func TestBadConfigExitsTwoNamingTheVariable(t *testing.T) {
+	svctest.ExpectConfigErrors(t, svctest.Env(t, nil), [][2]string{
+		{"WEATHER_MAX_DELAY", "soon"}, {"PORT", "70000"}, {"LOG_LEVEL", "loud"}, {"SHUTDOWN_TIMEOUT", "-1s"},
+		{"OTEL_METRICS_EXPORTER", "carrier-pigeon"},
+	})
+}
+
 // Pods deployed without the downward API must not merge into one Host
 // series: POD_NAME defaults to the hostname, which is the pod's name.
 func TestPodNameDefaultsToThePodsHostname(t *testing.T) {

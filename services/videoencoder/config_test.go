@@ -17,3 +17,13 @@ func TestStartupLogShowsEveryConfigField(t *testing.T) {
 			"wait_time": "3s", "idle_timeout": "1m30s", "encode_time": "1.5s", "scaling": "linear", "finish_timeout": "12s"},
 		"result_analyzer_url": "http://analyst:xxxxx@127.0.0.1:1"}`)
 }
+
+func TestBadConfigExitsTwoNamingTheVariable(t *testing.T) {
+	base := map[string]string{"QUEUE_URL": "http://127.0.0.1:1/000000000000/q", "AWS_REGION": "us-east-1"}
+	svctest.ExpectConfigErrors(t, base, [][2]string{
+		{"QUEUE_URL", ""}, {"PROCESS_SLEEP_TIME", "abc"}, {"PROCESS_SLEEP_TIME", "-1"},
+		{"SQS_VISIBILITY_TIMEOUT", "1.5"}, {"SQS_VISIBILITY_TIMEOUT", "13h"}, {"SQS_WAIT_TIME", "21"},
+		{"IDLE_TIMEOUT", "0"}, {"QUALITY_SCALING", "cubic"}, {"RESULT_ANALYZER_URL", "ftp://analyzer"},
+		{"SHUTDOWN_TIMEOUT", "soon"}, {"LOG_LEVEL", "loud"},
+	})
+}

@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/otlptest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/sqstest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
@@ -35,13 +34,7 @@ func TestMetricsReportWhatTheWorkerDid(t *testing.T) {
 		{"sqsworker.sqs.calls", map[string]string{"operation": "DeleteMessageBatch"}, func(v float64) bool { return v >= 3 && v <= 12 }}, // batched, not one per message
 	}
 	for _, w := range want {
-		if err := localproc.Poll(20*time.Second, func() (bool, error) {
-			v, ok := recv.Value(serviceName, w.name, w.attrs)
-			return ok && w.check(v), nil
-		}); err != nil {
-			v, ok := recv.Value(serviceName, w.name, w.attrs)
-			t.Errorf("%s %v: got %v (exported: %v)", w.name, w.attrs, v, ok)
-		}
+		recv.Await(t, 20*time.Second, serviceName, w.name, w.attrs, w.check)
 	}
 	if _, ok := recv.Value(serviceName, "sqsworker.messages.failed", nil); ok {
 		t.Errorf("sqsworker.messages.failed exported though nothing failed")

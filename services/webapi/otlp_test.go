@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/telemetry"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/otlptest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
@@ -34,19 +33,11 @@ func TestActiveRequestsRiseAndFallOnTheOTLPWire(t *testing.T) {
 	get := map[string]string{"http.request.method": "GET", "url.scheme": "http"}
 	waitActive := func(want float64) {
 		t.Helper()
-		if err := localproc.Poll(20*time.Second, func() (bool, error) {
-			m, _, ok := recv.Metric(serviceName, telemetry.ActiveRequests)
-			if !ok {
-				return false, nil
-			}
-			if m.GetSum() == nil || m.GetSum().GetIsMonotonic() || m.GetUnit() != "{request}" {
-				t.Fatalf("%s exported as %v, want a non-monotonic sum in {request}", telemetry.ActiveRequests, m)
-			}
-			v, ok := recv.Value(serviceName, telemetry.ActiveRequests, get)
-			return ok && v == want, nil
-		}); err != nil {
-			v, ok := recv.Value(serviceName, telemetry.ActiveRequests, get)
-			t.Fatalf("active requests on the wire: got %v (seen %v), want %v", v, ok, want)
+		if !recv.Await(t, 20*time.Second, serviceName, telemetry.ActiveRequests, get, func(v float64) bool { return v == want }) {
+			t.FailNow()
+		}
+		if m, _, _ := recv.Metric(serviceName, telemetry.ActiveRequests); m.GetSum() == nil || m.GetSum().GetIsMonotonic() || m.GetUnit() != "{request}" {
+			t.Fatalf("%s exported as %v, want a non-monotonic sum in {request}", telemetry.ActiveRequests, m)
 		}
 	}
 	waitActive(slow)

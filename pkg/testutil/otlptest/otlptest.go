@@ -11,11 +11,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	colmetricpb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	metricpb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 )
 
 // Receiver collects every export request.
@@ -124,6 +127,24 @@ func (r *Receiver) Value(service, name string, want map[string]string) (float64,
 		}
 	}
 	return 0, false
+}
+
+// Await waits, up to timeout, for the named metric of service to have a
+// point with want's attributes whose value passes pass. If none does, it
+// fails t with the metric, the attributes and the last value seen (or that
+// none was exported), and returns false.
+func (r *Receiver) Await(t testing.TB, timeout time.Duration, service, name string, want map[string]string, pass func(float64) bool) bool {
+	t.Helper()
+	err := localproc.Poll(timeout, func() (bool, error) {
+		v, ok := r.Value(service, name, want)
+		return ok && pass(v), nil
+	})
+	if err != nil {
+		v, ok := r.Value(service, name, want)
+		t.Errorf("%s %v on the wire: got %v (exported: %v) after %s", name, want, v, ok, timeout)
+		return false
+	}
+	return true
 }
 
 func pointsOf(m *metricpb.Metric) []Point {

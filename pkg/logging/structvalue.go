@@ -14,9 +14,9 @@ import (
 const Redacted = "[redacted]"
 
 // StructValue is the log value of a configuration struct (Start logs a
-// service's configuration with it). It is a group with every exported field in declaration order, so a field
-// added later is logged without anyone remembering to. Keys are the field
-// names in snake_case (QueueURL is queue_url); a nested struct is a group; a
+// service's configuration with it). It is a group with every exported field
+// in declaration order, so a field added later is logged without anyone
+// remembering to. Keys are the field names in snake_case (QueueURL is queue_url); a nested struct is a group; a
 // field that is itself a slog.LogValuer logs its own value; a time.Duration
 // stays a duration (see durationString) and a fmt.Stringer (slog.Level) is
 // its string. Credentials never reach the log: a field tagged

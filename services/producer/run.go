@@ -28,7 +28,8 @@ type Config struct {
 	Concurrency int    // SEND_CONCURRENCY: SendMessageBatch calls in flight (default 8)
 }
 
-// ReadEnv reads every field from the environment (config.Load).
+// ReadEnv reads every field, with its default and range, through r
+// (config.Load calls it).
 func (c *Config) ReadEnv(r *config.Reader) {
 	*c = Config{
 		Log:         logging.Read(r),

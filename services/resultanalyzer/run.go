@@ -29,7 +29,8 @@ type Config struct {
 	DataFile string // DATA_FILE: JSON Lines file the events survive restarts in ("" = memory only)
 }
 
-// ReadEnv reads every field from the environment (config.Load).
+// ReadEnv reads every field, with its default and range, through r, then
+// checks the fields against each other (config.Load calls it).
 func (c *Config) ReadEnv(r *config.Reader) {
 	*c = Config{
 		Server:   server.ReadConfig(r),

@@ -32,7 +32,8 @@ type Config struct {
 	SendConcurrency int           // SEND_CONCURRENCY: parallel SendMessageBatch calls of /send
 }
 
-// ReadEnv reads every field from the environment (config.Load).
+// ReadEnv reads every field, with its default and range, through r, then
+// checks the fields against each other (config.Load calls it).
 func (c *Config) ReadEnv(r *config.Reader) {
 	*c = Config{
 		Server: server.ReadConfig(r),

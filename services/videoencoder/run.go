@@ -40,7 +40,8 @@ type Config struct {
 	ResultAnalyzerURL string // RESULT_ANALYZER_URL ("" = no reports)
 }
 
-// ReadEnv reads every field from the environment (config.Load).
+// ReadEnv reads every field, with its default and range, through r
+// (config.Load calls it).
 func (c *Config) ReadEnv(r *config.Reader) {
 	*c = Config{
 		Log: logging.Read(r),

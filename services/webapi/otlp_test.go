@@ -34,7 +34,7 @@ func TestActiveRequestsRiseAndFallOnTheOTLPWire(t *testing.T) {
 	waitActive := func(want float64) {
 		t.Helper()
 		if !recv.Await(t, 20*time.Second, serviceName, telemetry.ActiveRequests, get, func(v float64) bool { return v == want }) {
-			t.FailNow()
+			t.Fatalf("want %v active requests", want)
 		}
 		if m, _, _ := recv.Metric(serviceName, telemetry.ActiveRequests); m.GetSum() == nil || m.GetSum().GetIsMonotonic() || m.GetUnit() != "{request}" {
 			t.Fatalf("%s exported as %v, want a non-monotonic sum in {request}", telemetry.ActiveRequests, m)

@@ -33,7 +33,8 @@ type Config struct {
 	PodName   string        // POD_NAME: the Host dimension (default: the hostname, which is the pod's name)
 }
 
-// ReadEnv reads every field from the environment (config.Load).
+// ReadEnv reads every field, with its default and range, through r, then
+// checks the fields against each other (config.Load calls it).
 func (c *Config) ReadEnv(r *config.Reader) {
 	*c = Config{
 		Server:    server.ReadConfig(r),

@@ -4,7 +4,7 @@ go 1.26.0
 
 require (
 	github.com/keda-eks-samples/workloads/pkg v0.0.0
-	// MIT; constant and ramped arrival rates (VERSIONS.md)
+	// MIT: constant and ramped arrival rates (k6 itself is AGPL and is never built here; users run their own)
 	github.com/tsenart/vegeta/v12 v12.13.0
 )
 

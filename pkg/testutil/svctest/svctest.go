@@ -383,19 +383,42 @@ func ExpectServerStartupConfig(t testing.TB, run cli.RunFunc, env map[string]str
 
 func expectStartup(t testing.TB, run cli.RunFunc, env map[string]string, want string, moreEnv map[string]string, moreWant map[string]any) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	env = maps.Clone(env)
-	maps.Copy(env, moreEnv)
-	env["LOG_LEVEL"], env["LOG_FORMAT"] = "debug", "json"
-	var out localproc.SyncBuffer
-	_ = run(ctx, func(k string) string { return env[k] }, &out) // only the log matters here
+	moreEnv = maps.Clone(moreEnv)
+	if moreEnv == nil {
+		moreEnv = map[string]string{}
+	}
+	moreEnv["LOG_LEVEL"], moreEnv["LOG_FORMAT"] = "debug", "json"
+	moreWant = maps.Clone(moreWant)
+	if moreWant == nil {
+		moreWant = map[string]any{}
+	}
+	moreWant["log"] = map[string]any{"level": "DEBUG", "format": "json"}
 	var wantV map[string]any
-	if err := json.Unmarshal([]byte(want), &wantV); err != nil {
+	if err := json.Unmarshal([]byte(want), &wantV); err != nil || wantV == nil {
 		t.Fatalf("want is not a JSON object: %v", err)
 	}
+	// What the helper sets, the test must not set too: it would be
+	// overwritten, and checked as the helper's value, not the test's.
+	for k := range moreEnv {
+		if _, ok := env[k]; ok {
+			t.Fatalf("env sets %s, which the helper sets itself", k)
+		}
+	}
+	for k := range moreWant {
+		if _, ok := wantV[k]; ok {
+			t.Fatalf("want has %q, which the helper expects itself", k)
+		}
+	}
+	env = maps.Clone(env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	maps.Copy(env, moreEnv)
 	maps.Copy(wantV, moreWant)
-	wantV["log"] = map[string]any{"level": "DEBUG", "format": "json"}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out localproc.SyncBuffer
+	_ = run(ctx, func(k string) string { return env[k] }, &out) // only the log matters here
 	for line := range strings.Lines(out.String()) {
 		var rec struct {
 			Msg     string

@@ -2,10 +2,10 @@
 //
 // A service reads its whole configuration with Load: one Reader over its
 // getenv function, every field read with a default and a range by the
-// config's ReadEnv, and the errors returned once at the end. Every bad value is
-// collected (not just the first), and each error names the variable, the value
-// and what would have been accepted, because a wrong variable is the most
-// common first error a user of these samples makes.
+// config's ReadEnv, and the errors returned once at the end. Every bad value
+// is collected (not just the first), and each error names the variable, the
+// value and what would have been accepted, because a wrong variable is the
+// most common first error a user of these samples makes.
 package config
 
 import (

@@ -16,12 +16,13 @@ const Redacted = "[redacted]"
 // StructValue is the log value of a configuration struct (Start logs a
 // service's configuration with it). It is a group with every exported field
 // in declaration order, so a field added later is logged without anyone
-// remembering to. Keys are the field names in snake_case (QueueURL is queue_url); a nested struct is a group; a
-// field that is itself a slog.LogValuer logs its own value; a time.Duration
-// stays a duration (see durationString) and a fmt.Stringer (slog.Level) is
-// its string. Credentials never reach the log: a field tagged
-// `log:"secret"` is written as Redacted when set, and the password of a URL
-// with user info is masked in every string field.
+// remembering to. Keys are the field names in snake_case (QueueURL is
+// queue_url); a nested struct is a group; a field that is itself a
+// slog.LogValuer logs its own value; a time.Duration stays a duration (see
+// durationString) and a fmt.Stringer (slog.Level) is its string. Credentials
+// never reach the log: a field tagged `log:"secret"` is written as Redacted
+// when set, and the password of a URL with user info is masked in every
+// string field.
 func StructValue(v any) slog.Value {
 	rv := reflect.ValueOf(v)
 	for rv.Kind() == reflect.Pointer && !rv.IsNil() {

@@ -363,7 +363,7 @@ func Do(t testing.TB, method, url, contentType string, body io.Reader) (int, str
 // expected; want holds the service's own fields.
 func ExpectStartupConfig(t testing.TB, run cli.RunFunc, env map[string]string, want string) {
 	t.Helper()
-	expectStartup(t, run, env, want, nil, nil)
+	expectStartup(t, run, env, want, map[string]string{}, map[string]any{})
 }
 
 // ExpectServerStartupConfig is ExpectStartupConfig for a service that serves
@@ -381,40 +381,30 @@ func ExpectServerStartupConfig(t testing.TB, run cli.RunFunc, env map[string]str
 	})
 }
 
-func expectStartup(t testing.TB, run cli.RunFunc, env map[string]string, want string, moreEnv map[string]string, moreWant map[string]any) {
+// expectStartup runs the check with sets added to env and expects added to
+// want, the "log" group's variables and value included. The test may set
+// neither: its value would be overwritten and checked as the helper's.
+func expectStartup(t testing.TB, run cli.RunFunc, env map[string]string, want string, sets map[string]string, expects map[string]any) {
 	t.Helper()
-	moreEnv = maps.Clone(moreEnv)
-	if moreEnv == nil {
-		moreEnv = map[string]string{}
-	}
-	moreEnv["LOG_LEVEL"], moreEnv["LOG_FORMAT"] = "debug", "json"
-	moreWant = maps.Clone(moreWant)
-	if moreWant == nil {
-		moreWant = map[string]any{}
-	}
-	moreWant["log"] = map[string]any{"level": "DEBUG", "format": "json"}
+	sets["LOG_LEVEL"], sets["LOG_FORMAT"] = "debug", "json"
+	expects["log"] = map[string]any{"level": "DEBUG", "format": "json"}
 	var wantV map[string]any
 	if err := json.Unmarshal([]byte(want), &wantV); err != nil || wantV == nil {
 		t.Fatalf("want is not a JSON object: %v", err)
 	}
-	// What the helper sets, the test must not set too: it would be
-	// overwritten, and checked as the helper's value, not the test's.
-	for k := range moreEnv {
-		if _, ok := env[k]; ok {
+	for k, v := range env {
+		if _, ok := sets[k]; ok {
 			t.Fatalf("env sets %s, which the helper sets itself", k)
 		}
+		sets[k] = v
 	}
-	for k := range moreWant {
+	for k, v := range expects {
 		if _, ok := wantV[k]; ok {
 			t.Fatalf("want has %q, which the helper expects itself", k)
 		}
+		wantV[k] = v
 	}
-	env = maps.Clone(env)
-	if env == nil {
-		env = map[string]string{}
-	}
-	maps.Copy(env, moreEnv)
-	maps.Copy(wantV, moreWant)
+	env = sets
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	var out localproc.SyncBuffer

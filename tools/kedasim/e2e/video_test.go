@@ -77,7 +77,7 @@ func TestVideoEncoderJobsPerMessageSurviveAKill(t *testing.T) {
 	if g := sj.GetGeneration(); g != 1 {
 		t.Errorf("ScaledJob generation %d after KEDA added its finalizer, want 1 (a spec KEDA writes back otherwise restarts its scale loop)", g)
 	}
-	t.Logf("%d Jobs for %d messages, every message held by an encoder, %s after apply", jobs, messages, time.Since(applied).Round(time.Second))
+	t.Logf("%d Jobs for %d messages, every message taken by an encoder, %s after apply", jobs, messages, time.Since(applied).Round(time.Second))
 
 	// Kill one encoder mid-encode: one whose log says it started encoding.
 	// A 4k encode (32 s here) is still running when the signal lands.

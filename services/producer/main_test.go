@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"maps"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
@@ -19,17 +18,6 @@ import (
 )
 
 func TestMain(m *testing.M) { svctest.RunMain(m, main) }
-
-// emulatorEnv is the environment of a producer process talking to emu.
-func emulatorEnv(emu *sqstest.Emulator, extra map[string]string) map[string]string {
-	env := map[string]string{"LOG_FORMAT": "text"}
-	for _, kv := range emu.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
-	maps.Copy(env, extra)
-	return env
-}
 
 // countingProxy forwards every request to the emulator unchanged and counts
 // the SQS operations (the X-Amz-Target header of the JSON protocol), so the
@@ -63,8 +51,8 @@ func TestEnqueues25RequestsInThreeBatchCalls(t *testing.T) {
 	q := emu.NewQueue(t)
 	proxyURL, calls := countingProxy(t, emu.Endpoint)
 
-	p := svctest.StartProcess(t, emulatorEnv(emu, map[string]string{
-		"QUEUE_URL": q.URL, "NUM_MESSAGES": "25", "AWS_ENDPOINT_URL_SQS": proxyURL,
+	p := svctest.StartProcess(t, emu.Env(map[string]string{
+		"QUEUE_URL": q.URL, "NUM_MESSAGES": "25", "AWS_ENDPOINT_URL_SQS": proxyURL, "LOG_FORMAT": "text",
 	}))
 	if code := p.Wait(t, svctest.ProcessWait); code != 0 {
 		t.Fatalf("exit %d, want 0; output:\n%s", code, p.Output)
@@ -131,7 +119,7 @@ func TestEnqueues25RequestsInThreeBatchCalls(t *testing.T) {
 func TestUnsentMessagesExitOne(t *testing.T) {
 	emu := sqstest.Start(t)
 	missing := emu.Endpoint + "/" + sqstest.AccountID + "/does-not-exist"
-	p := svctest.StartProcess(t, emulatorEnv(emu, map[string]string{"QUEUE_URL": missing, "NUM_MESSAGES": "25"}))
+	p := svctest.StartProcess(t, emu.Env(map[string]string{"QUEUE_URL": missing, "NUM_MESSAGES": "25", "LOG_FORMAT": "text"}))
 	if code := p.Wait(t, svctest.ProcessWait); code != 1 {
 		t.Fatalf("exit %d, want 1; output:\n%s", code, p.Output)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,17 +24,11 @@ func TestMain(m *testing.M) { svctest.RunMain(m, main) }
 
 // workerEnv is the environment of a worker on q with fast defaults.
 func workerEnv(t *testing.T, emu *sqstest.Emulator, q sqstest.Queue, extra map[string]string) map[string]string {
-	env := map[string]string{
+	env := emu.Env(map[string]string{
 		"QUEUE_URL": q.URL, "SQS_WAIT_TIME": "1s", "PROCESS_MIN_DELAY": "0s", "PROCESS_MAX_DELAY": "0s",
 		"DELETE_FLUSH_INTERVAL": "50ms", "SQS_MAX_BACKOFF": "200ms",
-	}
-	for _, kv := range emu.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
-	for k, v := range extra {
-		env[k] = v
-	}
+	})
+	maps.Copy(env, extra)
 	return svctest.Env(t, env)
 }
 

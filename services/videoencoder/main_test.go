@@ -57,18 +57,14 @@ func TestJob(t *testing.T) {
 	client := emu.Client(t)
 
 	env := func(queueURL string, extra map[string]string) map[string]string {
-		e := map[string]string{
+		e := emu.Env(map[string]string{
 			"QUEUE_URL":           queueURL,
 			"RESULT_ANALYZER_URL": ra.URL,
 			"SQS_WAIT_TIME":       "1",
 			"IDLE_TIMEOUT":        "30s",
 			"LOG_FORMAT":          "text",
 			"LOG_LEVEL":           "debug",
-		}
-		for _, kv := range emu.Env() {
-			k, v, _ := strings.Cut(kv, "=")
-			e[k] = v
-		}
+		})
 		maps.Copy(e, extra)
 		return e
 	}

@@ -2,7 +2,6 @@ package sqstest
 
 import (
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,8 +12,9 @@ import (
 // Proxy stands between code under test and an Emulator: it forwards every
 // request, counts the SQS calls it sees by operation, and can make chosen
 // operations hang or fail — a slow or broken SQS, for the paths that must
-// survive one. Point the code at it with Env or Getenv instead of the
-// emulator's. It is a faultproxy.Proxy with one fault per operation.
+// survive one. Point the code at it with Getenv, or with its Endpoint as
+// AWS_ENDPOINT_URL_SQS, instead of the emulator's. It is a faultproxy.Proxy
+// with one fault per operation.
 //
 //	p := emu.Proxy(t)
 //	p.Hold("DeleteMessageBatch", 0) // every delete hangs until its caller gives up
@@ -113,17 +113,6 @@ func (p *Proxy) WaitCalls(t testing.TB, op string, n int, timeout time.Duration)
 			t.Fatalf("sqstest: %d %s calls within %v, want at least %d", p.Calls(op), op, timeout, n)
 		}
 	}
-}
-
-// Env is the emulator's Env with AWS_ENDPOINT_URL_SQS pointing at the proxy.
-func (p *Proxy) Env() []string {
-	env := p.emu.Env()
-	for i, kv := range env {
-		if strings.HasPrefix(kv, "AWS_ENDPOINT_URL_SQS=") {
-			env[i] = "AWS_ENDPOINT_URL_SQS=" + p.Endpoint
-		}
-	}
-	return env
 }
 
 // Getenv is the emulator's Getenv with AWS_ENDPOINT_URL_SQS pointing at the

@@ -31,6 +31,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -185,33 +186,29 @@ func waitHealthy(t testing.TB, endpoint string, exited <-chan struct{}) {
 	}
 }
 
-// Env returns the environment a service needs to use the emulator, as
-// KEY=value pairs for exec.Cmd.Env (append them to os.Environ()):
-// AWS_REGION, AWS_ENDPOINT_URL_SQS, AWS_ACCESS_KEY_ID and
-// AWS_SECRET_ACCESS_KEY (the credentials are dummies; the emulator doesn't
-// check them). aws-sdk-go-v2's config.LoadDefaultConfig honours all four.
-func (e *Emulator) Env() []string {
-	return []string{
-		"AWS_REGION=" + e.Region,
-		"AWS_ENDPOINT_URL_SQS=" + e.Endpoint,
-		"AWS_ACCESS_KEY_ID=test",
-		"AWS_SECRET_ACCESS_KEY=test",
+// Env returns the environment a service needs to use the emulator plus
+// extra (extra wins): AWS_REGION, AWS_ENDPOINT_URL_SQS, AWS_ACCESS_KEY_ID
+// and AWS_SECRET_ACCESS_KEY (the credentials are dummies; the emulator
+// doesn't check them). aws-sdk-go-v2's config.LoadDefaultConfig honours all
+// four. The map is the caller's: a child process's environment for
+// svctest.StartProcess or StartBinary, or the source of Getenv.
+func (e *Emulator) Env(extra map[string]string) map[string]string {
+	env := map[string]string{
+		"AWS_REGION":            e.Region,
+		"AWS_ENDPOINT_URL_SQS":  e.Endpoint,
+		"AWS_ACCESS_KEY_ID":     "test",
+		"AWS_SECRET_ACCESS_KEY": "test",
 	}
+	maps.Copy(env, extra)
+	return env
 }
 
 // Getenv returns a func(string) string, the shape of os.Getenv, that serves
-// the variables of Env plus extra (extra wins) and "" for anything else. It
-// never reads the process environment, so a service's run(ctx, getenv, ...)
-// sees only what the test chose.
+// Env(extra) and "" for anything else. It never reads the process
+// environment, so a service's run(ctx, getenv, ...) sees only what the test
+// chose.
 func (e *Emulator) Getenv(extra map[string]string) func(string) string {
-	vars := make(map[string]string, len(extra)+4)
-	for _, kv := range e.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		vars[k] = v
-	}
-	for k, v := range extra {
-		vars[k] = v
-	}
+	vars := e.Env(extra)
 	return func(key string) string { return vars[key] }
 }
 

@@ -88,8 +88,7 @@ func TestEmulator(t *testing.T) {
 
 	// Not parallel (t.Setenv); runs before the parallel subtests resume.
 	t.Run("EnvWorksWithLoadDefaultConfig", func(t *testing.T) {
-		for _, kv := range emu.Env() {
-			k, v, _ := strings.Cut(kv, "=")
+		for k, v := range emu.Env(nil) {
 			t.Setenv(k, v)
 		}
 		none := filepath.Join(t.TempDir(), "none")

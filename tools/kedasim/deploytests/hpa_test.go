@@ -15,6 +15,7 @@ import (
 
 	kedav1alpha1 "github.com/kedacore/keda/v2/apis/keda/v1alpha1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	"k8s.io/utils/ptr"
 
 	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/scalemath"
@@ -104,10 +105,10 @@ func (h *hpaSim) step(metric float64) int32 {
 	// the highest of the scale-down window bound the new one.
 	up, down := desired, desired
 	for _, r := range h.recs {
-		if r.at > now-manifests.Deref(h.behavior.ScaleUp.StabilizationWindowSeconds, 0) {
+		if r.at > now-ptr.Deref(h.behavior.ScaleUp.StabilizationWindowSeconds, 0) {
 			up = min(up, r.n)
 		}
-		if r.at > now-manifests.Deref(h.behavior.ScaleDown.StabilizationWindowSeconds, 300) {
+		if r.at > now-ptr.Deref(h.behavior.ScaleDown.StabilizationWindowSeconds, 300) {
 			down = max(down, r.n)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
@@ -271,7 +272,7 @@ func TestEveryScaledObjectStatesItsHPABehavior(t *testing.T) {
 func TestNoCooldownWithoutScaleToZero(t *testing.T) {
 	eachOverlay(t, func(t *testing.T, _ string, objs []manifests.Object) {
 		eachScaledObject(t, objs, func(o manifests.Object, so *kedav1alpha1.ScaledObject) {
-			if so.Spec.CooldownPeriod != nil && manifests.Deref(so.Spec.MinReplicaCount, 0) > 0 {
+			if so.Spec.CooldownPeriod != nil && ptr.Deref(so.Spec.MinReplicaCount, 0) > 0 {
 				t.Errorf("%s: cooldownPeriod %d with minReplicaCount %d does nothing", o, *so.Spec.CooldownPeriod, *so.Spec.MinReplicaCount)
 			}
 		})

@@ -36,24 +36,11 @@ const kedaPollEvery = 200 * time.Millisecond
 // queueURL; it must exit 0.
 func produce(t *testing.T, emu *sqstest.Emulator, queueURL string, n int) {
 	t.Helper()
-	env := emuEnv(emu, map[string]string{"QUEUE_URL": queueURL, "NUM_MESSAGES": strconv.Itoa(n), "LOG_FORMAT": "text"})
+	env := emu.Env(map[string]string{"QUEUE_URL": queueURL, "NUM_MESSAGES": strconv.Itoa(n), "LOG_FORMAT": "text"})
 	p := svctest.StartBinary(t, svctest.Build(t, "services/producer"), env)
 	if code := p.Wait(t, 60*time.Second); code != 0 {
 		t.Fatalf("producer exited %d:\n%s", code, p.Output)
 	}
-}
-
-// emuEnv is base plus the emulator's AWS variables.
-func emuEnv(emu *sqstest.Emulator, base map[string]string) map[string]string {
-	env := map[string]string{}
-	for _, kv := range emu.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
-	for k, v := range base {
-		env[k] = v
-	}
-	return env
 }
 
 // Must-show 4: 200 messages → KEDA reports 200 and the HPA asks for
@@ -106,7 +93,7 @@ func TestSQSWorkerScaledObjectFollowsTheQueue(t *testing.T) {
 		}
 	}
 
-	worker := svctest.StartBinary(t, svctest.Build(t, "services/sqsworker"), svctest.Env(t, emuEnv(emu, map[string]string{
+	worker := svctest.StartBinary(t, svctest.Build(t, "services/sqsworker"), svctest.Env(t, emu.Env(map[string]string{
 		"QUEUE_URL":             q.URL,
 		"WORKER_CONCURRENCY":    "20",
 		"PROCESS_MIN_DELAY":     "20ms",
@@ -250,7 +237,7 @@ func TestVideoEncoderScaledJobProcessesEachMessageOnce(t *testing.T) {
 		return n
 	}
 	start := func() {
-		jobs = append(jobs, svctest.StartBinary(t, encoder, emuEnv(emu, map[string]string{
+		jobs = append(jobs, svctest.StartBinary(t, encoder, emu.Env(map[string]string{
 			"QUEUE_URL":              q.URL,
 			"RESULT_ANALYZER_URL":    raURL,
 			"JOB_ID":                 fmt.Sprintf("videoencoder-%d", len(jobs)+1),

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -155,22 +156,15 @@ func Triggers(objs []Object) ([]Trigger, error) {
 		if err != nil {
 			continue
 		}
+		// Unset fields take KEDA's defaults: min 0, max 100, polling 30 s.
 		switch w := v.(type) {
 		case *kedav1alpha1.ScaledObject:
-			add(o, Deref(w.Spec.MinReplicaCount, 0), Deref(w.Spec.MaxReplicaCount, 100), Deref(w.Spec.PollingInterval, 30), nil, w.Spec.Triggers)
+			add(o, ptr.Deref(w.Spec.MinReplicaCount, 0), ptr.Deref(w.Spec.MaxReplicaCount, 100), ptr.Deref(w.Spec.PollingInterval, 30), nil, w.Spec.Triggers)
 		case *kedav1alpha1.ScaledJob:
-			add(o, Deref(w.Spec.MinReplicaCount, 0), Deref(w.Spec.MaxReplicaCount, 100), Deref(w.Spec.PollingInterval, 30), w, w.Spec.Triggers)
+			add(o, ptr.Deref(w.Spec.MinReplicaCount, 0), ptr.Deref(w.Spec.MaxReplicaCount, 100), ptr.Deref(w.Spec.PollingInterval, 30), w, w.Spec.Triggers)
 		}
 	}
 	return out, errors.Join(errs...)
-}
-
-// Deref is *p, or def when p is nil (KEDA's defaults for unset fields).
-func Deref(p *int32, def int32) int32 {
-	if p == nil {
-		return def
-	}
-	return *p
 }
 
 // DeploymentEnv is the value of env var name in the container named after

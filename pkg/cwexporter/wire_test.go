@@ -20,6 +20,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
 )
 
 // The wire tests run a real aws-sdk-go-v2 CloudWatch client against
@@ -31,7 +32,7 @@ import (
 // is what AWS_ENDPOINT_URL_CLOUDWATCH does in a deployment.
 func newWireClient(t *testing.T, endpoint string, optFns ...func(*cloudwatch.Options)) *cloudwatch.Client {
 	t.Helper()
-	cwstandin.ClearAWSEnv(t) // keep the developer's AWS environment out of the test
+	cwtest.ClearAWSEnv(t) // keep the developer's AWS environment out of the test
 	cfg, err := config.LoadDefaultConfig(t.Context(),
 		config.WithRegion("us-east-1"),
 		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")),
@@ -82,7 +83,7 @@ func onlyDatum(t *testing.T, c cwstandin.Call) cwstandin.Datum {
 }
 
 func TestWireExportDirect(t *testing.T) {
-	fake := cwstandin.New(t)
+	fake := cwtest.New(t)
 	e := newTestExporter(t, newWireClient(t, fake.URL))
 
 	end := tA.Add(250 * time.Millisecond)
@@ -110,7 +111,7 @@ func TestWireExportDirect(t *testing.T) {
 }
 
 func TestWireMeterProvider(t *testing.T) {
-	fake := cwstandin.New(t)
+	fake := cwtest.New(t)
 	e := newTestExporter(t, newWireClient(t, fake.URL))
 
 	// A long interval: only ForceFlush and Shutdown export.
@@ -172,7 +173,7 @@ func TestWireMeterProvider(t *testing.T) {
 
 func TestWireRetriesServerError(t *testing.T) {
 	const failures = 2
-	fake := cwstandin.New(t, failFirst(failures))
+	fake := cwtest.New(t, failFirst(failures))
 	e := newTestExporter(t, newWireClient(t, fake.URL, fastRetries))
 
 	if err := e.Export(t.Context(), rmOf(hist(DefaultSourceMetric, hp(25, t0, tA)))); err != nil {
@@ -196,7 +197,7 @@ func TestWireRetriesServerError(t *testing.T) {
 }
 
 func TestWireGivesUpAfterMaxAttempts(t *testing.T) {
-	fake := cwstandin.New(t, cwstandin.WithStatus(func(int) int { return http.StatusInternalServerError }))
+	fake := cwtest.New(t, cwstandin.WithStatus(func(int) int { return http.StatusInternalServerError }))
 	e := newTestExporter(t, newWireClient(t, fake.URL, fastRetries))
 
 	err := e.Export(t.Context(), rmOf(hist(DefaultSourceMetric, hp(25, t0, tA))))
@@ -215,7 +216,7 @@ func TestWireContextCanceledStopsRetries(t *testing.T) {
 	// The first attempt cancels the export's context and fails. Without
 	// fastRetries the SDK would back off for up to ClientMaxBackoff; it must
 	// notice the cancellation instead of sleeping or retrying.
-	fake := cwstandin.New(t, cwstandin.WithStatus(func(int) int {
+	fake := cwtest.New(t, cwstandin.WithStatus(func(int) int {
 		cancel()
 		return http.StatusInternalServerError
 	}))

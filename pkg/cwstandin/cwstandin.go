@@ -20,11 +20,12 @@
 //     into datapoints as CloudWatch documents EMF extraction (extractEMF).
 //
 // So AWS_ENDPOINT_URL_CLOUDWATCH, AWS_ENDPOINT_URL_CLOUDWATCH_LOGS, the
-// collector's awsemf `endpoint:` and KEDA's awsEndpoint all take Server.URL.
-// Signatures are not checked; any static credentials do.
+// collector's awsemf `endpoint:` and KEDA's awsEndpoint all take the URL a
+// Handler is served at (a test starts one with cwtest.New; make demo serves
+// NewHandler itself). Signatures are not checked; any static credentials do.
 //
-//	cw := cwstandin.New(t)
-//	cwstandin.ClearAWSEnv(t)
+//	cw := cwtest.New(t)
+//	cwtest.ClearAWSEnv(t)
 //	client := cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.BaseEndpoint = aws.String(cw.URL) })
 //	// ... code under test publishes ...
 //	calls := cw.Calls()          // PutMetricData requests, decoded
@@ -77,7 +78,7 @@
 // JSON, a member of the wrong type, a missing required member, an unknown
 // member, a duplicate map key or dimension, a NaN or infinite number) and a
 // GetMetricData the stand-in does not evaluate are answered 400 and
-// reported (t.Errorf for New, the onError callback for NewHandler); for
+// reported (the onError callback of NewHandler; cwtest.New makes it t.Errorf); for
 // CloudWatch the error is InvalidParameterValue for a malformed request and
 // ValidationError for a query, for Logs SerializationException,
 // InvalidParameterException or UnknownOperationException. The Logs answers
@@ -92,15 +93,12 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 )
 
-// Option configures a Handler or Server.
+// Option configures a Handler.
 type Option func(*Handler)
 
 // WithStatus makes status choose the HTTP status of the n-th recorded
@@ -305,93 +303,4 @@ func (h *Handler) serveLogs(w http.ResponseWriter, r *http.Request, target strin
 		h.onError(fmt.Errorf("cwstandin: Logs %s: %w", target, le))
 	}
 	writeLogsJSON(w, http.StatusBadRequest, map[string]string{"__type": le.Type, "message": le.Message})
-}
-
-// TB is the part of testing.TB that New and ClearAWSEnv use: a test passes
-// its t, and make demo, which uses only Handler, links no testing code.
-type TB interface {
-	Helper()
-	Errorf(format string, args ...any)
-	Cleanup(func())
-	TempDir() string
-	Setenv(key, value string)
-}
-
-// Server is a Handler behind an httptest.Server.
-type Server struct {
-	// URL is the endpoint of both CloudWatch and CloudWatch Logs,
-	// http://127.0.0.1:PORT.
-	URL string
-	h   *Handler
-}
-
-// New starts the stand-in for the duration of t. Malformed and unsupported
-// requests fail t with t.Errorf.
-func New(t TB, opts ...Option) *Server {
-	t.Helper()
-	h := NewHandler(func(err error) { t.Errorf("%v", err) }, opts...)
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return &Server{URL: srv.URL, h: h}
-}
-
-// Calls returns the well-formed PutMetricData requests received so far; see
-// Handler.Calls.
-func (s *Server) Calls() []Call { return s.h.Calls() }
-
-// Datapoints returns the stored datapoints; see Handler.Datapoints.
-func (s *Server) Datapoints() []Datapoint { return s.h.Datapoints() }
-
-// LogEvents returns the events PutLogEvents carried; see Handler.LogEvents.
-func (s *Server) LogEvents() []LogEvent { return s.h.LogEvents() }
-
-// Handler returns the server's handler.
-func (s *Server) Handler() http.Handler { return s.h }
-
-// awsEnvCleared are the variables that change how the SDK picks endpoints,
-// profiles, retries and compression: ClearAWSEnv and SetDummyAWSEnv set
-// them to "" (which the SDK treats as unset).
-var awsEnvCleared = []string{
-	"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION",
-	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-	"AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE", "AWS_NEW_RETRIES_2026",
-	"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_CLOUDWATCH", "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
-	"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
-	"AWS_DISABLE_REQUEST_COMPRESSION", "AWS_REQUEST_MIN_COMPRESSION_SIZE_BYTES",
-}
-
-// ClearAWSEnv keeps the developer's AWS environment out of t: the shared
-// config and credentials files point to a file that does not exist and the
-// variables in awsEnvCleared are set to "". Tests that set the process
-// environment cannot run in parallel (SetDummyAWSEnv is for TestMain).
-func ClearAWSEnv(t TB) {
-	t.Helper()
-	none := filepath.Join(t.TempDir(), "none")
-	t.Setenv("AWS_CONFIG_FILE", none)
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", none)
-	for _, k := range awsEnvCleared {
-		t.Setenv(k, "")
-	}
-}
-
-// SetDummyAWSEnv is ClearAWSEnv for a whole test binary (call it from
-// TestMain; dir is a directory the caller removes) plus static example
-// credentials and no instance metadata: what the SDK's default chain needs
-// to sign requests to the loopback stand-ins, in tests that run in
-// parallel.
-func SetDummyAWSEnv(dir string) error {
-	none := filepath.Join(dir, "none")
-	set := map[string]string{"AWS_CONFIG_FILE": none, "AWS_SHARED_CREDENTIALS_FILE": none}
-	for _, k := range awsEnvCleared {
-		set[k] = ""
-	}
-	set["AWS_ACCESS_KEY_ID"] = "AKIDEXAMPLE"
-	set["AWS_SECRET_ACCESS_KEY"] = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-	set["AWS_EC2_METADATA_DISABLED"] = "true"
-	for k, v := range set {
-		if err := os.Setenv(k, v); err != nil {
-			return fmt.Errorf("cwstandin: %w", err)
-		}
-	}
-	return nil
 }

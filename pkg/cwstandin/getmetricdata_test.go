@@ -14,6 +14,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
 )
 
 func newServer(t *testing.T, h *cwstandin.Handler) string {
@@ -41,7 +42,7 @@ func kedaQuery(now time.Time, expr string, period, offset, collection int64) *cl
 // newest first (ScanBy TimestampDescending, KEDA's and the default),
 // StartTime inclusive and EndTime exclusive.
 func TestPeriodBucketsNewestFirst(t *testing.T) {
-	cw := cwstandin.New(t)
+	cw := cwtest.New(t)
 	c := client(t, cw.URL)
 	m0 := minute.Add(-5 * time.Minute)
 	host := map[string]string{"Host": "pod-a"}
@@ -111,7 +112,7 @@ func equalTimes(a, b []time.Time) bool {
 // example: "a query at 15:07:17 for the previous 5 minutes of data, using a
 // period of 5 seconds, ... data timestamped between 15:02:15 and 15:07:15".
 func TestStartTimeRoundsAsCloudWatchDoes(t *testing.T) {
-	cw := cwstandin.New(t)
+	cw := cwtest.New(t)
 	c := client(t, cw.URL)
 	h := time.Now().UTC().Truncate(time.Hour).Add(-time.Hour)
 	at := func(m, s int) time.Time { return h.Add(time.Duration(m)*time.Minute + time.Duration(s)*time.Second) }
@@ -142,7 +143,7 @@ func TestStartTimeRoundsAsCloudWatchDoes(t *testing.T) {
 // dimension set — with the statistic asked for, and the unit when one is
 // set.
 func TestMetricStatQueryAsKEDASendsIt(t *testing.T) {
-	cw := cwstandin.New(t)
+	cw := cwtest.New(t)
 	c := client(t, cw.URL)
 	m0 := minute
 	put(t, c, series{"AWS/SQS", "ApproximateNumberOfMessagesVisible", map[string]string{"QueueName": "q"}, []float64{3, 5}}, m0)
@@ -190,7 +191,7 @@ func TestMetricStatQueryAsKEDASendsIt(t *testing.T) {
 // add their samples, so AVG is the mean of every observation they stand
 // for.
 func TestStatisticSetsAndDistributionsPool(t *testing.T) {
-	cw := cwstandin.New(t)
+	cw := cwtest.New(t)
 	c := client(t, cw.URL)
 	_, err := c.PutMetricData(t.Context(), &cloudwatch.PutMetricDataInput{Namespace: aws.String("NS"), MetricData: []types.MetricDatum{
 		{MetricName: aws.String("lat"), Values: []float64{1, 10}, Counts: []float64{3, 1}, Timestamp: aws.Time(minute)},                                                                                            // 4 samples, sum 13
@@ -216,7 +217,7 @@ func TestStatisticSetsAndDistributionsPool(t *testing.T) {
 // the shipped trigger, with metricEndTimeOffset 0 so the current minute is
 // read.
 func TestPutThenGetWithTheSDK(t *testing.T) {
-	cw := cwstandin.New(t)
+	cw := cwtest.New(t)
 	c := client(t, cw.URL)
 	for pod, v := range map[string]float64{"pod-a": 3, "pod-b": 5} {
 		_, err := c.PutMetricData(t.Context(), &cloudwatch.PutMetricDataInput{Namespace: aws.String("KedaSamples/WebApi"), MetricData: []types.MetricDatum{{
@@ -248,7 +249,7 @@ func TestPutThenGetWithTheSDK(t *testing.T) {
 // (or later) than sent — and only datapoints: Calls keep the timestamps
 // as sent.
 func TestTimeShiftMovesStoredData(t *testing.T) {
-	cw := cwstandin.New(t, cwstandin.WithTimeShift(-2*time.Minute))
+	cw := cwtest.New(t, cwstandin.WithTimeShift(-2*time.Minute))
 	c := client(t, cw.URL)
 	put(t, c, series{"NS", "m", nil, []float64{1}}, minute.Add(2*time.Minute+10*time.Second))
 	out, err := insights(t, c, "SELECT SUM(m) FROM NS", minute, minute.Add(time.Minute), 60)

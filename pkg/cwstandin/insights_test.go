@@ -13,6 +13,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
 )
 
 // minute is the one-minute bucket the table's data lives in: recent, as
@@ -100,7 +101,7 @@ var insightsData = []series{
 // [inference]: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch-metrics-insights-inference.html
 // [samples]: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch-metrics-insights-queryexamples.html
 func TestInsightsQueriesAnswerAsAWSDocumentsThem(t *testing.T) {
-	cw := cwstandin.New(t)
+	cw := cwtest.New(t)
 	c := client(t, cw.URL)
 	for _, s := range insightsData {
 		put(t, c, s, minute.Add(5*time.Second))

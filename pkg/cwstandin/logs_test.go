@@ -17,6 +17,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
 )
 
 // logsClient is a real CloudWatch Logs client for endpoint. With emf it
@@ -24,7 +25,7 @@ import (
 // (x-amzn-logs-format: json/emf), as the collector's awsemf does.
 func logsClient(t *testing.T, endpoint string, emf bool) *cloudwatchlogs.Client {
 	t.Helper()
-	cwstandin.ClearAWSEnv(t)
+	cwtest.ClearAWSEnv(t)
 	o := cloudwatchlogs.Options{
 		Region:       "us-east-1",
 		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
@@ -53,7 +54,7 @@ func putEvents(t *testing.T, c *cloudwatchlogs.Client, group, stream string, at 
 // as CloudWatch Logs answers them — its create-on-ResourceNotFound path
 // depends on these errors.
 func TestLogGroupsAndStreamsBehaveLikeAWS(t *testing.T) {
-	cw := cwstandin.New(t)
+	cw := cwtest.New(t)
 	c := logsClient(t, cw.URL, true)
 	ctx := t.Context()
 	var notFound *logtypes.ResourceNotFoundException
@@ -103,7 +104,7 @@ func emfRecord(ts time.Time, service string, active float64) string {
 // and reads the metrics back with the real CloudWatch client, through the
 // sidecar/gateway trigger's own query.
 func TestEMFRecordsBecomeMetrics(t *testing.T) {
-	cw := cwstandin.New(t)
+	cw := cwtest.New(t)
 	logs := logsClient(t, cw.URL, true)
 	metrics := client(t, cw.URL)
 	ctx := t.Context()
@@ -153,7 +154,7 @@ func TestEMFRecordsBecomeMetrics(t *testing.T) {
 // MUST (kept as logs, no metrics) — per
 // https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
 func TestEMFExtractionFollowsTheSpecification(t *testing.T) {
-	cw := cwstandin.New(t)
+	cw := cwtest.New(t)
 	logs := logsClient(t, cw.URL, true)
 	metrics := client(t, cw.URL)
 	ctx := t.Context()
@@ -239,7 +240,7 @@ func TestEMFExtractionFollowsTheSpecification(t *testing.T) {
 // record is a plain log event, as the specification defines EMF documents
 // by that header.
 func TestEMFNeedsTheLogFormatHeader(t *testing.T) {
-	cw := cwstandin.New(t)
+	cw := cwtest.New(t)
 	logs := logsClient(t, cw.URL, false)
 	ctx := t.Context()
 	if _, err := logs.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: aws.String("g")}); err != nil {

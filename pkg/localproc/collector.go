@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 )
@@ -11,8 +12,9 @@ import (
 // Collector is our OpenTelemetry Collector (tools/collector, bin/otelcol)
 // set up to run on shipped configs plus an override that moves its
 // listeners to free loopback ports, in an environment that cannot reach a
-// real AWS account. The caller starts the binary with Args and exactly Env,
-// then waits for Health (WaitOK).
+// real AWS account. The caller starts the binary (CollectorBinary, or
+// make demo's bin/otelcol) with Args and exactly Env, then waits for Health
+// (WaitOK).
 type Collector struct {
 	Args     []string // --config= the shipped files in order, then the override
 	Env      []string // the whole process environment
@@ -88,4 +90,30 @@ func CollectorEnv(home string, env map[string]string) []string {
 		out = append(out, k+"="+vars[k])
 	}
 	return out
+}
+
+// CollectorBinary is our collector for tests: OTELCOL_BIN when set
+// (bin/otelcol from `make collector`; a relative path is taken from the
+// working directory), else tools/collector of the repository at root built
+// into dir (GOWORK=off: it is its own module; the build cache makes a
+// rebuild quick).
+func CollectorBinary(root, dir string) (string, error) {
+	if bin := os.Getenv("OTELCOL_BIN"); bin != "" {
+		abs, err := filepath.Abs(bin)
+		if err != nil {
+			return "", err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return "", fmt.Errorf("OTELCOL_BIN: %w", err)
+		}
+		return abs, nil
+	}
+	bin := filepath.Join(dir, "otelcol")
+	build := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-o", bin, ".")
+	build.Dir = filepath.Join(root, "tools", "collector")
+	build.Env = append(os.Environ(), "GOWORK=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build tools/collector: %w\n%s", err, out)
+	}
+	return bin, nil
 }

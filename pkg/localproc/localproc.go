@@ -90,37 +90,57 @@ func pickRange() (lo, hi int) {
 	return max(1024, start-16384), start
 }
 
-// WaitOK polls url until it answers 200. It gives up when done is closed
-// (the process exited) or timeout passes.
-func WaitOK(url string, timeout time.Duration, done <-chan struct{}) error {
-	return Poll(timeout, func() (bool, error) {
+// WaitOK polls url every 20 ms through client (nil: one whose requests give
+// up after 2 s) until it answers 200. It gives up when done is closed (the
+// process exited), ctx ends or timeout passes, and says why and what the
+// last request got.
+func WaitOK(ctx context.Context, client *http.Client, url string, timeout time.Duration, done <-chan struct{}) error {
+	if client == nil {
+		client = &http.Client{Timeout: 2 * time.Second}
+	}
+	var last error
+	err := PollContext(ctx, 20*time.Millisecond, timeout, func() (bool, error) {
 		select {
 		case <-done:
 			return false, errors.New("exited before ready")
 		default:
 		}
-		resp, err := http.Get(url)
+		resp, err := client.Get(url)
 		if err != nil {
+			last = err
 			return false, nil
 		}
 		resp.Body.Close()
+		last = fmt.Errorf("status %s", resp.Status)
 		return resp.StatusCode == http.StatusOK, nil
 	})
+	if err != nil && last != nil {
+		return fmt.Errorf("%w (last: %v)", err, last)
+	}
+	return err
 }
 
-// Poll calls cond every 20ms until it returns true or an error, or until
-// timeout.
+// Poll is PollContext every 20 ms, with no context but the timeout.
 func Poll(timeout time.Duration, cond func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
+	return PollContext(context.Background(), 20*time.Millisecond, timeout, cond)
+}
+
+// PollContext calls cond at once and then every interval until it returns
+// true or an error, ctx ends or timeout passes (an error saying which).
+func PollContext(ctx context.Context, interval, timeout time.Duration, cond func() (bool, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t := time.NewTicker(interval)
+	defer t.Stop()
 	for {
-		ok, err := cond()
-		if err != nil || ok {
+		if ok, err := cond(); err != nil || ok {
 			return err
 		}
-		if time.Now().After(deadline) {
-			return errors.New("condition not met within " + timeout.String())
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("condition not met within %s: %w", timeout, ctx.Err())
+		case <-t.C:
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -1,6 +1,8 @@
 package localproc
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestFreePortsAreDistinctAndBindable(t *testing.T) {
@@ -91,5 +94,29 @@ func TestNewCollectorPutsEveryListenerOnTheLoopbackPortsItReports(t *testing.T) 
 		if strings.HasPrefix(kv, "MY_POD_IP=") {
 			t.Errorf("env %v: a \"\" value must remove the variable", c.Env)
 		}
+	}
+}
+
+func TestPollContextSaysWhyItStopped(t *testing.T) {
+	never := func() (bool, error) { return false, nil }
+	if err := PollContext(t.Context(), time.Millisecond, 20*time.Millisecond, never); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "within 20ms") {
+		t.Errorf("timeout: %v, want the timeout named and context.DeadlineExceeded", err)
+	}
+	boom := errors.New("boom")
+	if err := PollContext(t.Context(), time.Millisecond, time.Minute, func() (bool, error) { return false, boom }); err != boom {
+		t.Errorf("cond error: %v, want it as is", err)
+	}
+	n := 0
+	if err := PollContext(t.Context(), time.Millisecond, time.Minute, func() (bool, error) { n++; return n == 3, nil }); err != nil || n != 3 {
+		t.Errorf("met on the 3rd call: err %v after %d calls", err, n)
+	}
+}
+
+func TestWaitOKStopsWhenTheProcessExits(t *testing.T) {
+	done := make(chan struct{})
+	close(done)
+	err := WaitOK(t.Context(), nil, "http://127.0.0.1:1/", time.Minute, done)
+	if err == nil || !strings.Contains(err.Error(), "exited before ready") {
+		t.Errorf("WaitOK after exit: %v", err)
 	}
 }

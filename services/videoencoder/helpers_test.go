@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -51,17 +49,9 @@ func startAnalyzer(t *testing.T) *analyzer {
 // Events returns every event the analyzer recorded for the given message ids.
 func (a *analyzer) Events(t *testing.T, messageIDs ...string) []analyzerEvent {
 	t.Helper()
-	resp, err := http.Get(a.URL + "/events")
-	if err != nil {
-		t.Fatalf("GET /events: %v", err)
-	}
-	defer resp.Body.Close()
 	var all []analyzerEvent
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /events: %s", resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&all); err != nil {
-		t.Fatalf("GET /events: %v", err)
+	if err := svctest.GetJSON(a.URL+"/events", &all); err != nil {
+		t.Fatal(err)
 	}
 	want := map[string]bool{}
 	for _, id := range messageIDs {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
 	"github.com/keda-eks-samples/workloads/pkg/localproc"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 )
 
@@ -43,10 +44,10 @@ const (
 // startWithCloudWatch runs webapi with the CloudWatch exporter pointed at a
 // fresh fake, and returns the times just before starting it and just after
 // it answered /readyz.
-func startWithCloudWatch(t *testing.T, intervalMillis string) (s *svctest.Service, cw *cwstandin.Server, beforeStart, started time.Time) {
+func startWithCloudWatch(t *testing.T, intervalMillis string) (s *svctest.Service, cw *cwtest.Server, beforeStart, started time.Time) {
 	t.Helper()
-	cw = cwstandin.New(t)
-	cwstandin.ClearAWSEnv(t) // the SDK reads AWS_CONFIG_FILE, AWS_PROFILE, AWS_MAX_ATTEMPTS, ... from the process
+	cw = cwtest.New(t)
+	cwtest.ClearAWSEnv(t) // the SDK reads AWS_CONFIG_FILE, AWS_PROFILE, AWS_MAX_ATTEMPTS, ... from the process
 	t.Setenv("OTEL_METRICS_EXPORTER", "cloudwatch")
 	t.Setenv("OTEL_METRIC_EXPORT_INTERVAL", intervalMillis)
 	t.Setenv("OTEL_METRIC_EXPORT_TIMEOUT", "")

@@ -53,22 +53,10 @@ func main() {
 		ConverterModules: []string{},
 	}
 
-	if err := run(set); err != nil {
+	// main_others.go's run, inlined: the images are Linux only, so there is
+	// no main_windows.go service wrapper.
+	if err := otelcol.NewCommand(set).Execute(); err != nil {
 		// cobra has already printed the error.
 		os.Exit(1)
 	}
-}
-
-func runInteractive(params otelcol.CollectorSettings) error {
-	cmd := otelcol.NewCommand(params)
-	if err := cmd.Execute(); err != nil {
-		return err
-	}
-	return nil
-}
-
-// run is main_others.go of the builder's output; the images are Linux only,
-// so there is no main_windows.go service wrapper.
-func run(params otelcol.CollectorSettings) error {
-	return runInteractive(params)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -110,12 +111,10 @@ func serve(ctx context.Context, st *stack, repo string, o serveOptions) error {
 			return err
 		}
 		src.Env = map[string]string{"QUEUE_URL": src.QueueURL}
-		for k, v := range emu.env {
-			src.Env[k] = v
-		}
+		maps.Copy(src.Env, emu.env)
 		if o.overlay == "sqs-worker" {
 			src.Profile, src.Script = "send", "loadtest/send.js"
-			if src.BaseURL, _, err = st.serve("sqsworker", copyEnv(src.Env)); err != nil {
+			if src.BaseURL, _, err = st.serve("sqsworker", maps.Clone(src.Env)); err != nil {
 				return err
 			}
 		} else {
@@ -137,7 +136,7 @@ func serve(ctx context.Context, st *stack, repo string, o serveOptions) error {
 	fmt.Fprintf(st.out, "%s%s\n", signalLine, b)
 
 	if o.overlay == "video-encoder" && o.load != "none" {
-		env := copyEnv(src.Env)
+		env := maps.Clone(src.Env)
 		env["NUM_MESSAGES"] = strconv.Itoa(o.messages)
 		out, err := st.runJob(ctx, "producer", "producer", env)
 		if err != nil {
@@ -188,14 +187,6 @@ func driveLoad(ctx context.Context, st *stack, repo, name, base string, loadFor 
 		}
 	}()
 	return nil
-}
-
-func copyEnv(env map[string]string) map[string]string {
-	out := make(map[string]string, len(env))
-	for k, v := range env {
-		out[k] = v
-	}
-	return out
 }
 
 // param reads one value of deploy/kustomize/params/params.env.

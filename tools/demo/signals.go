@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -67,7 +69,7 @@ func startPrometheus(st *stack) (string, error) {
 	}
 	p.backing = true
 	base := "http://" + addr
-	if err := localproc.WaitOK(base+"/-/ready", 30*time.Second, p.Done()); err != nil {
+	if err := localproc.WaitOK(context.Background(), nil, base+"/-/ready", 30*time.Second, p.Done()); err != nil {
 		return "", fmt.Errorf("prometheus: %w (see %s/prometheus.log)", err, st.logs)
 	}
 	fmt.Fprintf(st.out, "started %-15s %s (Amazon Managed Prometheus stand-in)\n", "prometheus", base)
@@ -99,7 +101,7 @@ func startCollector(st *stack, repo, name, config, extra string, env map[string]
 		return "", err
 	}
 	p.backing = true // webapi flushes its last export to it on SIGTERM
-	if err := localproc.WaitOK(c.Health, 60*time.Second, p.Done()); err != nil {
+	if err := localproc.WaitOK(context.Background(), nil, c.Health, 60*time.Second, p.Done()); err != nil {
 		return "", fmt.Errorf("%s: %w (see %s/%s.log)", name, err, st.logs, name)
 	}
 	url := "http://" + c.OTLPHTTP
@@ -207,10 +209,7 @@ func startSQSProxy(st *stack, emulator string) (*sqsProxy, error) {
 
 // env is emulator env with the SQS endpoint pointed at the proxy.
 func (p *sqsProxy) env(base map[string]string) map[string]string {
-	e := map[string]string{}
-	for k, v := range base {
-		e[k] = v
-	}
+	e := maps.Clone(base)
 	e["AWS_ENDPOINT_URL_SQS"] = p.Endpoint
 	return e
 }

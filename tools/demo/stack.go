@@ -103,7 +103,7 @@ func (s *stack) serveAs(binary, name string, env map[string]string) (string, *pr
 		return "", nil, err
 	}
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	if err := localproc.WaitOK(url+"/readyz", 15*time.Second, p.Done()); err != nil {
+	if err := localproc.WaitOK(context.Background(), nil, url+"/readyz", 15*time.Second, p.Done()); err != nil {
 		return "", nil, fmt.Errorf("%s: %w (see %s/%s.log)", name, err, s.logs, name)
 	}
 	fmt.Fprintf(s.out, "started %-15s %s\n", name, url)

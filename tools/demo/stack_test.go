@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -82,16 +83,18 @@ func startChild(t *testing.T, st *stack, self, dir, name, mode string, clients i
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	if err := localproc.PollContext(t.Context(), 10*time.Millisecond, 30*time.Second, func() (bool, error) {
 		if _, err := os.Stat(filepath.Join(dir, "ready-"+name)); err == nil {
-			return p
+			return true, nil
 		}
-		if p.Exited() || time.Now().After(deadline) {
-			t.Fatalf("%s not ready: %s", name, p.status())
+		if p.Exited() {
+			return false, errors.New("exited")
 		}
-		time.Sleep(10 * time.Millisecond)
+		return false, nil
+	}); err != nil {
+		t.Fatalf("%s not ready (%v): %s", name, err, p.status())
 	}
+	return p
 }
 
 func TestStopAllStopsClientsTogetherThenBackingServices(t *testing.T) {
@@ -134,12 +137,10 @@ func TestSecondCtrlCKillsWhatIsStillStopping(t *testing.T) {
 	done := make(chan struct{})
 	go func() { st.stopAll(); close(done) }()
 
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(out.String(), "SIGTERM to stubborn") {
-		if time.Now().After(deadline) {
-			t.Fatalf("stopAll did not start: %q", out.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := localproc.PollContext(t.Context(), 10*time.Millisecond, 30*time.Second, func() (bool, error) {
+		return strings.Contains(out.String(), "SIGTERM to stubborn"), nil
+	}); err != nil {
+		t.Fatalf("stopAll did not start (%v): %q", err, out.String())
 	}
 	hurry <- os.Interrupt
 	select {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -28,9 +29,7 @@ func videoScene(ctx context.Context, st *stack, emu *emulator, analyzer string, 
 	jobEnv := func() map[string]string {
 		e := map[string]string{"QUEUE_URL": url, "RESULT_ANALYZER_URL": analyzer, "PROCESS_SLEEP_TIME": "1s",
 			"QUALITY_SCALING": "linear", "IDLE_TIMEOUT": "2s", "SQS_WAIT_TIME": "1s"}
-		for k, v := range emu.env {
-			e[k] = v
-		}
+		maps.Copy(e, emu.env)
 		return e
 	}
 

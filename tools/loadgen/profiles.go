@@ -23,10 +23,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -142,12 +143,7 @@ type Profiles map[string]Profile
 
 // Names returns the profile names in order.
 func (ps Profiles) Names() []string {
-	names := make([]string, 0, len(ps))
-	for n := range ps {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(ps))
 }
 
 // LoadProfiles reads and validates a profiles file; an unknown field is an

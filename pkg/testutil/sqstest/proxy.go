@@ -1,11 +1,13 @@
 package sqstest
 
 import (
+	"maps"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/faultproxy"
 )
 
@@ -102,16 +104,8 @@ func (p *Proxy) Calls(op string) int { return p.px.Calls(op) }
 // fails t after timeout. Call it from the test's goroutine.
 func (p *Proxy) WaitCalls(t testing.TB, op string, n int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(pollInterval / 5)
-	defer tick.Stop()
-	for p.Calls(op) < n {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("sqstest: %d %s calls within %v, want at least %d", p.Calls(op), op, timeout, n)
-		}
+	if err := localproc.PollContext(t.Context(), pollInterval/5, timeout, func() (bool, error) { return p.Calls(op) >= n, nil }); err != nil {
+		t.Fatalf("sqstest: %d %s calls, want at least %d: %v", p.Calls(op), op, n, err)
 	}
 }
 
@@ -119,8 +113,6 @@ func (p *Proxy) WaitCalls(t testing.TB, op string, n int, timeout time.Duration)
 // proxy (extra still wins).
 func (p *Proxy) Getenv(extra map[string]string) func(string) string {
 	vars := map[string]string{"AWS_ENDPOINT_URL_SQS": p.Endpoint}
-	for k, v := range extra {
-		vars[k] = v
-	}
+	maps.Copy(vars, extra)
 	return p.emu.Getenv(vars)
 }

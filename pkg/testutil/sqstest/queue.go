@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 )
 
 // Queue is a standard queue with its dead-letter queue, made by NewQueue.
@@ -147,21 +148,36 @@ func (e *Emulator) Depth(ctx context.Context, t testing.TB, queueURL string) (vi
 // timeout. Call it from the test's goroutine.
 func (e *Emulator) WaitDepth(t testing.TB, queueURL string, cond func(visible, inFlight int) bool, timeout time.Duration) (visible, inFlight int) {
 	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	for {
+	if err := localproc.PollContext(t.Context(), pollInterval, timeout, func() (bool, error) {
 		visible, inFlight = e.Depth(t.Context(), t, queueURL)
-		if cond(visible, inFlight) {
-			return visible, inFlight
+		return cond(visible, inFlight), nil
+	}); err != nil {
+		t.Fatalf("sqstest: queue %s: depth %v (last: visible=%d inFlight=%d)", queueURL, err, visible, inFlight)
+	}
+	return visible, inFlight
+}
+
+// NeverReceived long-polls queueURL as a competing consumer (1 s receives)
+// until until() holds, and fails t if it receives anything: a message must
+// stay invisible while the consumer under test holds it. It fails t, too,
+// if until() does not hold within timeout.
+func (e *Emulator) NeverReceived(t testing.TB, queueURL string, until func() bool, timeout time.Duration) {
+	t.Helper()
+	err := localproc.PollContext(t.Context(), 10*time.Millisecond, timeout, func() (bool, error) {
+		if until() {
+			return true, nil
 		}
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("sqstest: queue %s: depth condition not met within %v (last: visible=%d inFlight=%d)",
-				queueURL, timeout, visible, inFlight)
+		out, err := e.client.ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(queueURL), WaitTimeSeconds: 1})
+		if err != nil {
+			return false, err
 		}
+		if len(out.Messages) > 0 {
+			return false, fmt.Errorf("message %s received by a competing consumer while the consumer under test holds it", aws.ToString(out.Messages[0].MessageId))
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("sqstest: %v", err)
 	}
 }
 

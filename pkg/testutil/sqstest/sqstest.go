@@ -150,40 +150,14 @@ func Start(t testing.TB) *Emulator {
 		Endpoint: fmt.Sprintf("http://%s:%d", host, port),
 		Region:   DefaultRegion,
 	}
-	waitHealthy(t, e.Endpoint, exited)
+	hc := &http.Client{Transport: &http.Transport{}, Timeout: 2 * time.Second}
+	err = localproc.WaitOK(t.Context(), hc, e.Endpoint+"/health", healthTimeout, exited)
+	hc.CloseIdleConnections()
+	if err != nil {
+		t.Fatalf("sqstest: %s/health: %v", e.Endpoint, err)
+	}
 	e.client = e.Client(t)
 	return e
-}
-
-// waitHealthy polls GET endpoint/health until it answers 200.
-func waitHealthy(t testing.TB, endpoint string, exited <-chan struct{}) {
-	t.Helper()
-	transport := &http.Transport{}
-	defer transport.CloseIdleConnections()
-	hc := &http.Client{Transport: transport, Timeout: 2 * time.Second}
-	deadline := time.NewTimer(healthTimeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	var last error
-	for {
-		resp, err := hc.Get(endpoint + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-			err = fmt.Errorf("status %s", resp.Status)
-		}
-		last = err
-		select {
-		case <-tick.C:
-		case <-exited:
-			t.Fatalf("sqstest: emulator exited while waiting for %s/health", endpoint)
-		case <-deadline.C:
-			t.Fatalf("sqstest: %s/health not OK within %v: %v", endpoint, healthTimeout, last)
-		}
-	}
 }
 
 // Env returns the environment a service needs to use the emulator plus

@@ -62,9 +62,7 @@ func Env(t testing.TB, base map[string]string) map[string]string {
 		"LOG_FORMAT":     "text",
 		"LOG_LEVEL":      "debug",
 	}
-	for k, v := range base {
-		env[k] = v
-	}
+	maps.Copy(env, base)
 	return env
 }
 
@@ -82,7 +80,7 @@ type ended struct {
 // it ends first or readyTimeout passes.
 func (e *ended) waitReady(t testing.TB, url string, output *localproc.SyncBuffer) {
 	t.Helper()
-	if err := localproc.WaitOK(url+"/readyz", readyTimeout, e.done); err != nil {
+	if err := localproc.WaitOK(t.Context(), nil, url+"/readyz", readyTimeout, e.done); err != nil {
 		select {
 		case <-e.done:
 			err = fmt.Errorf("%w (%v)", err, e.err)

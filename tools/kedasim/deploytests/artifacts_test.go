@@ -3,6 +3,7 @@ package deploytests
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/iamgen"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -25,7 +27,7 @@ import (
 var images = []string{"webapi", "sqsworker", "videoencoder", "resultanalyzer", "producer", "otel-collector"}
 
 func TestEveryImageIsTheParameterisedECRReference(t *testing.T) {
-	_, params := readParams(t, filepath.Join(repoRoot(t), paramsFile))
+	_, params := readParams(t, filepath.Join(svctest.RepoRoot(t), paramsFile))
 	ref := regexp.MustCompile(`^` + regexp.QuoteMeta(params["ECR_REGISTRY"]) + `/keda-samples/([a-z-]+):` + regexp.QuoteMeta(params["IMAGE_TAG"]) + `$`)
 	eachVariant(t, func(t *testing.T, _ string, objs []manifests.Object) {
 		for _, p := range podTemplates(t, objs) {
@@ -42,7 +44,7 @@ func TestEveryImageIsTheParameterisedECRReference(t *testing.T) {
 // TestCollectorConfigMapsAreTheRepoFiles: what the collector runs in the
 // cluster is byte for byte what tools/collector's tests validate and run.
 func TestCollectorConfigMapsAreTheRepoFiles(t *testing.T) {
-	root := repoRoot(t)
+	root := svctest.RepoRoot(t)
 	shipped, err := filepath.Glob(filepath.Join(root, "deploy", "collector", "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +90,7 @@ func TestCollectorConfigMapsAreTheRepoFiles(t *testing.T) {
 // permission are the only "*", and PutMetricData is held to one namespace),
 // and carries the parameter file's values.
 func TestIAMDocuments(t *testing.T) {
-	root := repoRoot(t)
+	root := svctest.RepoRoot(t)
 	params, _, err := iamgen.ReadParams(filepath.Join(root, paramsFile))
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +202,7 @@ func buildFlags(cmd string) []string {
 }
 
 func TestDockerfile(t *testing.T) {
-	root := repoRoot(t)
+	root := svctest.RepoRoot(t)
 	f, err := os.Open(filepath.Join(root, "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
@@ -268,7 +270,7 @@ func TestDockerfile(t *testing.T) {
 }
 
 func TestBakeFileBuildsSixImagesForBothPlatforms(t *testing.T) {
-	file, diags := hclparse.NewParser().ParseHCLFile(filepath.Join(repoRoot(t), "docker-bake.hcl"))
+	file, diags := hclparse.NewParser().ParseHCLFile(filepath.Join(svctest.RepoRoot(t), "docker-bake.hcl"))
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
@@ -336,9 +338,7 @@ func TestBakeFileBuildsSixImagesForBothPlatforms(t *testing.T) {
 		}
 		for _, name := range names {
 			v := map[string]cty.Value{}
-			for k, x := range vars {
-				v[k] = x
-			}
+			maps.Copy(v, vars)
 			if matrixVar != "" {
 				v[matrixVar] = cty.StringVal(name)
 			}

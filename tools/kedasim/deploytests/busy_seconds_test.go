@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 )
 
@@ -28,7 +29,7 @@ func TestBusySecondsAddUpWhereSnapshotsDoNot(t *testing.T) {
 	const lo, hi = 0, 1500 * time.Millisecond
 	want := int(math.Ceil(float64(load) / target))
 	for _, overlay := range []string{"amp", "sidecar", "gateway"} {
-		if v, ok := manifests.DeploymentEnv(renderOverlay(t, repoRoot(t), overlay), "webapi", "WEATHER_MAX_DELAY"); ok {
+		if v, ok := manifests.DeploymentEnv(renderOverlay(t, svctest.RepoRoot(t), overlay), "webapi", "WEATHER_MAX_DELAY"); ok {
 			t.Fatalf("%s sets webapi's WEATHER_MAX_DELAY=%s: this replays the default answer times", overlay, v)
 		}
 	}
@@ -151,13 +152,13 @@ func (h *ends) Pop() any {
 // TestBusySecondsTemporalityFitsEachPath: the CloudWatch in-flight triggers
 // sum busy-seconds deltas, so their webapi exports with the SDK's delta
 // preference; amp's rate() needs a cumulative counter (the collector's
-// remote write drops delta sums), so its webapi must not: a make e2e run
-// read 0 for 16 in flight when the preference reached amp through the
-// collector-gateway component both overlays use.
+// remote write drops delta sums), so its webapi must not, though amp also
+// uses collector-gateway (deploy/README.md, "Why the HTTP triggers read
+// busy seconds").
 func TestBusySecondsTemporalityFitsEachPath(t *testing.T) {
 	const key = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"
 	for overlay, want := range map[string]string{"sidecar": "delta", "gateway": "delta", "amp": ""} {
-		got, _ := manifests.DeploymentEnv(renderOverlay(t, repoRoot(t), overlay), "webapi", key)
+		got, _ := manifests.DeploymentEnv(renderOverlay(t, svctest.RepoRoot(t), overlay), "webapi", key)
 		if got != want {
 			t.Errorf("%s: webapi %s=%q, want %q", overlay, key, got, want)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
 	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/kedascaler"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/scalemath"
 )
@@ -87,7 +88,7 @@ func TestCloudWatchDirectRateThroughKedasScaler(t *testing.T) {
 	// Minutes of waiting: the long signal tests overlap. TestMain gives
 	// KEDA's podIdentity aws (the SDK's default chain) static keys.
 	t.Parallel()
-	objs := renderOverlay(t, repoRoot(t), "cloudwatch-direct")
+	objs := renderOverlay(t, svctest.RepoRoot(t), "cloudwatch-direct")
 	tr := triggers(t, objs)[0]
 	md := tr.Spec.Metadata
 	if tr.Spec.Type != "aws-cloudwatch" || md["metricStatPeriod"] != "60" || md["metricEndTimeOffset"] != "60" ||
@@ -198,7 +199,7 @@ func TestCloudWatchDirectRateThroughKedasScaler(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s, err := buildScaler(t, tr, map[string]string{"awsEndpoint": srv.URL})
+	s, err := kedascaler.BuildScaler(t.Context(), tr, map[string]string{"awsEndpoint": srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}

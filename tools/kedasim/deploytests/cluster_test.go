@@ -15,6 +15,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/iamgen"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/internal/awscheck"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
@@ -44,7 +45,7 @@ func renderClusterConfig(t *testing.T, root, paramsPath string) []byte {
 // Pod Identity association for every ServiceAccount that calls AWS, KEDA's
 // operator included, each with its deploy/iam policy.
 func TestClusterConfigMatchesEksctlSchema(t *testing.T) {
-	root := repoRoot(t)
+	root := svctest.RepoRoot(t)
 	s, err := eksctlSchema()
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +174,7 @@ func awsServiceAccounts(t *testing.T, root, paramsPath string) []string {
 // an association no role in deploy/iam is assumed by, a misspelt key (the
 // schema), and a role ARN with a path (eksctl cannot create one).
 func TestClusterConfigHoldsNoPolicyOfItsOwn(t *testing.T) {
-	root := repoRoot(t)
+	root := svctest.RepoRoot(t)
 	tmplFile := filepath.Join(root, "deploy", "eksctl", "cluster.yaml")
 	src, err := os.ReadFile(tmplFile)
 	if err != nil {
@@ -243,7 +244,7 @@ func TestClusterConfigHoldsNoPolicyOfItsOwn(t *testing.T) {
 // and a role ARN's path reaches the role table make iam writes for
 // aws iam create-role.
 func TestIAMFollowsThePartitionAndKeepsRolePaths(t *testing.T) {
-	root := repoRoot(t)
+	root := svctest.RepoRoot(t)
 	for region, partition := range map[string]string{"us-east-1": "aws", "cn-north-1": "aws-cn", "us-gov-west-1": "aws-us-gov"} {
 		params, _, err := iamgen.ReadParams(filepath.Join(root, paramsFile))
 		if err != nil {

@@ -17,6 +17,8 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	"k8s.io/utils/ptr"
 
+	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
+	"github.com/keda-eks-samples/workloads/tools/kedasim/kedascaler"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/scalemath"
 )
@@ -137,10 +139,7 @@ func (h *hpaSim) step(metric float64) int32 {
 // rateLimit is the furthest one sync may go in direction dir (+1 up, -1
 // down) under rules, from the count at the start of each policy's period.
 func rateLimit(rules *autoscalingv2.HPAScalingRules, cur, now int32, ups, downs []scaleRec, dir int32) int32 {
-	sel := autoscalingv2.MaxChangePolicySelect
-	if rules.SelectPolicy != nil {
-		sel = *rules.SelectPolicy
-	}
+	sel := ptr.Deref(rules.SelectPolicy, autoscalingv2.MaxChangePolicySelect)
 	if sel == autoscalingv2.DisabledPolicySelect {
 		return cur
 	}
@@ -261,7 +260,7 @@ func perUnit(target autoscalingv2.MetricTarget) float64 {
 // the HPA loop for loads 0..50, with a fresh metric and with CloudWatch's
 // 2-minute-old one: it must settle on ceil(load / 2) and never go above it.
 func TestHTTPTriggersSettleOnWhatTheLoadNeeds(t *testing.T) {
-	root := repoRoot(t)
+	root := svctest.RepoRoot(t)
 	for _, overlay := range httpScaledObjects {
 		t.Run(overlay, func(t *testing.T) {
 			objs := renderOverlay(t, root, overlay)
@@ -271,7 +270,7 @@ func TestHTTPTriggersSettleOnWhatTheLoadNeeds(t *testing.T) {
 			}
 			tr := trs[0]
 			behavior := webapiBehavior(t, objs)
-			s, err := buildScaler(t, tr, nil)
+			s, err := kedascaler.BuildScaler(t.Context(), tr, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -305,12 +304,12 @@ func TestHTTPTriggersSettleOnWhatTheLoadNeeds(t *testing.T) {
 // count at every sync, so it overshoots to a multiple of what the load needs
 // and the scale-down window holds it there.
 func TestAvgValueRatchetsUnderLag(t *testing.T) {
-	objs := renderOverlay(t, repoRoot(t), "gateway")
+	objs := renderOverlay(t, svctest.RepoRoot(t), "gateway")
 	tr := triggers(t, objs)[0]
 	tr.Spec.MetricType = "Value"
 	tr.Spec.Metadata["expression"] = strings.Replace(tr.Spec.Metadata["expression"], "SELECT SUM(", "SELECT AVG(", 1)
 	behavior := webapiBehavior(t, objs)
-	s, err := buildScaler(t, tr, nil)
+	s, err := kedascaler.BuildScaler(t.Context(), tr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,9 +338,9 @@ func TestAvgValueRatchetsUnderLag(t *testing.T) {
 // value with KEDA's default AverageValue — as the counterexample: once scaled
 // out to what the load needs, it recommends a fraction of it.
 func TestSeedShapeUnderScales(t *testing.T) {
-	tr := triggers(t, renderOverlay(t, repoRoot(t), "gateway"))[0]
+	tr := triggers(t, renderOverlay(t, svctest.RepoRoot(t), "gateway"))[0]
 	tr.Spec.MetricType = "" // the seed's: KEDA's default AverageValue
-	s, err := buildScaler(t, tr, nil)
+	s, err := kedascaler.BuildScaler(t.Context(), tr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +367,7 @@ func TestSeedShapeUnderScales(t *testing.T) {
 func TestAMPTriggerValueThroughKedasScaler(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-	tr := triggers(t, renderOverlay(t, repoRoot(t), "amp"))[0]
+	tr := triggers(t, renderOverlay(t, svctest.RepoRoot(t), "amp"))[0]
 	var mu sync.Mutex
 	var gotQuery, gotAuth string
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -386,7 +385,7 @@ func TestAMPTriggerValueThroughKedasScaler(t *testing.T) {
 	srv.Start()
 	defer srv.Close()
 
-	s, err := buildScaler(t, tr, map[string]string{"serverAddress": srv.URL + "/workspaces/" + "ws-test"})
+	s, err := kedascaler.BuildScaler(t.Context(), tr, map[string]string{"serverAddress": srv.URL + "/workspaces/" + "ws-test"})
 	if err != nil {
 		t.Fatal(err)
 	}

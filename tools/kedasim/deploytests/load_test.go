@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 )
 
@@ -81,7 +82,7 @@ func expandEnv(c corev1.Container, namespace string) map[string]string {
 // targets webapi's Service by its in-cluster name (port 80), which kube-proxy
 // spreads over every ready pod.
 func TestLoadJobRunsTheShippedScriptsAgainstTheService(t *testing.T) {
-	root := repoRoot(t)
+	root := svctest.RepoRoot(t)
 	job, cm, objs := loadJob(t, filepath.Join(root, "deploy", "kustomize", "load"))
 	_, params := readParams(t, filepath.Join(root, paramsFile))
 	for _, o := range objs {
@@ -171,7 +172,7 @@ func TestLoadJobRunsTheShippedScriptsAgainstTheService(t *testing.T) {
 // TestLoadJobDecodingRejectsAMisspeltKey: the strict decoding the load
 // Job goes through rejects a misspelt field.
 func TestLoadJobDecodingRejectsAMisspeltKey(t *testing.T) {
-	_, _, objs := loadJob(t, filepath.Join(repoRoot(t), "deploy", "kustomize", "load"))
+	_, _, objs := loadJob(t, filepath.Join(svctest.RepoRoot(t), "deploy", "kustomize", "load"))
 	for _, o := range objs {
 		if o.Kind != "Job" {
 			continue
@@ -196,7 +197,7 @@ func TestLoadClusterProfileParameter(t *testing.T) {
 	if _, err := exec.LookPath("kubectl"); err != nil {
 		t.Skip("kubectl not on PATH (make load-render runs kubectl kustomize)")
 	}
-	root := repoRoot(t)
+	root := svctest.RepoRoot(t)
 	_, params := readParams(t, filepath.Join(root, paramsFile))
 	for profile, target := range map[string]string{"rps": "webapi", "ramp": "webapi", "send": "sqsworker"} {
 		cmd := exec.Command("make", "-s", "--no-print-directory", "load-render", "PROFILE="+profile, "BIN="+t.TempDir())

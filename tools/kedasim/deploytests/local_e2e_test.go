@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/internal/localoverlay"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 )
@@ -85,7 +86,7 @@ func TestLocalE2EChangesOnlyWhatMustDiffer(t *testing.T) {
 }
 
 func testLocalE2E(t *testing.T, windows bool) {
-	root := repoRoot(t)
+	root := svctest.RepoRoot(t)
 	component := filepath.Join(root, "deploy", "kustomize", "components", "local-e2e")
 	var extra []string
 	patterns := localE2EAllowed

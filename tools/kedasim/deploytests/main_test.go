@@ -5,7 +5,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
 )
 
 // TestMain keeps the developer's AWS environment out of the whole package
@@ -15,7 +15,7 @@ import (
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "deploytests-aws-")
 	if err == nil {
-		err = cwstandin.SetDummyAWSEnv(dir)
+		err = cwtest.SetDummyAWSEnv(dir)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/iamgen"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 )
@@ -135,7 +136,7 @@ var everywhere = map[string]bool{"NAMESPACE": true, "ECR_REGISTRY": true, "IMAGE
 // copyDeployTree copies deploy/ to a temporary directory and returns its root.
 func copyDeployTree(t *testing.T) string {
 	t.Helper()
-	src := filepath.Join(repoRoot(t), "deploy")
+	src := filepath.Join(svctest.RepoRoot(t), "deploy")
 	dst := t.TempDir()
 	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -159,7 +160,7 @@ func copyDeployTree(t *testing.T) string {
 }
 
 func TestEveryParameterReachesEveryFieldAndNoDefaultIsLeft(t *testing.T) {
-	root := repoRoot(t)
+	root := svctest.RepoRoot(t)
 	keys, defaults := readParams(t, filepath.Join(root, paramsFile))
 	for _, k := range keys {
 		if _, ok := changed[k]; !ok {
@@ -288,7 +289,7 @@ func walkStrings(v any, fn func(string)) {
 // place).
 func TestNoPlaceholdersOutsideTheParameterFile(t *testing.T) {
 	placeholder := regexp.MustCompile(`<[A-Z][A-Z0-9_]*>|<MY_|REPLACE_ME|CHANGEME`)
-	err := filepath.WalkDir(filepath.Join(repoRoot(t), "deploy"), func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(filepath.Join(svctest.RepoRoot(t), "deploy"), func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}

@@ -15,21 +15,9 @@ import (
 	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/yaml"
 
+	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 )
-
-// repoRoot is the repository's top directory (this package is tools/kedasim/deploytests).
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "deploy", "kustomize")); err != nil {
-		t.Fatalf("not the repository root: %v", err)
-	}
-	return root
-}
 
 // render builds a kustomization directory as `kustomize build` does
 // (manifests.Render).
@@ -52,17 +40,22 @@ func objectsOf(t testing.TB, m resmap.ResMap) []manifests.Object {
 	return objs
 }
 
-// renderOverlay renders deploy/kustomize/overlays/<name> under root.
+// renderOverlay renders deploy/kustomize/overlays/<name> under root
+// (manifests.RenderOverlay).
 func renderOverlay(t testing.TB, root, name string) []manifests.Object {
 	t.Helper()
-	return render(t, filepath.Join(root, "deploy", "kustomize", "overlays", name))
+	objs, err := manifests.RenderOverlay(root, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
 }
 
 // eachOverlay renders every overlay once per test binary and hands each to fn
 // in a subtest.
 func eachOverlay(t *testing.T, fn func(t *testing.T, overlay string, objs []manifests.Object)) {
 	t.Helper()
-	root := repoRoot(t)
+	root := svctest.RepoRoot(t)
 	for _, name := range manifests.Overlays {
 		t.Run(name, func(t *testing.T) { fn(t, name, renderOverlay(t, root, name)) })
 	}
@@ -90,7 +83,7 @@ var (
 func renderVariant(t *testing.T, overlay string, components []string) []manifests.Object {
 	t.Helper()
 	if len(components) == 0 {
-		return renderOverlay(t, repoRoot(t), overlay)
+		return renderOverlay(t, svctest.RepoRoot(t), overlay)
 	}
 	name := variantName(overlay, components)
 	variantsMu.Lock()
@@ -133,7 +126,7 @@ func eachVariant(t *testing.T, fn func(t *testing.T, overlay string, objs []mani
 }
 
 func TestOverlayListIsTheDirectoryListing(t *testing.T) {
-	entries, err := os.ReadDir(filepath.Join(repoRoot(t), "deploy", "kustomize", "overlays"))
+	entries, err := os.ReadDir(filepath.Join(svctest.RepoRoot(t), "deploy", "kustomize", "overlays"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +153,7 @@ func TestOverlaysRenderLikeKubectl(t *testing.T) {
 		t.Skip("kubectl not on PATH; the kustomize API render is still checked by every other test")
 	}
 	eachOverlay(t, func(t *testing.T, overlay string, objs []manifests.Object) {
-		dir := filepath.Join(repoRoot(t), "deploy", "kustomize", "overlays", overlay)
+		dir := filepath.Join(svctest.RepoRoot(t), "deploy", "kustomize", "overlays", overlay)
 		var stderr bytes.Buffer
 		cmd := exec.Command(kubectl, "kustomize", dir)
 		cmd.Stderr = &stderr
@@ -214,7 +207,7 @@ func TestRenderWithComponentsIsTheCheckedVariant(t *testing.T) {
 	if _, err := exec.LookPath("kubectl"); err != nil {
 		t.Skip("kubectl not on PATH")
 	}
-	root := repoRoot(t)
+	root := svctest.RepoRoot(t)
 	bin := t.TempDir()
 	for _, name := range manifests.Overlays {
 		for _, comps := range combinations[1:] {

@@ -9,6 +9,7 @@ import (
 	"github.com/kedacore/keda/v2/pkg/scalers"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
+	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/kedascaler"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 )
@@ -23,14 +24,6 @@ func triggers(t *testing.T, objs []manifests.Object) []manifests.Trigger {
 		t.Error(err)
 	}
 	return out
-}
-
-// buildScaler builds tr with KEDA v2.21's own scaler constructor, only the
-// addresses of local servers overridden (kedascaler.BuildScaler; TestMain
-// keeps the SDK off instance metadata).
-func buildScaler(t *testing.T, tr manifests.Trigger, override map[string]string) (scalers.Scaler, error) {
-	t.Helper()
-	return kedascaler.BuildScaler(context.Background(), tr, override)
 }
 
 // externalTarget is the HPA metric target KEDA generates for tr.
@@ -58,7 +51,7 @@ func TestEveryTriggerBuildsWithKedasOwnScalers(t *testing.T) {
 			if tr.Auth == nil || tr.Auth.Spec.PodIdentity == nil || tr.Auth.Spec.PodIdentity.Provider != kedav1alpha1.PodIdentityProviderAws {
 				t.Errorf("%s: trigger %s does not authenticate with podIdentity aws", tr.Owner, tr.Spec.Type)
 			}
-			s, err := buildScaler(t, tr, nil)
+			s, err := kedascaler.BuildScaler(t.Context(), tr, nil)
 			if err != nil {
 				t.Errorf("%s: KEDA rejects the %s trigger: %v", tr.Owner, tr.Spec.Type, err)
 				continue
@@ -76,7 +69,7 @@ func TestEveryTriggerBuildsWithKedasOwnScalers(t *testing.T) {
 // TestKedaRejectsWhatItShould shows the constructors are a real check: the
 // same rendered triggers with one key wrong fail.
 func TestKedaRejectsWhatItShould(t *testing.T) {
-	root := repoRoot(t)
+	root := svctest.RepoRoot(t)
 	cases := []struct {
 		overlay, typ, key, value, wantErr string
 	}{
@@ -101,7 +94,7 @@ func TestKedaRejectsWhatItShould(t *testing.T) {
 					md[c.key] = c.value
 				}
 				tr.Spec.Metadata = md
-				_, err := buildScaler(t, tr, nil)
+				_, err := kedascaler.BuildScaler(t.Context(), tr, nil)
 				if err == nil {
 					t.Fatalf("KEDA accepted %s=%q", c.key, c.value)
 				}

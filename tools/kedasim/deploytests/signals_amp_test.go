@@ -11,7 +11,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -21,8 +20,8 @@ import (
 	"time"
 
 	"github.com/keda-eks-samples/workloads/pkg/localproc"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/proctest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
-	"github.com/keda-eks-samples/workloads/tools/kedasim/internal/proctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/kedascaler"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/scalemath"
@@ -42,7 +41,7 @@ const busySeconds = "http_server_request_duration_sum_seconds_total"
 // deployment in the rendered overlay.
 func overlayEnv(t *testing.T, overlay, deployment, name string) string {
 	t.Helper()
-	objs, err := manifests.RenderOverlay(repoRoot(t), overlay)
+	objs, err := manifests.RenderOverlay(svctest.RepoRoot(t), overlay)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,42 +98,18 @@ func (p *ampProxy) writes() []ampWrite {
 	return append([]ampWrite(nil), p.log...)
 }
 
-// collectorBinary is OTELCOL_BIN if set (e.g. bin/otelcol from `make
-// collector`), else tools/collector built into a temporary directory
-// (GOWORK=off: it is its own module; the build cache makes this quick).
-func collectorBinary(t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv("OTELCOL_BIN"); bin != "" {
-		abs, err := filepath.Abs(bin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return abs
-	}
-	bin := filepath.Join(t.TempDir(), "otelcol")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
-	cmd.Dir = filepath.Join(repoRoot(t), "tools", "collector")
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-buildvcs=false")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build tools/collector: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// startCollector runs our collector on the shipped deploy/collector/<config>
-// with its listeners on free loopback ports and extra (YAML with other
-// top-level keys: endpoints, or a deliberately broken processor) added, in
-// localproc's isolated environment plus env (the other variables the
-// config names). It returns the OTLP/HTTP endpoint.
+// startCollector runs our collector (localproc.CollectorBinary) on the
+// shipped deploy/collector/<config> with extra (YAML with other top-level
+// keys: endpoints, or a deliberately broken processor) added, and env (the
+// other variables the config names). It returns the OTLP/HTTP endpoint.
 func startCollector(t *testing.T, config, extra string, env map[string]string) string {
 	t.Helper()
-	bin := collectorBinary(t)
-	c, err := localproc.NewCollector(t.TempDir(), []string{filepath.Join(repoRoot(t), "deploy", "collector", config)}, extra, env)
+	root := svctest.RepoRoot(t)
+	bin, err := localproc.CollectorBinary(root, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, done := proctest.StartCmd(t, "collector "+config, bin, c.Args, c.Env)
-	proctest.WaitOK(t, "collector "+config, c.Health, 60*time.Second, out, done)
+	c := proctest.StartCollector(t, bin, []string{filepath.Join(root, "deploy", "collector", config)}, extra, env)
 	return "http://" + c.OTLPHTTP
 }
 
@@ -245,7 +220,7 @@ func TestAMPSignalFromWebapiThroughCollectorToKeda(t *testing.T) {
 		"OTEL_METRIC_EXPORT_INTERVAL": overlayEnv(t, "amp", "webapi", "OTEL_METRIC_EXPORT_INTERVAL"),
 		"OTEL_RESOURCE_ATTRIBUTES":    "service.instance.id=" + instance,
 	})
-	if v, ok := manifests.DeploymentEnv(renderOverlay(t, repoRoot(t), "amp"), "webapi", "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"); ok {
+	if v, ok := manifests.DeploymentEnv(renderOverlay(t, svctest.RepoRoot(t), "amp"), "webapi", "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"); ok {
 		webEnv["OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"] = v // as rendered (TestBusySecondsTemporalityFitsEachPath)
 	}
 	web := svctest.StartBinary(t, svctest.Build(t, "services/webapi"), webEnv)

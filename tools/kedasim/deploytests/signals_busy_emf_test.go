@@ -9,6 +9,7 @@ import (
 
 	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
 	"github.com/keda-eks-samples/workloads/pkg/localproc"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/kedascaler"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/scalemath"
@@ -47,7 +48,7 @@ func TestEMFBusySecondsFromWebapiThroughCollectorToKeda(t *testing.T) {
 		t.Fatalf("gateway webapi sets WEATHER_MAX_DELAY: this test runs the shipped answer times")
 	}
 
-	cw := cwstandin.New(t, cwstandin.WithTimeShift(-time.Minute))
+	cw := cwtest.New(t, cwstandin.WithTimeShift(-time.Minute))
 	otlp := startCollector(t, "cloudwatch.yaml", "exporters:\n  awsemf:\n    endpoint: "+cw.URL+"\n", map[string]string{"CLOUDWATCH_NAMESPACE": namespace})
 
 	const pods, inFlight = 3, 7

@@ -24,6 +24,7 @@ import (
 
 	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
 	"github.com/keda-eks-samples/workloads/pkg/localproc"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/kedascaler"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
@@ -181,7 +182,7 @@ type emfRecord struct {
 
 // emfRecords are the EMF records of metric in group (awsemf writes one
 // record per metric type: the level's and busy seconds' apart).
-func emfRecords(t *testing.T, cw *cwstandin.Server, group, metric string) []emfRecord {
+func emfRecords(t *testing.T, cw *cwtest.Server, group, metric string) []emfRecord {
 	t.Helper()
 	var out []emfRecord
 	for _, ev := range cw.LogEvents() {
@@ -270,12 +271,12 @@ func webapiEnv(t *testing.T, rendered map[string]string, endpoint, instance stri
 // time shift depends on the trigger's 60 s period read 60 s late.
 func gatewaySignal(t *testing.T) (manifests.Trigger, string, map[string]string) {
 	t.Helper()
-	objs := renderOverlay(t, repoRoot(t), "gateway")
+	objs := renderOverlay(t, svctest.RepoRoot(t), "gateway")
 	tr := onlyTrigger(t, "gateway", "aws-cloudwatch")
 	if tr.Spec.Metadata["metricStatPeriod"] != "60" || tr.Spec.Metadata["metricEndTimeOffset"] != "60" {
 		t.Fatalf("gateway trigger changed (%v): revisit the time shift", tr.Spec.Metadata)
 	}
-	_, params := readParams(t, filepath.Join(repoRoot(t), "deploy", "kustomize", "params", "params.env"))
+	_, params := readParams(t, filepath.Join(svctest.RepoRoot(t), "deploy", "kustomize", "params", "params.env"))
 	namespace := params["CLOUDWATCH_NAMESPACE"]
 	if !strings.Contains(tr.Spec.Metadata["expression"], `"`+namespace+`"`) {
 		t.Fatalf("trigger expression %q does not read namespace %s", tr.Spec.Metadata["expression"], namespace)
@@ -325,7 +326,7 @@ func containerEnv(t *testing.T, objs []manifests.Object, deployment, container s
 // as shipped (a list replaces the whole list when configs merge).
 func withoutSumToGauge(t *testing.T) string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "collector", "cloudwatch.yaml"))
+	raw, err := os.ReadFile(filepath.Join(svctest.RepoRoot(t), "deploy", "collector", "cloudwatch.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,8 +421,8 @@ func TestEMFInFlightLevelFromWebapiThroughCollectorToKeda(t *testing.T) {
 		t.Fatalf("gateway webapi OTEL_METRIC_EXPORT_INTERVAL %q: want 1..60000 ms (%v)", rendered["OTEL_METRIC_EXPORT_INTERVAL"], err)
 	}
 
-	cw := cwstandin.New(t, cwstandin.WithTimeShift(-time.Minute))
-	cwNoFix := cwstandin.New(t, cwstandin.WithTimeShift(-time.Minute))
+	cw := cwtest.New(t, cwstandin.WithTimeShift(-time.Minute))
+	cwNoFix := cwtest.New(t, cwstandin.WithTimeShift(-time.Minute))
 	cwEnv := map[string]string{"CLOUDWATCH_NAMESPACE": namespace}
 	shipped := startCollector(t, "cloudwatch.yaml", "exporters:\n  awsemf:\n    endpoint: "+cw.URL+"\n", cwEnv)
 	noFix := startCollector(t, "cloudwatch.yaml", "exporters:\n  awsemf:\n    endpoint: "+cwNoFix.URL+"\n"+withoutSumToGauge(t), cwEnv)

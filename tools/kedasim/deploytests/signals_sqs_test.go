@@ -185,7 +185,7 @@ func TestJobDecisionMatchesKedasOwnTests(t *testing.T) {
 // renderedScaledJob is the overlay's one ScaledJob, decoded strictly.
 func renderedScaledJob(t *testing.T, overlay string) *kedav1alpha1.ScaledJob {
 	t.Helper()
-	for _, o := range renderOverlay(t, repoRoot(t), overlay) {
+	for _, o := range renderOverlay(t, svctest.RepoRoot(t), overlay) {
 		if o.Kind != "ScaledJob" {
 			continue
 		}

@@ -12,6 +12,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/kedascaler"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/manifests"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/scalemath"
@@ -43,7 +44,7 @@ func serveLoopback(t *testing.T, srv *http.Server) string {
 func onlyTrigger(t *testing.T, overlay, typ string) manifests.Trigger {
 	t.Helper()
 	var found []manifests.Trigger
-	for _, tr := range triggers(t, renderOverlay(t, repoRoot(t), overlay)) {
+	for _, tr := range triggers(t, renderOverlay(t, svctest.RepoRoot(t), overlay)) {
 		if tr.Spec.Type == typ {
 			found = append(found, tr)
 		}
@@ -54,14 +55,14 @@ func onlyTrigger(t *testing.T, overlay, typ string) manifests.Trigger {
 	return found[0]
 }
 
-// localScaler builds tr with KEDA's own constructor (buildScaler), its
-// metadata as rendered but for override (the addresses of the local
-// components), and closes it when the test ends. It also returns the HPA
+// localScaler builds tr with KEDA's own constructor
+// (kedascaler.BuildScaler), its metadata as rendered but for override (the
+// addresses of the local components), and closes it when the test ends. It also returns the HPA
 // target KEDA generates and the replica count the HPA would want for a
 // metric value at a current count, within the owner's min and max.
 func localScaler(t *testing.T, tr manifests.Trigger, override map[string]string) (scalers.Scaler, autoscalingv2.MetricTarget, func(metric float64, current int32) int32) {
 	t.Helper()
-	s, err := buildScaler(t, tr, override)
+	s, err := kedascaler.BuildScaler(t.Context(), tr, override)
 	if err != nil {
 		t.Fatalf("%s: KEDA's %s scaler: %v", tr.Owner, tr.Spec.Type, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/internal/awscheck"
 )
 
@@ -26,7 +27,7 @@ func stackTemplate(t *testing.T) *awscheck.Template {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "aws", "stack.yaml"))
+	b, err := os.ReadFile(filepath.Join(svctest.RepoRoot(t), "deploy", "aws", "stack.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +45,7 @@ func stackTemplate(t *testing.T) *awscheck.Template {
 // defaults name them.
 func TestStackCreatesWhatTheOverlaysUse(t *testing.T) {
 	tmpl := stackTemplate(t)
-	_, params := readParams(t, filepath.Join(repoRoot(t), paramsFile))
+	_, params := readParams(t, filepath.Join(svctest.RepoRoot(t), paramsFile))
 	byType := map[string][]string{}
 	for id, r := range tmpl.Resources {
 		byType[r.Type] = append(byType[r.Type], id)
@@ -132,7 +133,7 @@ var stackOutputParams = []string{"AWS_ACCOUNT_ID", "AWS_REGION", "ECR_REGISTRY",
 // parameter, the file still parses, nothing else changes; an output
 // without a parameter is refused and leaves the file as it was.
 func TestParamsFromStackWritesEveryOutput(t *testing.T) {
-	root := repoRoot(t)
+	root := svctest.RepoRoot(t)
 	tmpl := stackTemplate(t)
 	var lines strings.Builder
 	var got []string

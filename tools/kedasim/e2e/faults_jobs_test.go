@@ -11,8 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/videojob"
-	"github.com/keda-eks-samples/workloads/tools/kedasim/localcluster"
 )
 
 // The ScaledJob's faults. Its promise, from the shipped settings (queueLength
@@ -46,7 +46,7 @@ func TestFaultVideoPodsPendingJobsStayBounded(t *testing.T) {
 	tl.Fault("encoder pods Pending (the node takes none)")
 	tl.Expect("Jobs", 0, messages, jobsBound(messages))
 
-	if err := localcluster.Poll(ctx, 500*time.Millisecond, 3*time.Minute, func() (bool, error) {
+	if err := localproc.PollContext(ctx, 500*time.Millisecond, 3*time.Minute, func() (bool, error) {
 		visible, _ := v.emu.Depth(ctx, t, v.q.URL)
 		return len(v.jobs(ctx)) >= messages && visible == messages, nil
 	}); err != nil {
@@ -54,14 +54,14 @@ func TestFaultVideoPodsPendingJobsStayBounded(t *testing.T) {
 	}
 	// Every Job's pod exists and is Pending before the minute starts: on a
 	// loaded machine the Job controller creates the last pods late.
-	if err := localcluster.Poll(ctx, time.Second, 2*time.Minute, func() (bool, error) {
+	if err := localproc.PollContext(ctx, time.Second, 2*time.Minute, func() (bool, error) {
 		return e.pendingPods(ctx, encoders) >= messages, nil
 	}); err != nil {
 		t.Fatalf("%d encoder pods never all Pending: %v (pending %d)", messages, err, e.pendingPods(ctx, encoders))
 	}
 	held := time.Now()
 	maxJobs, minPending := 0, messages
-	_ = localcluster.Poll(ctx, time.Second, time.Minute, func() (bool, error) {
+	_ = localproc.PollContext(ctx, time.Second, time.Minute, func() (bool, error) {
 		maxJobs = max(maxJobs, len(v.jobs(ctx)))
 		minPending = min(minPending, e.pendingPods(ctx, encoders))
 		return false, nil
@@ -104,7 +104,7 @@ func TestFaultVideoOperatorKilledNoJobTwice(t *testing.T) {
 	e, tl := v.e, v.tl
 
 	// Every message taken by an encoder (a short encode may be done).
-	if err := localcluster.Poll(ctx, 500*time.Millisecond, 3*time.Minute, func() (bool, error) {
+	if err := localproc.PollContext(ctx, 500*time.Millisecond, 3*time.Minute, func() (bool, error) {
 		visible, _ := v.emu.Depth(ctx, t, v.q.URL)
 		return len(v.jobs(ctx)) >= first && visible == 0, nil
 	}); err != nil {
@@ -119,7 +119,7 @@ func TestFaultVideoOperatorKilledNoJobTwice(t *testing.T) {
 	tl.Mark(fmt.Sprintf("%d more messages sent", more))
 	// Down for three of KEDA's polls: nothing may create a Job meanwhile.
 	down := 0
-	_ = localcluster.Poll(ctx, time.Second, 15*time.Second, func() (bool, error) {
+	_ = localproc.PollContext(ctx, time.Second, 15*time.Second, func() (bool, error) {
 		down = max(down, len(v.jobs(ctx)))
 		return false, nil
 	})

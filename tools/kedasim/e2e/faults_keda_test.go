@@ -9,11 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/keda-eks-samples/workloads/tools/kedasim/localcluster"
 )
 
 // TestFaultAMPKEDADownHoldsReplicas: the amp overlay at 8 in flight (4
@@ -53,7 +52,7 @@ func TestFaultAMPKEDADownHoldsReplicas(t *testing.T) {
 		// stay in the band.
 		rmin, rmax := int32(math.MaxInt32), int32(0)
 		held, moved := int32(-1), false
-		_ = localcluster.Poll(ctx, time.Second, down, func() (bool, error) {
+		_ = localproc.PollContext(ctx, time.Second, down, func() (bool, error) {
 			n, ok := e.replicas(ctx, "webapi")
 			if ok {
 				rmin, rmax = min(rmin, n), max(rmax, n)
@@ -81,7 +80,7 @@ func TestFaultAMPKEDADownHoldsReplicas(t *testing.T) {
 		case moved || rmin < lo || rmax > hi:
 			t.Errorf("%s down: replicas %d..%d (moved after the HPA lost its metric: %v); want the %d it had kept, in %d..%d", proc, rmin, rmax, moved, held, lo, hi)
 		}
-		err := localcluster.Poll(ctx, time.Second, 5*time.Minute, func() (bool, error) {
+		err := localproc.PollContext(ctx, time.Second, 5*time.Minute, func() (bool, error) {
 			n, ok := e.replicas(ctx, "webapi")
 			status, _ := e.hpaCondition(ctx, hpa, autoscalingv2.ScalingActive)
 			return ok && n >= lo && n <= hi && status == corev1.ConditionTrue, nil

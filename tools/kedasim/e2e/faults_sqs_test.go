@@ -15,10 +15,10 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/sqsx"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/faultproxy"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/sqstest"
-	"github.com/keda-eks-samples/workloads/tools/kedasim/localcluster"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/timeline"
 )
 
@@ -89,7 +89,7 @@ func TestFaultSQSWorkerSQSFaultsLoseNothing(t *testing.T) {
 	t.Logf("%s at 15 replicas with %d visible, %d in flight; the fallback promises %s", f.Name, visible, inFlight, promise)
 	row := faultRow{fault: f.Name + ", " + dur(outage), from: faultStart.Sub(began), promised: promise, noticed: -1, recovered: -1}
 	rmin, rmax := int32(math.MaxInt32), int32(0)
-	_ = localcluster.Poll(ctx, time.Second, outage, func() (bool, error) {
+	_ = localproc.PollContext(ctx, time.Second, outage, func() (bool, error) {
 		if n, ok := e.replicas(ctx, "sqsworker"); ok {
 			rmin, rmax = min(rmin, n), max(rmax, n)
 		}
@@ -108,7 +108,7 @@ func TestFaultSQSWorkerSQSFaultsLoseNothing(t *testing.T) {
 	case rmin < hold || rmin <= 1:
 		t.Errorf("replicas fell to %d during the outage; the fallback promises %s", rmin, promise)
 	}
-	if err := localcluster.Poll(ctx, time.Second, 2*time.Minute, func() (bool, error) {
+	if err := localproc.PollContext(ctx, time.Second, 2*time.Minute, func() (bool, error) {
 		return !e.fallbackActive(ctx, t, "sqsworker"), nil
 	}); err != nil {
 		t.Errorf("KEDA still in fallback after %s was back: %v", f.Name, err)
@@ -131,7 +131,7 @@ func TestFaultSQSWorkerSQSFaultsLoseNothing(t *testing.T) {
 	tl.Mark(fmt.Sprintf("%d more messages sent", batch))
 	trow := faultRow{fault: throttle.Name + ", until drained", from: throttled.Sub(began), promised: "every message processed, none lost or dead-lettered", noticed: -1, recovered: -1}
 	tmax := int32(0)
-	if err := localcluster.Poll(ctx, time.Second, 6*time.Minute, func() (bool, error) {
+	if err := localproc.PollContext(ctx, time.Second, 6*time.Minute, func() (bool, error) {
 		if n, ok := e.replicas(ctx, "sqsworker"); ok {
 			tmax = max(tmax, n)
 		}
@@ -201,7 +201,7 @@ func (e *env) processedIDs(t *testing.T) map[string]int {
 // template, ready, and no older one is left.
 func (e *env) waitRolledOut(t *testing.T, ctx context.Context, name string, timeout time.Duration) {
 	t.Helper()
-	if err := localcluster.Poll(ctx, 500*time.Millisecond, timeout, func() (bool, error) {
+	if err := localproc.PollContext(ctx, 500*time.Millisecond, timeout, func() (bool, error) {
 		d, err := e.client.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil || d.Spec.Replicas == nil {
 			return false, nil

@@ -13,8 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/faultproxy"
-	"github.com/keda-eks-samples/workloads/tools/kedasim/localcluster"
 )
 
 // The fault scenarios (make e2e-faults; make e2e runs them too): one
@@ -180,7 +180,7 @@ func runOutage(t *testing.T, o outage) {
 	faultStart := time.Now()
 	row := faultRow{fault: o.fault.Name, from: faultStart.Sub(began), promised: promise, noticed: -1, recovered: -1, messages: "-"}
 	rmin, rmax := int32(math.MaxInt32), int32(0)
-	_ = localcluster.Poll(ctx, time.Second, o.d, func() (bool, error) {
+	_ = localproc.PollContext(ctx, time.Second, o.d, func() (bool, error) {
 		if n, ok := e.replicas(ctx, "webapi"); ok {
 			rmin, rmax = min(rmin, n), max(rmax, n)
 		}
@@ -212,7 +212,7 @@ func runOutage(t *testing.T, o outage) {
 
 	// Recovered: the trigger reads again (no fallback) and the replicas
 	// are what the load needs.
-	err := localcluster.Poll(ctx, time.Second, window+signalDelay(o.overlay)+2*time.Minute, func() (bool, error) {
+	err := localproc.PollContext(ctx, time.Second, window+signalDelay(o.overlay)+2*time.Minute, func() (bool, error) {
 		n, ok := e.replicas(ctx, "webapi")
 		return ok && n >= lo && n <= hi && !e.fallbackActive(ctx, t, "webapi"), nil
 	})

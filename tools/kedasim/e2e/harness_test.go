@@ -25,6 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/internal/localoverlay"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/localcluster"
@@ -259,7 +260,7 @@ func (e *env) apply(t *testing.T, ctx context.Context, overlay string, values ma
 	}
 	e.kubectl(t, ctx, bytes.Join(nsDocs, []byte("---\n")), "apply", "--server-side", "-f", "-")
 	// kube-controller-manager's serviceaccount controller makes "default".
-	if err := localcluster.Poll(ctx, 200*time.Millisecond, localcluster.SetupTimeout, func() (bool, error) {
+	if err := localproc.PollContext(ctx, 200*time.Millisecond, localcluster.SetupTimeout, func() (bool, error) {
 		_, err := e.client.CoreV1().ServiceAccounts(namespace).Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, nil
 	}); err != nil {
@@ -334,7 +335,7 @@ func (e *env) logTo(t *testing.T, file string) func(string, ...any) {
 func (e *env) waitEndpoints(t *testing.T, ctx context.Context, selector string, n int, timeout time.Duration) []string {
 	t.Helper()
 	var urls []string
-	err := localcluster.Poll(ctx, 250*time.Millisecond, timeout, func() (bool, error) {
+	err := localproc.PollContext(ctx, 250*time.Millisecond, timeout, func() (bool, error) {
 		var err error
 		urls, err = e.runner.Endpoints(namespace, selector)
 		return len(urls) >= n, err
@@ -350,7 +351,7 @@ func (e *env) waitEndpoints(t *testing.T, ctx context.Context, selector string, 
 func (e *env) waitHPA(t *testing.T, ctx context.Context, name string, timeout time.Duration) {
 	t.Helper()
 	var last string
-	err := localcluster.Poll(ctx, 500*time.Millisecond, timeout, func() (bool, error) {
+	err := localproc.PollContext(ctx, 500*time.Millisecond, timeout, func() (bool, error) {
 		hpa, err := e.client.AutoscalingV2().HorizontalPodAutoscalers(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			last = err.Error()
@@ -373,7 +374,7 @@ func (e *env) waitHPA(t *testing.T, ctx context.Context, name string, timeout ti
 func (e *env) waitReplicas(t *testing.T, ctx context.Context, name string, timeout time.Duration, ok func(int32) bool) {
 	t.Helper()
 	var last int32 = -1
-	err := localcluster.Poll(ctx, 500*time.Millisecond, timeout, func() (bool, error) {
+	err := localproc.PollContext(ctx, 500*time.Millisecond, timeout, func() (bool, error) {
 		d, err := e.client.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil || d.Spec.Replicas == nil {
 			return false, nil

@@ -21,10 +21,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
-	"github.com/keda-eks-samples/workloads/pkg/cwstandin"
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/cwtest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/faultproxy"
-	"github.com/keda-eks-samples/workloads/tools/kedasim/internal/proctest"
-	"github.com/keda-eks-samples/workloads/tools/kedasim/localcluster"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/proctest"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/timeline"
 )
 
@@ -117,12 +117,8 @@ func unitOf(rate bool) string {
 
 // signalDelay is how long after a change of load or pods the overlay's
 // signal may still read the old state: amp, its 1 min rate window and a
-// 15 s export. The CloudWatch triggers: an old pod's first export after a
-// scale-out (within 60 s) lands its smaller share in one minute, the new
-// pods' first exports (60 s after they start) the next; that minute is read
-// from its end + 60 s to its end + 120 s, so up to 4 min 15 s after the
-// scale-out with the HPA's sync (a make e2e run read 3.9 for 7 in flight
-// 4 min after 1 → 4 pods).
+// 15 s export; the CloudWatch triggers, up to 4 min 15 s after a scale-out
+// with the HPA's sync (deploy/README.md, "The trigger arithmetic").
 func signalDelay(overlay string) time.Duration {
 	if overlay == "amp" {
 		return 75 * time.Second
@@ -249,7 +245,7 @@ func TestAMPSeedsAverageUnderScales(t *testing.T) {
 	// readings fall once every pod has exported (200 s cover them).
 	var early int32
 	reads := 0
-	_ = localcluster.Poll(ctx, time.Second, 200*time.Second, func() (bool, error) {
+	_ = localproc.PollContext(ctx, time.Second, 200*time.Second, func() (bool, error) {
 		if n, ok := e.replicas(ctx, "webapi"); ok {
 			early = max(early, n)
 		}
@@ -261,7 +257,7 @@ func TestAMPSeedsAverageUnderScales(t *testing.T) {
 	tl.Mark("windows passed")
 	tl.Expect("pods", 1, float64(want/2), fmt.Sprintf("the counterexample: at most %d (half of the %d the load needs)", want/2, want))
 	var peak int32
-	_ = localcluster.Poll(ctx, time.Second, 90*time.Second, func() (bool, error) {
+	_ = localproc.PollContext(ctx, time.Second, 90*time.Second, func() (bool, error) {
 		if n, ok := e.replicas(ctx, "webapi"); ok {
 			peak = max(peak, n)
 		}
@@ -334,7 +330,7 @@ func startHTTP(t *testing.T, ctx context.Context, overlay, query, title string, 
 	case "cloudwatch-direct", "sidecar", "gateway":
 		// Started before the cluster so it outlives the pods' last flush;
 		// a request it cannot parse fails the test.
-		values["CLOUDWATCH_ENDPOINT"] = proxy(cwstandin.New(t).URL)
+		values["CLOUDWATCH_ENDPOINT"] = proxy(cwtest.New(t).URL)
 		if overlay == "gateway" {
 			collectorSelector = "app.kubernetes.io/name=otel-collector"
 		}
@@ -510,7 +506,7 @@ func (e *env) hpaReads(ctx context.Context, hpaName string) float64 {
 func (e *env) holdReplicas(t *testing.T, ctx context.Context, name string, d time.Duration, lo, hi int32) {
 	t.Helper()
 	var bad []int32
-	_ = localcluster.Poll(ctx, time.Second, d, func() (bool, error) {
+	_ = localproc.PollContext(ctx, time.Second, d, func() (bool, error) {
 		dep, err := e.client.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err == nil && dep.Spec.Replicas != nil && (*dep.Spec.Replicas < lo || *dep.Spec.Replicas > hi) {
 			bad = append(bad, *dep.Spec.Replicas)
@@ -555,7 +551,7 @@ func (e *env) hpaSettings(t *testing.T, ctx context.Context, name string) (float
 func (e *env) waitReplicasWithin(t *testing.T, ctx context.Context, name string, timeout time.Duration, lo, hi int32, bad func(int32) bool) {
 	t.Helper()
 	var last int32 = -1
-	err := localcluster.Poll(ctx, 500*time.Millisecond, timeout, func() (bool, error) {
+	err := localproc.PollContext(ctx, 500*time.Millisecond, timeout, func() (bool, error) {
 		n, ok := e.replicas(ctx, name)
 		if !ok {
 			return false, nil
@@ -582,7 +578,7 @@ func (e *env) holdReads(t *testing.T, ctx context.Context, hpaName string, d tim
 	var bad []string
 	began := time.Now()
 	stalled, _ := cpuStalled()
-	_ = localcluster.Poll(ctx, time.Second, d, func() (bool, error) {
+	_ = localproc.PollContext(ctx, time.Second, d, func() (bool, error) {
 		if n, ok := e.replicas(ctx, "webapi"); ok {
 			replMin, replMax = min(replMin, n), max(replMax, n)
 			if n < lo || n > hi {

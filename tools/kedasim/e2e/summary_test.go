@@ -19,6 +19,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/localcluster"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/timeline"
 )
@@ -141,7 +142,7 @@ func firstScale(r result) string {
 // carries marker(), waiting up to timeout for them to go.
 func leftovers(timeout time.Duration) map[int]string {
 	var left map[int]string
-	_ = localcluster.Poll(context.Background(), 200*time.Millisecond, timeout, func() (bool, error) {
+	_ = localproc.PollContext(context.Background(), 200*time.Millisecond, timeout, func() (bool, error) {
 		left = localcluster.Processes(func(_, environ []string) bool { return slices.Contains(environ, marker()) })
 		return len(left) == 0, nil
 	})

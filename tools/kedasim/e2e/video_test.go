@@ -16,10 +16,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/sqstest"
 	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 	"github.com/keda-eks-samples/workloads/pkg/videojob"
-	"github.com/keda-eks-samples/workloads/tools/kedasim/localcluster"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/timeline"
 )
 
@@ -45,7 +45,7 @@ func TestVideoEncoderJobsPerMessageSurviveAKill(t *testing.T) {
 	// KEDA creates one Job per message; every message is taken by an
 	// encoder. (Not all held at once: a 480p encode, 4 s here, can end
 	// before the last pod starts on a loaded machine.)
-	if err := localcluster.Poll(ctx, 500*time.Millisecond, 3*time.Minute, func() (bool, error) {
+	if err := localproc.PollContext(ctx, 500*time.Millisecond, 3*time.Minute, func() (bool, error) {
 		visible, _ := emu.Depth(ctx, t, q.URL)
 		return len(listJobs()) >= messages && visible == 0, nil
 	}); err != nil {
@@ -150,7 +150,7 @@ func finished(j batchv1.Job, c batchv1.JobConditionType) bool {
 func (e *env) runningPod(t *testing.T, ctx context.Context, selector string, ok func(corev1.Pod) bool) corev1.Pod {
 	t.Helper()
 	var pod corev1.Pod
-	if err := localcluster.Poll(ctx, 250*time.Millisecond, time.Minute, func() (bool, error) {
+	if err := localproc.PollContext(ctx, 250*time.Millisecond, time.Minute, func() (bool, error) {
 		pods, err := e.client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
 		if err != nil {
 			return false, nil
@@ -250,7 +250,7 @@ func (v *videoRun) jobs(ctx context.Context) []batchv1.Job {
 func (v *videoRun) waitProcessed(t *testing.T, ctx context.Context, n int, timeout time.Duration) analyzerSummary {
 	t.Helper()
 	var summary analyzerSummary
-	if err := localcluster.Poll(ctx, time.Second, timeout, func() (bool, error) {
+	if err := localproc.PollContext(ctx, time.Second, timeout, func() (bool, error) {
 		if err := svctest.GetJSON(v.analyzer+"/summary", &summary); err != nil {
 			return false, nil
 		}

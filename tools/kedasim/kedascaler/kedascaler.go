@@ -4,8 +4,10 @@
 package kedascaler
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/kedacore/keda/v2/pkg/scalers"
@@ -23,17 +25,10 @@ import (
 // AWS scalers resolve podIdentity aws through the SDK's default chain: the
 // caller sets the environment it should find (and AWS_EC2_METADATA_DISABLED).
 func BuildScaler(ctx context.Context, tr manifests.Trigger, override map[string]string) (scalers.Scaler, error) {
-	md := map[string]string{}
-	for k, v := range tr.Spec.Metadata {
-		md[k] = v
-	}
-	for k, v := range override {
-		md[k] = v
-	}
-	metricType := tr.Spec.MetricType
-	if metricType == "" {
-		metricType = autoscalingv2.AverageValueMetricType // KEDA's default
-	}
+	md := map[string]string{} // Metadata may be nil
+	maps.Copy(md, tr.Spec.Metadata)
+	maps.Copy(md, override)
+	metricType := cmp.Or(tr.Spec.MetricType, autoscalingv2.AverageValueMetricType) // KEDA's default
 	cfg := &scalersconfig.ScalerConfig{
 		ScalableObjectName:      tr.Name,
 		ScalableObjectNamespace: "keda-samples",

@@ -99,7 +99,7 @@ func (c *Cluster) startKEDA(ctx context.Context) error {
 		return err
 	}
 	operator.ready = func(ctx context.Context, p *process) error {
-		return waitHTTP(ctx, p, "http://"+loop(opProbe)+"/readyz", 60*time.Second)
+		return waitURL(ctx, p, nil, "http://"+loop(opProbe)+"/readyz", 60*time.Second)
 	}
 	if err := operator.ready(ctx, operator); err != nil {
 		return err
@@ -154,7 +154,7 @@ func (c *Cluster) startKEDA(ctx context.Context) error {
 		return waitURL(ctx, p, adapterClient, "https://"+loop(adSecure)+"/readyz", 60*time.Second)
 	}
 
-	return Poll(ctx, 200*time.Millisecond, 90*time.Second, func() (bool, error) {
+	return localproc.PollContext(ctx, 200*time.Millisecond, 90*time.Second, func() (bool, error) {
 		for _, p := range []*process{operator, adapter} {
 			if p.Exited() {
 				return false, fmt.Errorf("%s exited (%v); log:\n%s", p.name, p.Err(), tail(p.log))
@@ -242,26 +242,12 @@ func (c *Cluster) start(name, bin string, args, env []string) (*process, error) 
 	return p, nil
 }
 
-// waitHTTP polls url until it answers 200, failing early if p exits.
-func waitHTTP(ctx context.Context, p *process, url string, timeout time.Duration) error {
-	return waitURL(ctx, p, http.DefaultClient, url, timeout)
-}
-
-// waitURL is waitHTTP with a client of the caller's (TLS).
+// waitURL polls url through client (nil: plain HTTP) until it answers 200
+// (localproc.WaitOK), failing early if p exits; the error carries the tail
+// of p's log.
 func waitURL(ctx context.Context, p *process, client *http.Client, url string, timeout time.Duration) error {
-	err := Poll(ctx, 200*time.Millisecond, timeout, func() (bool, error) {
-		if p.Exited() {
-			return false, fmt.Errorf("exited (%v)", p.Err())
-		}
-		resp, err := client.Get(url)
-		if err != nil {
-			return false, nil
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
-	})
-	if err != nil {
-		return fmt.Errorf("%s %s: %w; log:\n%s", p.name, url, err, tail(p.log))
+	if err := localproc.WaitOK(ctx, client, url, timeout, p.Done()); err != nil {
+		return fmt.Errorf("%s %s: %w (exit: %v); log:\n%s", p.name, url, err, p.Err(), tail(p.log))
 	}
 	return nil
 }
@@ -289,7 +275,7 @@ func (c *Cluster) applyCRDs(ctx context.Context, dyn dynamic.Interface) error {
 		}
 		names = append(names, (&unstructured.Unstructured{Object: obj}).GetName())
 	}
-	return Poll(ctx, 200*time.Millisecond, SetupTimeout, func() (bool, error) {
+	return localproc.PollContext(ctx, 200*time.Millisecond, SetupTimeout, func() (bool, error) {
 		for _, name := range names {
 			crd, err := dyn.Resource(crdGVR).Get(ctx, name, metav1.GetOptions{})
 			if err != nil {

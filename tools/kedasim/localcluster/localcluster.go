@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -268,7 +269,7 @@ func (c *Cluster) createCluster(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = Poll(ctx, 200*time.Millisecond, 60*time.Second, func() (bool, error) {
+	err = localproc.PollContext(ctx, 200*time.Millisecond, 60*time.Second, func() (bool, error) {
 		body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		return err == nil && bytes.Equal(body, []byte("ok")), nil
 	})
@@ -341,7 +342,7 @@ func (c *Cluster) createNode(ctx context.Context) error {
 	if _, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create node: %w", err)
 	}
-	return Poll(ctx, 200*time.Millisecond, SetupTimeout, func() (bool, error) {
+	return localproc.PollContext(ctx, 200*time.Millisecond, SetupTimeout, func() (bool, error) {
 		n, err := client.CoreV1().Nodes().Get(ctx, Node, metav1.GetOptions{})
 		if err != nil {
 			return false, nil
@@ -358,17 +359,12 @@ func (c *Cluster) createNode(ctx context.Context) error {
 // PIDs are the processes the cluster runs: kwokctl's components and KEDA's.
 func (c *Cluster) PIDs() map[string]int {
 	pids := map[string]int{}
-	for name, pid := range c.kwokPIDs {
-		pids[name] = pid
-	}
+	maps.Copy(pids, c.kwokPIDs)
 	for _, p := range c.procs {
 		pids[p.name] = p.Cmd.Process.Pid
 	}
 	return pids
 }
-
-// Alive reports whether a process with this PID is running (not a zombie).
-func Alive(pid int) bool { return alive(pid) }
 
 // Stop stops KEDA's processes, copies every log to Options.LogDir, deletes
 // the kwok cluster and checks by PID that none of its processes is left,
@@ -399,8 +395,8 @@ func (c *Cluster) Stop() error {
 		// graceful shutdown can outlast it by seconds. Give each a deadline,
 		// then kill it: what matters is that nothing is left running.
 		for name, pid := range c.kwokPIDs {
-			_ = Poll(context.Background(), 200*time.Millisecond, 20*time.Second, func() (bool, error) { return !alive(pid), nil })
-			if alive(pid) {
+			_ = localproc.PollContext(context.Background(), 200*time.Millisecond, 20*time.Second, func() (bool, error) { return !Alive(pid), nil })
+			if Alive(pid) {
 				c.opts.Logf("localcluster: %s (pid %d) still running 20s after kwokctl delete cluster: killing it", name, pid)
 				if err := killPID(pid, 5*time.Second); err != nil {
 					errs = append(errs, err)
@@ -444,26 +440,3 @@ func tail(path string) string {
 // Established, the kwok node Ready, a namespace's default ServiceAccount):
 // fast alone, over 30 s with a dozen control planes on 2 cores in CI.
 const SetupTimeout = 2 * time.Minute
-
-// Poll calls cond every interval until it returns true, returns an error,
-// ctx ends or timeout passes. The e2e tests poll with it too.
-func Poll(ctx context.Context, interval, timeout time.Duration, cond func() (bool, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		ok, err := cond()
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("not within %s: %w", timeout, ctx.Err())
-		case <-t.C:
-		}
-	}
-}

@@ -33,6 +33,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/localcluster"
 	"github.com/keda-eks-samples/workloads/tools/kedasim/scalemath"
 )
@@ -428,7 +429,7 @@ func (e *hpaEnv) newWorkload(t *testing.T, ctx context.Context, name string, typ
 	if _, err := e.client.AppsV1().Deployments(e.ns).Create(ctx, kwokDeployment(e.ns, name, 1), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := localcluster.Poll(ctx, 200*time.Millisecond, time.Minute, func() (bool, error) {
+	if err := localproc.PollContext(ctx, 200*time.Millisecond, time.Minute, func() (bool, error) {
 		d, err := e.client.AppsV1().Deployments(e.ns).Get(ctx, name, metav1.GetOptions{})
 		return err == nil && d.Status.ReadyReplicas == 1, nil
 	}); err != nil {
@@ -460,7 +461,7 @@ func (e *hpaEnv) newWorkload(t *testing.T, ctx context.Context, name string, typ
 		t.Fatal(err)
 	}
 	var h *autoscalingv2.HorizontalPodAutoscaler
-	if err := localcluster.Poll(ctx, 200*time.Millisecond, time.Minute, func() (bool, error) {
+	if err := localproc.PollContext(ctx, 200*time.Millisecond, time.Minute, func() (bool, error) {
 		got, err := e.client.AutoscalingV2().HorizontalPodAutoscalers(e.ns).Get(ctx, "keda-hpa-"+name, metav1.GetOptions{})
 		h = got
 		return err == nil, nil

@@ -44,29 +44,23 @@ func startProcess(name, bin string, args, env []string, logPath string) (*proces
 // was told (kwokctl's components): SIGTERM, up to grace, then SIGKILL. It
 // returns an error if the process is still there afterwards.
 func killPID(pid int, grace time.Duration) error {
-	if !alive(pid) {
+	if !Alive(pid) {
 		return nil
 	}
+	gone := func() (bool, error) { return !Alive(pid), nil }
 	_ = syscall.Kill(pid, syscall.SIGTERM)
-	deadline := time.Now().Add(grace)
-	for time.Now().Before(deadline) {
-		if !alive(pid) {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
+	if localproc.PollContext(context.Background(), 50*time.Millisecond, grace, gone) == nil {
+		return nil
 	}
 	_ = syscall.Kill(pid, syscall.SIGKILL)
-	for range 100 {
-		if !alive(pid) {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
+	if localproc.Poll(2*time.Second, gone) == nil {
+		return nil
 	}
 	return fmt.Errorf("pid %d survived SIGKILL", pid)
 }
 
-// alive reports whether pid names a process that is not a zombie.
-func alive(pid int) bool {
+// Alive reports whether pid names a process that is running (not a zombie).
+func Alive(pid int) bool {
 	if err := syscall.Kill(pid, 0); err != nil {
 		return !errors.Is(err, syscall.ESRCH)
 	}
@@ -101,7 +95,7 @@ func Processes(match func(cmdline, environ []string) bool) map[int]string {
 		}
 		env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
 		args := strings.Split(strings.TrimRight(string(cmd), "\x00"), "\x00")
-		if match(args, strings.Split(string(env), "\x00")) && alive(pid) {
+		if match(args, strings.Split(string(env), "\x00")) && Alive(pid) {
 			found[pid] = strings.Join(args, " ")
 		}
 	}

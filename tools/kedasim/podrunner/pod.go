@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -14,11 +15,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
 )
 
 // How often the runner looks at its pods, and probes an unready container's
@@ -206,7 +209,10 @@ func (p *pod) startAll(ctx context.Context) error {
 			if c.StartupProbe != nil {
 				// Like the kubelet: the next container starts once the
 				// sidecar's startup probe passes.
-				pollUntil(ctx, probeInterval, func() bool { return p.probeOK(c, c.StartupProbe) || p.ended(pr) })
+				// No deadline of its own: the pod's end or ctx stops it.
+				_ = localproc.PollContext(ctx, probeInterval, 24*time.Hour, func() (bool, error) {
+					return p.probeOK(c, c.StartupProbe) || p.ended(pr), nil
+				})
 			}
 			continue
 		}
@@ -527,9 +533,8 @@ func (p *pod) finish(ctx context.Context) {
 // pod's containers are gone (UID precondition: never a successor of the
 // same name).
 func (p *pod) deleteObject(ctx context.Context) {
-	zero := int64(0)
 	err := p.r.client.CoreV1().Pods(p.spec.Namespace).Delete(ctx, p.spec.Name, metav1.DeleteOptions{
-		GracePeriodSeconds: &zero,
+		GracePeriodSeconds: ptr.To[int64](0),
 		Preconditions:      &metav1.Preconditions{UID: &p.spec.UID},
 	})
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
@@ -607,14 +612,12 @@ func (p *pod) containerStatus(c corev1.Container, ready bool) corev1.ContainerSt
 	case pr == nil:
 		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}
 	case pr.finished.IsZero():
-		t := true
-		cs.Started = &t
+		cs.Started = ptr.To(true)
 		cs.Ready = ready
 		cs.ContainerID = fmt.Sprintf("podrunner://%d", pr.cmd.Process.Pid)
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(pr.started)}
 	default:
-		f := false
-		cs.Started = &f
+		cs.Started = ptr.To(false)
 		reason := "Completed"
 		if pr.exitCode != 0 {
 			reason = "Error"
@@ -653,17 +656,13 @@ func (p *pod) makeVolumes(ctx context.Context) error {
 			for k, s := range cm.Data {
 				files[k] = []byte(s)
 			}
-			for k, b := range cm.BinaryData {
-				files[k] = b
-			}
+			maps.Copy(files, cm.BinaryData)
 		case v.Secret != nil:
 			s, err := p.r.client.CoreV1().Secrets(p.spec.Namespace).Get(ctx, v.Secret.SecretName, metav1.GetOptions{})
 			if err != nil {
 				return fmt.Errorf("volume %s: %w", v.Name, err)
 			}
-			for k, b := range s.Data {
-				files[k] = b
-			}
+			maps.Copy(files, s.Data)
 		case v.EmptyDir != nil:
 		default:
 			return fmt.Errorf("volume %s: only emptyDir, configMap and secret volumes run here", v.Name)

@@ -28,7 +28,6 @@ import (
 	"os"
 	"sort"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -273,20 +272,4 @@ func (r *Runner) Signal(namespace, name string, sig os.Signal) error {
 		}
 	}
 	return fmt.Errorf("podrunner: no pod %s/%s runs here", namespace, name)
-}
-
-// pollUntil calls cond every interval until it returns true or ctx ends.
-func pollUntil(ctx context.Context, interval time.Duration, cond func() bool) bool {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if cond() {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
-	}
 }

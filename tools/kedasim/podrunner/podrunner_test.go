@@ -18,11 +18,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
+	"github.com/keda-eks-samples/workloads/pkg/testutil/svctest"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
 )
 
 // The test binary doubles as the pods' program: with PODRUNNER_HELPER=1 in
@@ -146,13 +149,12 @@ func start(t *testing.T, objs ...*corev1.ConfigMap) (*Runner, *fake.Clientset, s
 }
 
 func helperPod(name string, restart corev1.RestartPolicy, env ...corev1.EnvVar) *corev1.Pod {
-	grace := int64(5)
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, UID: k8stypes.UID("uid-" + name), Labels: map[string]string{"app": "helper"}},
 		Spec: corev1.PodSpec{
 			NodeName:                      node,
 			RestartPolicy:                 restart,
-			TerminationGracePeriodSeconds: &grace,
+			TerminationGracePeriodSeconds: ptr.To[int64](5),
 			Containers: []corev1.Container{{
 				Name:  "main",
 				Image: image,
@@ -172,17 +174,13 @@ func create(t *testing.T, c *fake.Clientset, p *corev1.Pod) {
 // poll calls cond until it is true or 20 s have passed.
 func poll(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
 	last := ""
-	for time.Now().Before(deadline) {
-		ok, s := cond()
-		if ok {
-			return
-		}
-		last = s
-		time.Sleep(50 * time.Millisecond)
+	if err := localproc.PollContext(t.Context(), 50*time.Millisecond, 20*time.Second, func() (ok bool, err error) {
+		ok, last = cond()
+		return ok, nil
+	}); err != nil {
+		t.Fatalf("%s: %v (last: %s)", what, err, last)
 	}
-	t.Fatalf("%s: not within 20s (last: %s)", what, last)
 }
 
 func getPod(t *testing.T, c *fake.Clientset, name string) *corev1.Pod {
@@ -233,15 +231,10 @@ func TestServingPodsGetTheirEnvOwnAddressReadinessAndSIGTERM(t *testing.T) {
 	})
 	for _, name := range []string{"web-a", "web-b"} {
 		ip := r.PodIP(ns, name)
-		resp, err := http.Get("http://" + net.JoinHostPort(ip, "8080") + "/env")
-		if err != nil {
-			t.Fatal(err)
-		}
 		var env map[string]string
-		if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		if err := svctest.GetJSON("http://"+net.JoinHostPort(ip, "8080")+"/env", &env); err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
 		want := map[string]string{
 			"POD_NAME": name, "POD_NAMESPACE": ns, "HOST": ip, "NODE": node, "PORT": "8080",
 			"GREETING": "hello", "ATTRS": "service.instance.id=" + name, "HOSTNAME": name,
@@ -340,8 +333,7 @@ func TestJobPodsReportTheProcessExitCode(t *testing.T) {
 func TestDeletionEscalatesToSIGKILLAfterTheGracePeriod(t *testing.T) {
 	r, c, logDir := start(t)
 	p := helperPod("stubborn", corev1.RestartPolicyAlways, corev1.EnvVar{Name: "IGNORE_TERM", Value: "1"})
-	grace := int64(1)
-	p.Spec.TerminationGracePeriodSeconds = &grace
+	p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](1)
 	create(t, c, p)
 	poll(t, "stubborn is running and handles SIGTERM", func() (bool, string) {
 		// Its handler first: a SIGTERM before it would end the process at

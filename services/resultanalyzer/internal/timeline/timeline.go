@@ -12,7 +12,6 @@ import (
 	_ "embed"
 	"fmt"
 	"html/template"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -71,7 +70,7 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 			p.Refresh = min(n, MaxRefresh)
 		}
 		var buf bytes.Buffer
-		if err := Render(&buf, p); err != nil {
+		if err := pageTmpl.Execute(&buf, p); err != nil {
 			log.Error("render timeline", "err", err)
 			http.Error(w, "render failed", http.StatusInternalServerError)
 			return
@@ -85,9 +84,6 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 		_, _ = buf.WriteTo(w)
 	})
 }
-
-// Render writes the page.
-func Render(w io.Writer, p Page) error { return pageTmpl.Execute(w, p) }
 
 // Page is everything the template prints, already laid out.
 type Page struct {

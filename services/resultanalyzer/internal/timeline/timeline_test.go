@@ -25,7 +25,7 @@ func at(sec int) time.Time { return t0.Add(time.Duration(sec) * time.Second) }
 func render(t *testing.T, evs []events.Event) string {
 	t.Helper()
 	var b bytes.Buffer
-	if err := Render(&b, Build(evs, at(3600))); err != nil {
+	if err := pageTmpl.Execute(&b, Build(evs, at(3600))); err != nil {
 		t.Fatal(err)
 	}
 	checkSVGWellFormed(t, b.String())
@@ -222,7 +222,7 @@ func TestSavedPageLinksStayInThePageOrSayTheyNeedTheService(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var b bytes.Buffer
-			if err := Render(&b, tt.p); err != nil {
+			if err := pageTmpl.Execute(&b, tt.p); err != nil {
 				t.Fatal(err)
 			}
 			page := b.String()

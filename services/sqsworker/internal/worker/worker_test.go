@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/keda-eks-samples/workloads/pkg/localproc"
@@ -206,25 +205,6 @@ func startWorker(t *testing.T, w *Worker, budget time.Duration) (stop func() err
 	return stop
 }
 
-// neverReceived fails t if a competing consumer can receive anything from
-// queueURL until until() holds (checked between 1s long polls).
-func neverReceived(t *testing.T, client sqsx.API, queueURL string, until func() bool, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !until() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not reached within %s", timeout)
-		}
-		out, err := client.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(queueURL), WaitTimeSeconds: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(out.Messages) > 0 {
-			t.Fatalf("message %s visible to another consumer while this worker holds it", aws.ToString(out.Messages[0].MessageId))
-		}
-	}
-}
-
 // A finished message waits for its delete under a lease that is still
 // extended: SQS hangs every DeleteMessageBatch for longer than three
 // visibility timeouts, yet no other consumer gets the message, each delete
@@ -244,7 +224,7 @@ func TestFinishedMessageStaysCoveredUntilItsDeleteLands(t *testing.T) {
 	}
 	p.WaitCalls(t, "DeleteMessageBatch", 1, 10*time.Second)
 	// Three extensions take longer than the 2s visibility timeout.
-	neverReceived(t, emu.Client(t), q.URL, func() bool { return p.Calls("ChangeMessageVisibilityBatch") >= 3 }, 30*time.Second)
+	emu.NeverReceived(t, q.URL, func() bool { return p.Calls("ChangeMessageVisibilityBatch") >= 3 }, 30*time.Second)
 	if n := p.Calls("DeleteMessageBatch"); n < 2 {
 		t.Fatalf("%d delete calls while SQS hung: the hung call was not cut and tried again", n)
 	}
@@ -280,7 +260,7 @@ func TestHungExtensionIsCutAndTriedAgainInTime(t *testing.T) {
 	// The first extension hangs; the two after it must keep the message.
 	// The worker holds it first; only then may no other consumer see it.
 	emu.WaitDepth(t, q.URL, func(v, f int) bool { return v == 0 && f == 1 }, 10*time.Second)
-	neverReceived(t, emu.Client(t), q.URL, func() bool { return p.Calls("ChangeMessageVisibilityBatch") >= 3 }, 30*time.Second)
+	emu.NeverReceived(t, q.URL, func() bool { return p.Calls("ChangeMessageVisibilityBatch") >= 3 }, 30*time.Second)
 	close(finish)
 	emu.WaitDepth(t, q.URL, sqstest.Empty, 10*time.Second)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
@@ -111,19 +112,15 @@ func TestAMPConfigWritesOneSeriesPerPod(t *testing.T) {
 
 	var series []prompb.TimeSeries
 	var auth []string
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	err = localproc.Poll(30*time.Second, func() (bool, error) {
 		series, auth = rw.snapshot()
-		if t.Failed() {
-			t.FailNow() // the stand-in said why
-		}
-		if len(series) > 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no remote write within 30s")
-		}
-		time.Sleep(50 * time.Millisecond)
+		return len(series) > 1 || t.Failed(), nil
+	})
+	if t.Failed() {
+		t.FailNow() // the stand-in said why
+	}
+	if err != nil {
+		t.Fatalf("no remote write: %v", err)
 	}
 
 	if len(series) != 2 {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keda-eks-samples/workloads/pkg/localproc"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/metric"
@@ -284,18 +285,16 @@ exporters:
 // 5s in the shipped config).
 func waitForEvents(t *testing.T, logs *fakeLogs, n int) []logEvent {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		events := logs.snapshot()
-		if logs.rejected.Load() {
-			t.FailNow() // the stand-in said why
-		}
-		if len(events) >= n {
-			return events
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d log events after 30s, want %d", len(events), n)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var events []logEvent
+	err := localproc.Poll(30*time.Second, func() (bool, error) {
+		events = logs.snapshot()
+		return len(events) >= n || logs.rejected.Load(), nil
+	})
+	if logs.rejected.Load() {
+		t.FailNow() // the stand-in said why
 	}
+	if err != nil {
+		t.Fatalf("%d log events, want %d: %v", len(events), n, err)
+	}
+	return events
 }

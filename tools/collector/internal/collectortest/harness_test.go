@@ -15,7 +15,6 @@ import (
 )
 
 var (
-	moduleDir  string // tools/collector
 	configsDir string // deploy/collector
 	otelcolBin string
 )
@@ -32,35 +31,17 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	moduleDir = filepath.Join(wd, "..", "..")
-	configsDir = filepath.Join(moduleDir, "..", "..", "deploy", "collector")
+	root := filepath.Join(wd, "..", "..", "..", "..") // tools/collector/internal/collectortest
+	configsDir = filepath.Join(root, "deploy", "collector")
 
-	// A relative OTELCOL_BIN is taken from the test's directory.
-	if bin := os.Getenv("OTELCOL_BIN"); bin != "" {
-		abs, err := filepath.Abs(bin)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		if _, err := os.Stat(abs); err != nil {
-			fmt.Fprintf(os.Stderr, "OTELCOL_BIN: %v\n", err)
-			return 1
-		}
-		otelcolBin = abs
-		return m.Run()
-	}
 	dir, err := os.MkdirTemp("", "otelcol-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	otelcolBin = filepath.Join(dir, "otelcol")
-	build := exec.Command("go", "build", "-trimpath", "-o", otelcolBin, ".")
-	build.Dir = moduleDir
-	build.Env = append(os.Environ(), "GOWORK=off")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build of the collector failed: %v\n%s", err, out)
+	if otelcolBin, err = localproc.CollectorBinary(root, dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()
@@ -134,7 +115,9 @@ func validate(t *testing.T, env []string, configs ...string) (string, error) {
 // copy) with its listeners on free loopback ports and extra added
 // (localproc.NewCollector), in collectorEnv(env); waits until its
 // health_check endpoint answers 200, and stops it (SIGTERM, then SIGKILL)
-// when the test ends.
+// when the test ends. (pkg/testutil/proctest does this for the other
+// modules; this module requires pkg/localproc alone, to keep its build list
+// the collector's.)
 func startCollector(t *testing.T, config, extra string, env map[string]string) *localproc.Collector {
 	t.Helper()
 	c, err := localproc.NewCollector(t.TempDir(), []string{config}, extra, withConfigVars(env))
@@ -155,7 +138,7 @@ func startCollector(t *testing.T, config, extra string, env map[string]string) *
 			t.Logf("collector output:\n%s", out.String())
 		}
 	})
-	if err := localproc.WaitOK(c.Health, 60*time.Second, p.Done()); err != nil {
+	if err := localproc.WaitOK(t.Context(), nil, c.Health, 60*time.Second, p.Done()); err != nil {
 		t.Fatalf("collector not healthy at %s: %v (exit: %v)\n%s", c.Health, err, p.Err(), out.String())
 	}
 	return c

@@ -7,9 +7,10 @@ package main
 import (
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 
 	"github.com/keda-eks-samples/workloads/tools/kedasim/iamgen"
 )
@@ -48,12 +49,7 @@ func run(paramsFile, dir, out string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	names := make([]string, 0, len(docs))
-	for n := range docs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(docs)) {
 		if err := os.WriteFile(filepath.Join(out, n), docs[n], 0o644); err != nil {
 			return err
 		}

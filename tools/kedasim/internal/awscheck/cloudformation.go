@@ -4,10 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -173,10 +174,7 @@ func (s *CFNSchema) CheckTemplate(src []byte) (*Template, error) {
 
 	t := &Template{Parameters: map[string]map[string]any{}, Resources: map[string]Resource{}, Outputs: map[string]Output{}}
 	// The top level and the Parameters, with Resources checked one by one below.
-	top := map[string]any{}
-	for k, v := range out {
-		top[k] = v
-	}
+	top := maps.Clone(out)
 	top["Resources"] = map[string]any{}
 	if err := s.root.Validate(top); err != nil {
 		errs = append(errs, fmt.Errorf("template: %w", err))
@@ -188,7 +186,7 @@ func (s *CFNSchema) CheckTemplate(src []byte) (*Template, error) {
 	if len(res) == 0 {
 		errs = append(errs, errors.New("template: no Resources"))
 	}
-	for _, id := range sortedKeys(res) {
+	for _, id := range slices.Sorted(maps.Keys(res)) {
 		m, _ := res[id].(map[string]any)
 		typ, _ := m["Type"].(string)
 		if !s.defs[typ] {
@@ -209,7 +207,7 @@ func (s *CFNSchema) CheckTemplate(src []byte) (*Template, error) {
 		t.Resources[id] = Resource{Type: typ, Properties: props}
 	}
 	outputs, _ := out["Outputs"].(map[string]any)
-	for _, name := range sortedKeys(outputs) {
+	for _, name := range slices.Sorted(maps.Keys(outputs)) {
 		b, _ := json.Marshal(outputs[name])
 		dec := json.NewDecoder(strings.NewReader(string(b)))
 		dec.DisallowUnknownFields()
@@ -238,7 +236,7 @@ var (
 func expandForEach(section map[string]any) (map[string]any, error) {
 	out := map[string]any{}
 	var errs []error
-	for _, k := range sortedKeys(section) {
+	for _, k := range slices.Sorted(maps.Keys(section)) {
 		v := section[k]
 		if !strings.HasPrefix(k, "Fn::ForEach::") {
 			if _, dup := out[k]; dup {
@@ -299,15 +297,6 @@ func substitute(v any, r *strings.Replacer) any {
 		return out
 	}
 	return v
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // addSchemaFile reads a JSON schema file and adds it to a new compiler

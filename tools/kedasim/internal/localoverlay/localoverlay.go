@@ -15,8 +15,10 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -139,7 +141,7 @@ func writeEnv(path string, values map[string]string) error {
 	var keys []string
 	for k := range values {
 		if _, ok := old[k]; !ok {
-			return fmt.Errorf("local overlay: %s has no %s (it has %s)", EnvFile, k, strings.Join(sortedKeys(old), ", "))
+			return fmt.Errorf("local overlay: %s has no %s (it has %s)", EnvFile, k, strings.Join(slices.Sorted(maps.Keys(old)), ", "))
 		}
 		keys = append(keys, k)
 	}
@@ -160,13 +162,4 @@ func writeEnv(path string, values map[string]string) error {
 		return fmt.Errorf("local overlay: %w", err)
 	}
 	return nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

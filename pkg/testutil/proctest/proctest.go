@@ -1,7 +1,7 @@
 // Package proctest starts the real processes the signal and e2e tests
-// share (Prometheus, as the Amazon Managed Prometheus stand-in, and any
-// binary with exactly the environment it is given) on 127.0.0.1, and
-// stops them when the test ends.
+// share (our OpenTelemetry Collector, Prometheus as the Amazon
+// Managed Prometheus stand-in, and any binary with exactly the environment
+// it is given) on 127.0.0.1, and stops them when the test ends.
 package proctest
 
 import (
@@ -72,7 +72,24 @@ func StartCmd(t testing.TB, name, bin string, args, env []string) (*localproc.Sy
 // (done) exits first or timeout passes.
 func WaitOK(t testing.TB, name, url string, timeout time.Duration, out *localproc.SyncBuffer, done <-chan struct{}) {
 	t.Helper()
-	if err := localproc.WaitOK(url, timeout, done); err != nil {
+	if err := localproc.WaitOK(t.Context(), nil, url, timeout, done); err != nil {
 		t.Fatalf("%s not ready at %s: %v; output:\n%s", name, url, err, out)
 	}
+}
+
+// StartCollector runs bin (localproc.CollectorBinary) on configs, merged
+// in order, with its listeners on free loopback ports and extra added, in
+// localproc's isolated environment plus env (localproc.NewCollector);
+// waits until its health_check answers 200, and stops it when the test
+// ends.
+func StartCollector(t testing.TB, bin string, configs []string, extra string, env map[string]string) *localproc.Collector {
+	t.Helper()
+	c, err := localproc.NewCollector(t.TempDir(), configs, extra, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "collector " + filepath.Base(configs[0])
+	out, done := StartCmd(t, name, bin, c.Args, c.Env)
+	WaitOK(t, name, c.Health, 60*time.Second, out, done)
+	return c
 }

@@ -126,9 +126,10 @@ func Poll(timeout time.Duration, cond func() (bool, error)) error {
 }
 
 // PollContext calls cond at once and then every interval until it returns
-// true or an error, ctx ends or timeout passes (an error saying which).
-func PollContext(ctx context.Context, interval, timeout time.Duration, cond func() (bool, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+// true or an error, parent ends or timeout passes (an error saying which:
+// parent's cause, or the timeout wrapping context.DeadlineExceeded).
+func PollContext(parent context.Context, interval, timeout time.Duration, cond func() (bool, error)) error {
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -138,6 +139,9 @@ func PollContext(ctx context.Context, interval, timeout time.Duration, cond func
 		}
 		select {
 		case <-ctx.Done():
+			if parent.Err() != nil {
+				return fmt.Errorf("condition not met: %w", context.Cause(parent))
+			}
 			return fmt.Errorf("condition not met within %s: %w", timeout, ctx.Err())
 		case <-t.C:
 		}

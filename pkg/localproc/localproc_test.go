@@ -102,6 +102,12 @@ func TestPollContextSaysWhyItStopped(t *testing.T) {
 	if err := PollContext(t.Context(), time.Millisecond, 20*time.Millisecond, never); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "within 20ms") {
 		t.Errorf("timeout: %v, want the timeout named and context.DeadlineExceeded", err)
 	}
+	budget := errors.New("budget spent")
+	parent, cancel := context.WithCancelCause(t.Context())
+	time.AfterFunc(10*time.Millisecond, func() { cancel(budget) })
+	if err := PollContext(parent, time.Millisecond, time.Minute, never); !errors.Is(err, budget) {
+		t.Errorf("parent cancelled: %v, want its cause", err)
+	}
 	boom := errors.New("boom")
 	if err := PollContext(t.Context(), time.Millisecond, time.Minute, func() (bool, error) { return false, boom }); err != boom {
 		t.Errorf("cond error: %v, want it as is", err)

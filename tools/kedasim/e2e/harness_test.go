@@ -143,6 +143,9 @@ func start(t *testing.T, ctx context.Context) *env {
 	if err != nil {
 		t.Fatalf("local control plane: %v", err)
 	}
+	if startClock, ok := budgetClocks.Load(t); ok {
+		startClock.(func())()
+	}
 	t.Cleanup(func() {
 		if err := e.cluster.Stop(); err != nil {
 			t.Errorf("stop control plane: %v", err)
@@ -470,11 +473,26 @@ func (e *env) forward(t *testing.T, selector string, port int) string {
 	return "http://" + ln.Addr().String()
 }
 
+// budgetClocks holds, per scenario, what starts its budget's clock: start
+// calls it once the scenario's control plane is up. Test-only state.
+var budgetClocks sync.Map // *testing.T → func()
+
 // scenario runs t in parallel with the other scenarios and gives it a
-// context that ends after budget, or when t returns.
+// context that ends budget after its control plane is up, or when t
+// returns. The wait for the one control-plane start at a time
+// (clusterStarts) is not the scenario's: a scenario queued behind a dozen
+// others waits ten minutes for it on two cores.
 func scenario(t *testing.T, budget time.Duration) context.Context {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(t.Context(), budget)
-	t.Cleanup(cancel)
+	ctx, cancel := context.WithCancelCause(t.Context())
+	t.Cleanup(func() { cancel(nil) })
+	var once sync.Once
+	budgetClocks.Store(t, func() {
+		once.Do(func() {
+			clock := time.AfterFunc(budget, func() { cancel(fmt.Errorf("the scenario's budget of %s is spent", budget)) })
+			t.Cleanup(func() { clock.Stop() })
+		})
+	})
+	t.Cleanup(func() { budgetClocks.Delete(t) })
 	return ctx
 }

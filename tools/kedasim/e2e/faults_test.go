@@ -59,7 +59,6 @@ type outage struct {
 // (4 pods); Prometheus' query API answers 503 for 3 minutes. The shipped
 // fallback (currentReplicasIfHigher, 2) keeps the 4 pods the load needs.
 func TestFaultAMPPrometheusDownHoldsReplicas(t *testing.T) {
-	t.Parallel()
 	runOutage(t, outage{overlay: "amp", load: 8, fault: faultproxy.Unavailable("Prometheus query API"), d: 3 * time.Minute})
 }
 
@@ -67,7 +66,6 @@ func TestFaultAMPPrometheusDownHoldsReplicas(t *testing.T) {
 // seeds' fallback (static, 2 replicas) under the same outage takes the 4
 // pods that 8 in flight need down to 2 once the scale-down window passes.
 func TestFaultAMPPrometheusDownSeedsFallbackDrops(t *testing.T) {
-	t.Parallel()
 	runOutage(t, outage{overlay: "amp", load: 8, fault: faultproxy.Unavailable("Prometheus query API"), d: 3 * time.Minute,
 		fallback: `{"failureThreshold":3,"replicas":2,"behavior":"static"}`})
 }
@@ -77,7 +75,6 @@ func TestFaultAMPPrometheusDownSeedsFallbackDrops(t *testing.T) {
 // GetMetricData (the pods' PutLogEvents still land) for 5 minutes, longer
 // than the local 180 s window plus the failures KEDA counts first.
 func TestFaultSidecarCloudWatchDownHoldsReplicas(t *testing.T) {
-	t.Parallel()
 	f := faultproxy.Unavailable("CloudWatch GetMetricData")
 	f.Match = faultproxy.AWSOperation("GetMetricData")
 	runOutage(t, outage{overlay: "sidecar", load: 8, fault: f, d: 5 * time.Minute})
@@ -149,8 +146,7 @@ func (e *env) fallbackActive(ctx context.Context, t *testing.T, name string) boo
 // counterexample's. Then the fault goes and the replicas must come back to
 // what the load needs with the trigger reading again.
 func runOutage(t *testing.T, o outage) {
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
-	defer cancel()
+	ctx := scenario(t, 40*time.Minute)
 	unit := unitOf(o.rate)
 	want := int32(math.Ceil(float64(o.load) / httpTarget))
 	lo, hi := want-1, want+1

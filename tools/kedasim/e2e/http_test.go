@@ -59,7 +59,6 @@ type httpScenario struct {
 // sum over 1 min: the mean number in flight. 16 in flight, then 7, then
 // none, with the shipped 300 s scale-down window.
 func TestAMPScalesToWhatTheLoadNeedsAndBack(t *testing.T) {
-	t.Parallel()
 	runHTTP(t, httpScenario{overlay: "amp", loads: []int{16, 7}, hold: 2 * time.Minute, back: true})
 }
 
@@ -71,7 +70,6 @@ func TestAMPScalesToWhatTheLoadNeedsAndBack(t *testing.T) {
 // minute old. 16 requests a second (8 pods share it evenly), with the
 // shipped 300 s scale-down window.
 func TestCloudWatchDirectScalesToWhatTheLoadNeeds(t *testing.T) {
-	t.Parallel()
 	runHTTP(t, httpScenario{overlay: "cloudwatch-direct", loads: []int{16}, rate: true, hold: 2 * time.Minute})
 }
 
@@ -80,7 +78,6 @@ func TestCloudWatchDirectScalesToWhatTheLoadNeeds(t *testing.T) {
 // step down from 16 would wait out the shipped 300 s window and the
 // CloudWatch signal's delay (8 minutes) on make e2e's longest path.
 func TestCloudWatchDirectScalesToALoadThePodsDoNotDivide(t *testing.T) {
-	t.Parallel()
 	runHTTP(t, httpScenario{overlay: "cloudwatch-direct", loads: []int{7}, rate: true, hold: 2 * time.Minute})
 }
 
@@ -93,7 +90,6 @@ func TestCloudWatchDirectScalesToALoadThePodsDoNotDivide(t *testing.T) {
 // that is a minute old. 16 in flight, with the shipped 300 s scale-down
 // window; gateway, the same trigger, takes the load the pods do not divide.
 func TestSidecarScalesToWhatTheLoadNeeds(t *testing.T) {
-	t.Parallel()
 	runHTTP(t, httpScenario{overlay: "sidecar", loads: []int{16}, hold: 2 * time.Minute})
 }
 
@@ -103,7 +99,6 @@ func TestSidecarScalesToWhatTheLoadNeeds(t *testing.T) {
 // forwarder here). 7 in flight (4 pods share it unevenly), with the local
 // windows (180 s).
 func TestGatewayScalesToWhatTheLoadNeedsAndBack(t *testing.T) {
-	t.Parallel()
 	runHTTP(t, httpScenario{overlay: "gateway", loads: []int{7}, windows: true, hold: 2 * time.Minute, back: true})
 }
 
@@ -145,8 +140,7 @@ func floorOf(overlay string) time.Duration {
 // every reading the HPA takes for the hold is within ⌈L/2⌉ ± 1 pods and
 // the replicas never leave it; after the last load, back to the minimum.
 func runHTTP(t *testing.T, sc httpScenario) {
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
-	defer cancel()
+	ctx := scenario(t, 45*time.Minute)
 	unit := unitOf(sc.rate)
 	var comps []string
 	if sc.windows {
@@ -228,11 +222,9 @@ func runHTTP(t *testing.T, sc httpScenario) {
 // and a finite reading the HPA took (a dead Prometheus or a typo in the
 // query would otherwise leave 1 replica and pass).
 func TestAMPSeedsAverageUnderScales(t *testing.T) {
-	t.Parallel()
+	ctx := scenario(t, 15*time.Minute)
 	const load = 16
 	want := int32(math.Ceil(load / float64(httpTarget)))
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
 	r := startHTTP(t, ctx, "amp", `avg(http_server_active_requests{job="webapi"})`,
 		fmt.Sprintf("amp with the seeds' avg(...): %d requests in flight need %d pods", load, want), "local-e2e-windows")
 	e, gen, tl := r.e, r.gen, r.tl

@@ -174,7 +174,7 @@ func (e *Emulator) NeverReceived(t testing.TB, queueURL string, until func() boo
 		if len(out.Messages) > 0 {
 			return false, fmt.Errorf("message %s received by a competing consumer while the consumer under test holds it", aws.ToString(out.Messages[0].MessageId))
 		}
-		return false, nil
+		return until(), nil
 	})
 	if err != nil {
 		t.Fatalf("sqstest: %v", err)

@@ -247,7 +247,10 @@ func (c *Cluster) start(name, bin string, args, env []string) (*process, error) 
 // of p's log.
 func waitURL(ctx context.Context, p *process, client *http.Client, url string, timeout time.Duration) error {
 	if err := localproc.WaitOK(ctx, client, url, timeout, p.Done()); err != nil {
-		return fmt.Errorf("%s %s: %w (exit: %v); log:\n%s", p.name, url, err, p.Err(), tail(p.log))
+		if p.Exited() {
+			err = fmt.Errorf("%w (exit: %v)", err, p.Err())
+		}
+		return fmt.Errorf("%s %s: %w; log:\n%s", p.name, url, err, tail(p.log))
 	}
 	return nil
 }

@@ -42,7 +42,7 @@ func startEmulator(ctx context.Context, st *stack, repo string) (*emulator, erro
 	}
 	p.backing = true // the workers hand their messages back to it when stopped
 	endpoint := "http://127.0.0.1:" + strconv.Itoa(port)
-	if err := localproc.WaitOK(context.Background(), nil, endpoint+"/health", 30*time.Second, p.Done()); err != nil {
+	if err := localproc.WaitOK(ctx, nil, endpoint+"/health", 30*time.Second, p.Done()); err != nil {
 		return nil, fmt.Errorf("SQS emulator: %w (see %s/fauxqs.log)", err, st.logs)
 	}
 	fmt.Fprintf(st.out, "started %-15s %s (SQS emulator)\n", "fauxqs", endpoint)

@@ -157,16 +157,13 @@ func (e *Emulator) WaitDepth(t testing.TB, queueURL string, cond func(visible, i
 	return visible, inFlight
 }
 
-// NeverReceived long-polls queueURL as a competing consumer (1 s receives)
-// until until() holds, and fails t if it receives anything: a message must
-// stay invisible while the consumer under test holds it. It fails t, too,
-// if until() does not hold within timeout.
+// NeverReceived long-polls queueURL as a competing consumer (1 s receives,
+// until() checked after each) until until() holds, and fails t if it
+// receives anything: a message must stay invisible while the consumer under
+// test holds it. It fails t, too, if until() does not hold within timeout.
 func (e *Emulator) NeverReceived(t testing.TB, queueURL string, until func() bool, timeout time.Duration) {
 	t.Helper()
 	err := localproc.PollContext(t.Context(), 10*time.Millisecond, timeout, func() (bool, error) {
-		if until() {
-			return true, nil
-		}
 		out, err := e.client.ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(queueURL), WaitTimeSeconds: 1})
 		if err != nil {
 			return false, err

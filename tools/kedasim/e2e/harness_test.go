@@ -143,8 +143,8 @@ func start(t *testing.T, ctx context.Context) *env {
 	if err != nil {
 		t.Fatalf("local control plane: %v", err)
 	}
-	if startClock, ok := budgetClocks.Load(t); ok {
-		startClock.(func())()
+	if startClock, ok := ctx.Value(budgetClock{}).(func()); ok {
+		startClock()
 	}
 	t.Cleanup(func() {
 		if err := e.cluster.Stop(); err != nil {
@@ -473,9 +473,9 @@ func (e *env) forward(t *testing.T, selector string, port int) string {
 	return "http://" + ln.Addr().String()
 }
 
-// budgetClocks holds, per scenario, what starts its budget's clock: start
-// calls it once the scenario's control plane is up. Test-only state.
-var budgetClocks sync.Map // *testing.T → func()
+// budgetClock is the key of the scenario context's value that starts its
+// budget's clock: start calls it once the control plane is up.
+type budgetClock struct{}
 
 // scenario runs t in parallel with the other scenarios and gives it a
 // context that ends budget after its control plane is up, or when t
@@ -486,13 +486,9 @@ func scenario(t *testing.T, budget time.Duration) context.Context {
 	t.Parallel()
 	ctx, cancel := context.WithCancelCause(t.Context())
 	t.Cleanup(func() { cancel(nil) })
-	var once sync.Once
-	budgetClocks.Store(t, func() {
-		once.Do(func() {
-			clock := time.AfterFunc(budget, func() { cancel(fmt.Errorf("the scenario's budget of %s is spent", budget)) })
-			t.Cleanup(func() { clock.Stop() })
-		})
+	startClock := sync.OnceFunc(func() {
+		clock := time.AfterFunc(budget, func() { cancel(fmt.Errorf("the scenario's budget of %s is spent", budget)) })
+		t.Cleanup(func() { clock.Stop() })
 	})
-	t.Cleanup(func() { budgetClocks.Delete(t) })
-	return ctx
+	return context.WithValue(ctx, budgetClock{}, startClock)
 }
